@@ -1,0 +1,64 @@
+// EngineLoop: the one thread that owns the scheduler and the backend. Each step: schedule → forward → sample →
+// update. Other threads talk to it only through Submit/Cancel (a bounded inbox) and read results through sinks.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "engine/backend.h"
+#include "engine/tokenizer.h"
+#include "scheduler/request.h"
+#include "scheduler/scheduler_config.h"
+#include "scheduler/step_stats.h"
+
+namespace llama {
+
+struct EngineLoopOptions {
+  SchedulerConfig scheduler;
+  int max_queued_requests = 256;  // waiting + inbox; Submit answers RESOURCE_EXHAUSTED beyond it
+  absl::Status Validate() const;
+};
+
+// A consistent view for health/metrics/tests, readable from any thread.
+struct EngineSnapshot {
+  int num_running = 0;
+  int num_waiting = 0;
+  int kv_blocks_used = 0;
+  int kv_blocks_total = 0;
+  int64_t num_steps = 0;
+  int64_t num_preemptions = 0;
+  bool running = false;
+};
+
+class EngineLoop {
+ public:
+  // backend and tokenizer must outlive the loop. The tokenizer is used for stop strings and text deltas.
+  EngineLoop(Backend* backend, const Tokenizer* tokenizer, EngineLoopOptions options);
+  ~EngineLoop();  // Stop()s
+  EngineLoop(const EngineLoop&) = delete;
+  EngineLoop& operator=(const EngineLoop&) = delete;
+
+  void AddObserver(StepObserver* observer);  // before Start
+  void Start();
+  // Ends every live request with CANCELLED ("server shutting down") and joins the thread.
+  void Stop();
+
+  // Thread-safe. INVALID_ARGUMENT (empty prompt, prompt + 1 beyond the context, k out of range, bad sampling),
+  // RESOURCE_EXHAUSTED (queue full), UNAVAILABLE (not running). On OK the sink gets exactly one OnFinish.
+  absl::Status Submit(GenerationRequest request, std::shared_ptr<RequestSink> sink);
+  // Thread-safe; takes effect within one step. reason: CANCELLED or DEADLINE_EXCEEDED. Unknown ids are ignored.
+  void Cancel(uint64_t request_id, absl::Status reason);
+
+  EngineSnapshot Snapshot() const;
+  const KvCacheSpec& kv_cache() const { return backend_->kv_cache(); }
+  const ModelConfig& model_config() const { return backend_->config(); }
+
+ private:
+  class Impl;
+  Backend* backend_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace llama
