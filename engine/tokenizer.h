@@ -10,11 +10,9 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 
-namespace sentencepiece {
-class SentencePieceProcessor;
-}
-
 namespace llama {
+
+class SentencePieceModel;  // engine/sentencepiece_model.h
 
 class Tokenizer {
  public:
@@ -25,8 +23,14 @@ class Tokenizer {
   std::vector<int32_t> Encode(std::string_view text) const;
   // Ids → text as SentencePiece decodes it (BOS/EOS dropped).
   std::string Decode(absl::Span<const int32_t> ids) const;
-  // The raw bytes one piece stands for: "▁" → " ", byte pieces <0xNN> → that byte; control pieces → "".
+  // The raw bytes one piece stands for: "▁" → " ", byte pieces <0xNN> → that byte; control pieces → "";
+  // the unknown piece → SentencePiece's unknown surface " \u2047 " (what Decode prints for it).
   const std::string& PieceBytes(int32_t id) const;
+
+  // How decoding treats a piece: byte pieces form UTF-8 runs, control pieces print nothing, only a normal piece
+  // loses its leading space when it is the first printed piece.
+  enum class PieceKind : uint8_t { kNormal, kByte, kControl, kUnknown };
+  PieceKind piece_kind(int32_t id) const;
 
   int vocab_size() const { return static_cast<int>(piece_bytes_.size()); }
   int32_t bos_id() const { return bos_id_; }
@@ -34,8 +38,9 @@ class Tokenizer {
 
  private:
   Tokenizer() = default;
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
+  std::unique_ptr<SentencePieceModel> sp_;
   std::vector<std::string> piece_bytes_;  // [vocab] bytes of each piece
+  std::vector<PieceKind> piece_kinds_;    // [vocab]
   int32_t bos_id_ = 1;
   int32_t eos_id_ = 2;
 };

@@ -1,0 +1,41 @@
+// A std-only wrapper of sentencepiece::SentencePieceProcessor.
+// Why it exists: <sentencepiece_processor.h> declares `namespace absl { using std::string_view; }`, which clashes
+// with Debian's Abseil (there absl::string_view is its own class, ABSL_OPTION_USE_STD_STRING_VIEW 0). So only
+// sentencepiece_model.cc includes it, and neither that file nor this header includes any Abseil header.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sentencepiece {
+class SentencePieceProcessor;
+}
+
+namespace llama {
+
+class SentencePieceModel {
+ public:
+  // Null on failure, with the reason in *error.
+  static std::unique_ptr<SentencePieceModel> Load(const std::string& model_path, std::string* error);
+  ~SentencePieceModel();
+
+  // False only when the model is not loaded (Load rules that out).
+  bool Encode(std::string_view text, std::vector<int>* ids) const;
+  std::string DecodeIds(const std::vector<int>& ids) const;
+
+  int piece_size() const;
+  const std::string& IdToPiece(int id) const;
+  bool IsControl(int id) const;
+  bool IsUnknown(int id) const;
+  bool IsByte(int id) const;
+  int bos_id() const;
+  int eos_id() const;
+
+ private:
+  SentencePieceModel() = default;
+  std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
+};
+
+}  // namespace llama
