@@ -1,0 +1,205 @@
+#include "scheduler/scheduler.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "engine/status_macros.h"
+
+namespace llama {
+
+int SchedulerPlan::num_samples() const {
+  int total = 0;
+  for (const ScheduledSequence& s : seqs) total += s.num_samples;
+  return total;
+}
+
+uint64_t CandidateSeed(uint64_t request_seed, int candidate_index) {
+  return request_seed + static_cast<uint64_t>(candidate_index) * 0x9E3779B97F4A7C15ull;
+}
+
+Scheduler::Scheduler(const SchedulerConfig& config, int num_blocks, int block_size)
+    : config_(config), allocator_(num_blocks, block_size) {
+  CHECK_OK(config_.Validate());
+  CHECK_GT(config_.max_model_len, 0);
+  // A sequence alone must always fit, or it could wait forever.
+  CHECK_LE(config_.max_model_len, int64_t{num_blocks} * block_size);
+}
+
+Scheduler::~Scheduler() {
+  waiting_.clear();
+  running_.clear();
+  requests_.clear();  // sequences give their blocks back
+  allocator_.CheckInvariants();
+}
+
+void Scheduler::AddRequest(uint64_t request_id, std::vector<int32_t> prompt_tokens,
+                           const SamplingParams& sampling, uint64_t seed, int num_candidates) {
+  CHECK(!requests_.contains(request_id));
+  CHECK_GE(num_candidates, 1);
+  CHECK_LE(num_candidates, config_.max_num_seqs);
+  CHECK_LT(static_cast<int>(prompt_tokens.size()), config_.max_model_len);
+  auto request = std::make_unique<Request>();
+  request->params = {request_id, sampling, num_candidates};
+  request->seed = seed;
+  request->candidates.push_back(std::make_unique<Sequence>(
+      next_seq_id_++, &request->params, 0, CandidateSeed(seed, 0), std::move(prompt_tokens), &allocator_));
+  waiting_.push_back(request->candidates[0].get());
+  requests_[request_id] = std::move(request);
+}
+
+bool Scheduler::FitsInMemory(const Sequence& seq, int num_new) const {
+  return allocator_.CanAllocate(seq.block_table().NumBlocksNeeded(seq.num_computed_tokens(), num_new));
+}
+
+void Scheduler::AddToPlan(Sequence* seq, int num_new, SchedulerPlan* plan) {
+  std::optional<std::vector<BlockCopy>> copies = seq->block_table().Append(seq->num_computed_tokens(), num_new);
+  CHECK(copies.has_value());  // callers check FitsInMemory first
+  plan->block_copies.insert(plan->block_copies.end(), copies->begin(), copies->end());
+  ScheduledSequence s{seq, num_new, 0};
+  if (seq->num_computed_tokens() + num_new == seq->num_tokens()) {
+    s.num_samples = seq->fork_pending() ? seq->params().num_candidates : 1;
+  }
+  const bool decode = num_new == 1 && seq->num_computed_tokens() >= seq->num_prompt_tokens();
+  (decode ? plan->num_decode_tokens : plan->num_prefill_tokens) += num_new;
+  plan->seqs.push_back(s);
+}
+
+SchedulerPlan Scheduler::Schedule() {
+  SchedulerPlan plan;
+  StepBudget budget(config_.max_num_batched_tokens, config_.max_num_seqs);
+  ScheduleRunning(/*decodes=*/true, &budget, &plan);
+  ScheduleRunning(/*decodes=*/false, &budget, &plan);
+  // After a preemption memory is short: admitting more now would only preempt again next step.
+  if (plan.preempted.empty()) AdmitWaiting(&budget, &plan);
+  return plan;
+}
+
+void Scheduler::ScheduleRunning(bool decodes, StepBudget* budget, SchedulerPlan* plan) {
+  size_t i = 0;
+  while (i < running_.size()) {
+    Sequence* seq = running_[i];
+    const int wanted = seq->num_uncomputed_tokens();
+    if ((wanted == 1) != decodes) {
+      ++i;
+      continue;
+    }
+    const int num_new = budget->TokensFor(wanted);
+    if (num_new == 0) return;  // the step is full
+    bool preempted_self = false;
+    while (!FitsInMemory(*seq, num_new)) {
+      if (PreemptNewest(plan) == seq) {
+        preempted_self = true;
+        break;
+      }
+    }
+    if (preempted_self) continue;  // running_[i] is now the next sequence
+    AddToPlan(seq, num_new, plan);
+    budget->Take(num_new);
+    ++i;
+  }
+}
+
+Sequence* Scheduler::PreemptNewest(SchedulerPlan* plan) {
+  for (auto it = running_.rbegin(); it != running_.rend(); ++it) {
+    Sequence* victim = *it;
+    const bool in_plan = std::any_of(plan->seqs.begin(), plan->seqs.end(),
+                                     [victim](const ScheduledSequence& s) { return s.seq == victim; });
+    if (in_plan) continue;
+    running_.erase(std::next(it).base());
+    victim->MarkPreempted();
+    // Older victims end up in front of newer ones: they resume first.
+    waiting_.push_front(victim);
+    plan->preempted.push_back(victim);
+    ++num_preemptions_;
+    return victim;
+  }
+  CHECK(false);  // the sequence asking for room is itself running and not in the plan
+  return nullptr;
+}
+
+int Scheduler::RunningSlots() const {
+  int slots = 0;
+  for (const Sequence* seq : running_) slots += seq->fork_pending() ? seq->params().num_candidates : 1;
+  return slots;
+}
+
+void Scheduler::AdmitWaiting(StepBudget* budget, SchedulerPlan* plan) {
+  int slots = RunningSlots();
+  while (!waiting_.empty()) {
+    Sequence* seq = waiting_.front();
+    const int seq_slots = seq->fork_pending() ? seq->params().num_candidates : 1;
+    if (slots + seq_slots > config_.max_num_seqs) return;
+    const int num_new = budget->TokensFor(seq->num_uncomputed_tokens());
+    if (num_new == 0 || !FitsInMemory(*seq, num_new)) return;
+    waiting_.pop_front();
+    seq->MarkRunning();
+    running_.push_back(seq);
+    slots += seq_slots;
+    AddToPlan(seq, num_new, plan);
+    budget->Take(num_new);
+  }
+}
+
+std::vector<Sequence*> Scheduler::Update(const SchedulerPlan& plan, absl::Span<const int32_t> sampled_tokens) {
+  CHECK_EQ(static_cast<int>(sampled_tokens.size()), plan.num_samples());
+  std::vector<Sequence*> updated;
+  size_t row = 0;
+  for (const ScheduledSequence& s : plan.seqs) {
+    Sequence* seq = s.seq;
+    seq->AdvanceComputed(s.num_new_tokens);
+    if (s.num_samples == 0) continue;
+    std::vector<Sequence*> forks;
+    if (s.num_samples > 1) {
+      CHECK(seq->fork_pending());
+      Request& request = *requests_.at(seq->request_id());
+      for (int j = 1; j < s.num_samples; ++j) {
+        request.candidates.push_back(seq->Fork(next_seq_id_++, j, CandidateSeed(request.seed, j)));
+        forks.push_back(request.candidates.back().get());
+      }
+      seq->set_forked();
+    }
+    seq->AppendToken(sampled_tokens[row++]);
+    updated.push_back(seq);
+    for (Sequence* fork : forks) {
+      fork->AppendToken(sampled_tokens[row++]);
+      running_.push_back(fork);
+      updated.push_back(fork);
+    }
+  }
+  return updated;
+}
+
+void Scheduler::Unqueue(Sequence* seq) {
+  if (seq->status() == SequenceStatus::kRunning) {
+    auto it = std::find(running_.begin(), running_.end(), seq);
+    CHECK(it != running_.end());
+    running_.erase(it);
+  } else {
+    auto it = std::find(waiting_.begin(), waiting_.end(), seq);
+    CHECK(it != waiting_.end());
+    waiting_.erase(it);
+  }
+}
+
+void Scheduler::FinishSequence(Sequence* seq, SequenceStatus status) {
+  CHECK(!seq->is_finished());
+  Unqueue(seq);
+  seq->MarkFinished(status);
+}
+
+void Scheduler::RemoveRequest(uint64_t request_id, SequenceStatus status) {
+  auto it = requests_.find(request_id);
+  CHECK(it != requests_.end());
+  for (auto& seq : it->second->candidates) {
+    if (!seq->is_finished()) FinishSequence(seq.get(), status);
+  }
+  requests_.erase(it);
+}
+
+const std::vector<std::unique_ptr<Sequence>>& Scheduler::Candidates(uint64_t request_id) const {
+  auto it = requests_.find(request_id);
+  CHECK(it != requests_.end());
+  return it->second->candidates;
+}
+
+}  // namespace llama

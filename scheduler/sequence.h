@@ -1,0 +1,91 @@
+// Sequence: one token stream being generated (one candidate of a request), its state machine and its progress.
+//
+// Prefill, chunked prefill, decode and recompute after preemption are one code path: a sequence holds its tokens
+// (prompt + generated) and num_computed_tokens, the prefix whose KV is in the cache. Each step computes some of
+// tokens[num_computed_tokens, num_tokens); when that reaches num_tokens, the last row's logits give a new token.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "engine/sampling.h"
+#include "scheduler/block_allocator.h"
+
+namespace llama {
+
+// Ordered: everything after kPreempted is finished.
+enum class SequenceStatus {
+  kWaiting,    // admitted to the scheduler, no KV yet
+  kRunning,    // holds KV blocks; scheduled each step (budget permitting)
+  kPreempted,  // lost its KV to make room; waits at the front of the queue to recompute it
+  kFinishedStopped,    // EOS or a stop string
+  kFinishedLength,     // max_tokens or the context limit
+  kFinishedCancelled,  // the client went away, or the engine stopped
+  kFinishedDeadline,   // the request's deadline passed
+  kFinishedError,      // the backend failed on a step holding this sequence
+};
+inline bool IsFinished(SequenceStatus status) { return status > SequenceStatus::kPreempted; }
+const char* SequenceStatusName(SequenceStatus status);
+
+// What a request fixes for all its candidates.
+struct SequenceParams {
+  uint64_t request_id = 0;
+  SamplingParams sampling;
+  int num_candidates = 1;
+};
+
+class Sequence {
+ public:
+  // candidate_index 0 is the request's first sequence; the others fork from it after the prompt's prefill.
+  Sequence(uint64_t seq_id, const SequenceParams* params, int candidate_index, uint64_t seed,
+           std::vector<int32_t> prompt_tokens, BlockAllocator* allocator);
+
+  // Named transitions; each CHECKs that it is legal from the current status.
+  void MarkRunning();                    // waiting/preempted → running
+  void MarkPreempted();                  // running → preempted: drops KV, keeps tokens (recomputed as prompt)
+  void MarkFinished(SequenceStatus to);  // any unfinished → finished: releases KV
+
+  // Records that tokens [num_computed_tokens, num_computed_tokens + n) are now in the KV cache.
+  void AdvanceComputed(int n);
+  void AppendToken(int32_t token);  // a newly sampled token (not yet computed)
+  // A copy of this sequence as candidate `candidate_index`, sharing its KV blocks (copy-on-write).
+  std::unique_ptr<Sequence> Fork(uint64_t seq_id, int candidate_index, uint64_t seed) const;
+
+  uint64_t seq_id() const { return seq_id_; }
+  uint64_t request_id() const { return params_->request_id; }
+  const SequenceParams& params() const { return *params_; }
+  int candidate_index() const { return candidate_index_; }
+  uint64_t seed() const { return seed_; }
+  SequenceStatus status() const { return status_; }
+  bool is_finished() const { return IsFinished(status_); }
+
+  const std::vector<int32_t>& tokens() const { return tokens_; }
+  int num_tokens() const { return static_cast<int>(tokens_.size()); }
+  int num_prompt_tokens() const { return num_prompt_tokens_; }
+  int num_generated_tokens() const { return num_tokens() - num_prompt_tokens_; }
+  int num_computed_tokens() const { return num_computed_tokens_; }
+  int num_uncomputed_tokens() const { return num_tokens() - num_computed_tokens_; }
+  int num_preemptions() const { return num_preemptions_; }
+  // Candidate 0 of a k > 1 request before its prompt is computed: its first sample is k samples.
+  bool fork_pending() const { return candidate_index_ == 0 && params_->num_candidates > 1 && !forked_; }
+  void set_forked() { forked_ = true; }
+
+  BlockTable& block_table() { return block_table_; }
+  const BlockTable& block_table() const { return block_table_; }
+
+ private:
+  uint64_t seq_id_;
+  const SequenceParams* params_;  // owned by the request; outlives its sequences
+  int candidate_index_;
+  uint64_t seed_;
+  SequenceStatus status_ = SequenceStatus::kWaiting;
+  std::vector<int32_t> tokens_;  // [num_tokens] prompt, then generated
+  int num_prompt_tokens_;
+  int num_computed_tokens_ = 0;
+  int num_preemptions_ = 0;
+  bool forked_ = false;
+  BlockTable block_table_;
+};
+
+}  // namespace llama
