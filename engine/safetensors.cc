@@ -47,7 +47,7 @@ absl::StatusOr<Json> ParseHeaderJson(std::string_view text, const std::string& p
     }
     return true;
   };
-  if (text.empty() || text.front() != '{') return FileError(path, "header is not valid JSON (must start with '{')");
+  if (text.empty() || text.front() != '{') return FileError(path, "header is not a JSON object (must start with '{')");
   Json j = Json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/false);
   if (j.is_discarded()) return FileError(path, "header is not valid JSON");
   if (!j.is_object()) return FileError(path, "header is not a JSON object");
