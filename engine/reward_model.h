@@ -1,0 +1,92 @@
+// RewardModel: a co-hosted scalar reward model (LlamaForSequenceClassification: Llama backbone + score head
+// [1, hidden] + optional bias), run as prefill-only work on its own Backend with its own KV pool.
+//
+// What a reward model scores, defined once here and used by training (train-rm-head), candidate selection and the
+// Score RPC: the LLaMA 2-Chat prompt of the dialog (BuildChatPrompt) followed by Encode(strip(response)), the
+// response as the assistant's answer, without the EOS that would close the turn. The score is
+// sigmoid(score · h + bias), h = the final-norm hidden state of that sequence's last token, applied on the host.
+// Candidates are scored from their decoded text (re-encoded), so a (dialog, response) pair gets the same tokens,
+// and hence the same score, whether it comes from generation or from a Score RPC.
+//
+// Threading: Score and Features may be called from any thread; calls are serialised on an internal mutex (the
+// backend runs one Forward at a time and every call reuses the whole KV pool, because nothing outlives a call).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "engine/backend.h"
+#include "engine/chat_prompt.h"
+#include "engine/tokenizer.h"
+#include "engine/weights.h"
+
+namespace llama {
+
+// prompt_ids (as BuildChatPrompt made them) followed by Encode(strip(response)). INVALID_ARGUMENT when the result
+// is longer than max_tokens (0 = no limit) or the response is empty after stripping.
+absl::StatusOr<std::vector<int32_t>> AppendRewardResponse(const Tokenizer& tokenizer,
+                                                          absl::Span<const int32_t> prompt_ids,
+                                                          std::string_view response, int max_tokens);
+
+// The whole reward sequence of (dialog, response). The dialog's oldest turns are dropped, as in BuildChatPrompt,
+// so that prompt + response fits max_tokens (0 = no limit).
+absl::StatusOr<std::vector<int32_t>> BuildRewardSequence(const Tokenizer& tokenizer,
+                                                         const std::vector<Message>& dialog,
+                                                         std::string_view response, int max_tokens);
+
+struct RewardModelOptions {
+  std::string name = "safety";       // metrics label and logs
+  int max_batch_tokens = 2048;       // tokens in one Forward at most; more sequences take several Forward calls
+};
+
+class RewardModel {
+ public:
+  using BackendFactory = std::function<absl::StatusOr<std::unique_ptr<Backend>>(ModelWeights)>;
+
+  // weights must be a reward model (num_labels == 1, score [1, hidden]); the backend is made from them by factory.
+  static absl::StatusOr<std::unique_ptr<RewardModel>> Create(ModelWeights weights, const BackendFactory& factory,
+                                                             RewardModelOptions options);
+  // LoadModelWeights(model_dir), checked to be a reward model, then Create.
+  static absl::StatusOr<std::unique_ptr<RewardModel>> Load(const std::string& model_dir,
+                                                           const BackendFactory& factory, RewardModelOptions options);
+
+  // P(safe/helpful) of each sequence: [num_sequences] in [0, 1]. Sequences are packed into as few Forward calls
+  // as the KV pool and max_batch_tokens allow (k candidates of one request: one call). DEADLINE_EXCEEDED when
+  // deadline passes before a Forward; the backend's error otherwise.
+  absl::StatusOr<std::vector<float>> Score(const std::vector<std::vector<int32_t>>& sequences,
+                                           absl::Time deadline = absl::InfiniteFuture());
+  // Final-norm hidden state of each sequence's last token: [num_sequences, hidden_size] row-major.
+  absl::StatusOr<std::vector<float>> Features(const std::vector<std::vector<int32_t>>& sequences,
+                                              absl::Time deadline = absl::InfiniteFuture());
+
+  const std::string& name() const { return options_.name; }
+  const ModelConfig& config() const { return config_; }
+  int max_tokens() const { return config_.max_position_embeddings; }
+  const std::vector<float>& head() const { return head_; }  // [hidden]
+  float bias() const { return bias_; }
+
+ private:
+  RewardModel(std::unique_ptr<Backend> backend, ModelConfig config, std::vector<float> head, float bias,
+              RewardModelOptions options);
+  // Runs one Forward over sequences [begin, end), appending their hidden rows to hidden.
+  absl::Status ForwardChunk(const std::vector<std::vector<int32_t>>& sequences, size_t begin, size_t end,
+                            std::vector<float>* hidden) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  absl::Mutex mu_;
+  std::unique_ptr<Backend> backend_ ABSL_GUARDED_BY(mu_);
+  const ModelConfig config_;
+  const std::vector<float> head_;  // [hidden]  score.weight row 0
+  const float bias_;               // score.bias[0], 0 when absent
+  const RewardModelOptions options_;
+};
+
+}  // namespace llama
