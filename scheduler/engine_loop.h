@@ -32,6 +32,8 @@ struct EngineSnapshot {
   bool running = false;
 };
 
+class CandidateSelector;
+
 class EngineLoop {
  public:
   // backend and tokenizer must outlive the loop. The tokenizer is used for stop strings and text deltas.
@@ -41,6 +43,9 @@ class EngineLoop {
   EngineLoop& operator=(const EngineLoop&) = delete;
 
   void AddObserver(StepObserver* observer);  // before Start
+  // Chooses among the k candidates of a request (the reward model's hook); before Start; must outlive the loop.
+  // Default: candidate 0.
+  void SetCandidateSelector(CandidateSelector* selector);
   void Start();
   // Ends every live request with CANCELLED ("server shutting down") and joins the thread.
   void Stop();

@@ -1,0 +1,44 @@
+// CandidateSelector: the hook that picks which of a request's k candidates is answered (rejection sampling).
+// The engine loop calls it on its own thread once all k candidates have finished, before anything of the answer
+// is streamed. The default takes candidate 0; the safety reward model (DESIGN §7) plugs in here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "scheduler/request.h"
+
+namespace llama {
+
+struct CandidateOutput {
+  int index = 0;
+  std::vector<int32_t> token_ids;  // what would be emitted (stop strings applied, EOS dropped)
+  std::string text;
+  FinishReason reason = FinishReason::kStop;
+};
+
+struct CandidateChoice {
+  int index = 0;
+  float safety_score = -1.0f;  // -1 when no reward model scored it
+};
+
+class CandidateSelector {
+ public:
+  virtual ~CandidateSelector() = default;
+  // An error fails the request (never sends unscored text).
+  virtual absl::StatusOr<CandidateChoice> Select(const GenerationRequest& request,
+                                                 absl::Span<const CandidateOutput> candidates) = 0;
+};
+
+// Picks candidate 0 (until the reward model exists).
+class FirstCandidateSelector : public CandidateSelector {
+ public:
+  absl::StatusOr<CandidateChoice> Select(const GenerationRequest&, absl::Span<const CandidateOutput>) override {
+    return CandidateChoice{};
+  }
+};
+
+}  // namespace llama

@@ -1,0 +1,377 @@
+#include "scheduler/engine_loop.h"
+
+#include <algorithm>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "engine/status_macros.h"
+#include "scheduler/candidate_selector.h"
+#include "scheduler/forward_input_builder.h"
+#include "scheduler/request_state.h"
+#include "scheduler/scheduler.h"
+
+namespace llama {
+namespace {
+
+// The context limit: the configured one (default: the model's), never more than the KV pool can hold for one
+// sequence (so a sequence alone always fits and the queue cannot stall).
+SchedulerConfig ResolveConfig(SchedulerConfig config, const ModelConfig& model, const KvCacheSpec& kv) {
+  if (config.max_model_len == 0) config.max_model_len = model.max_position_embeddings;
+  config.max_model_len = std::min<int64_t>(config.max_model_len, int64_t{kv.num_blocks} * kv.block_size);
+  return config;
+}
+
+FinishReason ReasonFor(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kDeadlineExceeded ? FinishReason::kDeadline : FinishReason::kCancelled;
+}
+
+SequenceStatus SequenceStatusFor(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kDeadline: return SequenceStatus::kFinishedDeadline;
+    case FinishReason::kError: return SequenceStatus::kFinishedError;
+    default: return SequenceStatus::kFinishedCancelled;
+  }
+}
+
+}  // namespace
+
+absl::Status EngineLoopOptions::Validate() const {
+  RETURN_IF_ERROR(scheduler.Validate());
+  if (max_queued_requests < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("max_queued_requests must be >= 1, got ", max_queued_requests));
+  }
+  return absl::OkStatus();
+}
+
+class EngineLoop::Impl {
+ public:
+  Impl(Backend* backend, const Tokenizer* tokenizer, const EngineLoopOptions& options)
+      : backend_(backend),
+        tokenizer_(tokenizer),
+        max_queued_requests_(options.max_queued_requests),
+        scheduler_(ResolveConfig(options.scheduler, backend->config(), backend->kv_cache()),
+                   backend->kv_cache().num_blocks, backend->kv_cache().block_size) {
+    absl::MutexLock lock(&mu_);
+    PublishSnapshotLocked();
+  }
+
+  std::vector<StepObserver*> observers;
+  CandidateSelector* selector = &default_selector_;
+
+  void Start() {
+    absl::MutexLock lock(&mu_);
+    CHECK(!thread_.joinable() && !stop_requested_);
+    accepting_ = true;
+    snapshot_.running = true;
+    thread_ = std::thread([this] { Run(); });
+  }
+
+  void Stop() {
+    {
+      absl::MutexLock lock(&mu_);
+      accepting_ = false;
+      stop_requested_ = true;
+    }
+    if (thread_.joinable()) thread_.join();
+  }
+
+  absl::Status Submit(GenerationRequest request, std::shared_ptr<RequestSink> sink) {
+    RETURN_IF_ERROR(ValidateRequest(request, sink.get()));
+    absl::MutexLock lock(&mu_);
+    if (!accepting_) return absl::UnavailableError("engine loop is not running");
+    if (num_queued_ >= max_queued_requests_) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("request queue is full (", max_queued_requests_, " waiting)"));
+    }
+    if (!live_ids_.insert(request.id).second) {
+      return absl::InvalidArgumentError(absl::StrCat("request id ", request.id, " is already live"));
+    }
+    ++num_queued_;
+    inbox_.push_back(InboxItem{std::move(request), std::move(sink), 0, absl::OkStatus()});
+    return absl::OkStatus();
+  }
+
+  void Cancel(uint64_t request_id, absl::Status reason) {
+    absl::MutexLock lock(&mu_);
+    inbox_.push_back(InboxItem{std::nullopt, nullptr, request_id, std::move(reason)});
+  }
+
+  EngineSnapshot Snapshot() const {
+    absl::MutexLock lock(&mu_);
+    return snapshot_;
+  }
+
+ private:
+  // A submission (request set) or a cancellation, in arrival order.
+  struct InboxItem {
+    std::optional<GenerationRequest> request;
+    std::shared_ptr<RequestSink> sink;
+    uint64_t cancel_id;
+    absl::Status cancel_reason;
+  };
+
+  absl::Status ValidateRequest(const GenerationRequest& request, const RequestSink* sink) const;
+  void Run();
+  bool WaitForWork();
+  void Apply(InboxItem item);
+  void Step();
+  void MarkScheduled(const SchedulerPlan& plan, absl::Time now);
+  void ApplyTokens(const std::vector<Sequence*>& updated);
+  void FailStep(const SchedulerPlan& plan, const absl::Status& status);
+  void ExpireDeadlines(absl::Time now);
+  void Complete(uint64_t request_id);
+  void Abort(uint64_t request_id, const absl::Status& status, FinishReason reason);
+  void Forget(uint64_t request_id, RequestState& state);
+  void PublishStep(const SchedulerPlan& plan, absl::Duration step_time);
+  void PublishSnapshotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool InboxReadyOrStopping() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !inbox_.empty() || stop_requested_;
+  }
+
+  Backend* const backend_;
+  const Tokenizer* const tokenizer_;
+  const int max_queued_requests_;
+  FirstCandidateSelector default_selector_;
+  std::thread thread_;
+
+  // Engine thread only.
+  Scheduler scheduler_;
+  absl::flat_hash_map<uint64_t, std::unique_ptr<RequestState>> requests_;
+  int64_t num_steps_ = 0;
+
+  mutable absl::Mutex mu_;
+  std::vector<InboxItem> inbox_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<uint64_t> live_ids_ ABSL_GUARDED_BY(mu_);  // accepted and not finished
+  int num_queued_ ABSL_GUARDED_BY(mu_) = 0;                      // accepted and never scheduled
+  bool accepting_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_requested_ ABSL_GUARDED_BY(mu_) = false;
+  EngineSnapshot snapshot_ ABSL_GUARDED_BY(mu_);
+};
+
+absl::Status EngineLoop::Impl::ValidateRequest(const GenerationRequest& request, const RequestSink* sink) const {
+  const ModelConfig& model = backend_->config();
+  const int max_model_len = scheduler_.config().max_model_len;  // immutable after construction
+  if (sink == nullptr) return absl::InvalidArgumentError("request has no sink");
+  if (request.prompt_tokens.empty()) return absl::InvalidArgumentError("prompt is empty");
+  if (static_cast<int>(request.prompt_tokens.size()) + 1 > max_model_len) {
+    return absl::InvalidArgumentError(absl::StrCat("prompt has ", request.prompt_tokens.size(),
+                                                   " tokens; the context limit is ", max_model_len,
+                                                   " and at least one token must be generated"));
+  }
+  for (int32_t id : request.prompt_tokens) {
+    if (id < 0 || id >= model.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat("prompt token id ", id, " is outside the vocabulary"));
+    }
+  }
+  const int max_k = scheduler_.config().max_num_candidates;
+  if (request.num_candidates < 1 || request.num_candidates > max_k) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("num_candidates must be in [1, ", max_k, "], got ", request.num_candidates));
+  }
+  if (request.max_tokens < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("max_tokens must be >= 1, got ", request.max_tokens));
+  }
+  for (const std::string& stop : request.stop) {
+    if (stop.empty()) return absl::InvalidArgumentError("stop strings must not be empty");
+  }
+  if (!request.stop.empty() && tokenizer_ == nullptr) {
+    return absl::InvalidArgumentError("stop strings need a tokenizer");
+  }
+  return request.sampling.Validate();
+}
+
+// The loop body: schedule → forward → sample (inside Forward) → update, until Stop().
+void EngineLoop::Impl::Run() {
+  while (WaitForWork()) Step();
+  // Shutting down: every accepted request still live gets its one terminal event.
+  std::vector<InboxItem> items;
+  {
+    absl::MutexLock lock(&mu_);
+    items.swap(inbox_);
+  }
+  for (InboxItem& item : items) Apply(std::move(item));
+  std::vector<uint64_t> ids;
+  for (const auto& [id, state] : requests_) ids.push_back(id);
+  for (uint64_t id : ids) Abort(id, absl::CancelledError("server shutting down"), FinishReason::kCancelled);
+  absl::MutexLock lock(&mu_);
+  PublishSnapshotLocked();
+  snapshot_.running = false;
+}
+
+// Takes the inbox; when idle, checks for leaks and sleeps until something arrives. False when stopping.
+bool EngineLoop::Impl::WaitForWork() {
+  std::vector<InboxItem> items;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!scheduler_.has_work()) {
+      // Idle: every block is back (free + used == total is checked inside).
+      scheduler_.allocator().CheckInvariants();
+      CHECK_EQ(scheduler_.allocator().num_used(), 0);
+      PublishSnapshotLocked();
+      mu_.Await(absl::Condition(this, &Impl::InboxReadyOrStopping));
+    }
+    if (stop_requested_) return false;
+    items.swap(inbox_);
+  }
+  for (InboxItem& item : items) Apply(std::move(item));
+  ExpireDeadlines(absl::Now());
+  return true;
+}
+
+void EngineLoop::Impl::Apply(InboxItem item) {
+  if (!item.request.has_value()) {
+    if (requests_.contains(item.cancel_id)) Abort(item.cancel_id, item.cancel_reason, ReasonFor(item.cancel_reason));
+    return;
+  }
+  GenerationRequest& request = *item.request;
+  const uint64_t id = request.id;
+  scheduler_.AddRequest(id, request.prompt_tokens, request.sampling, request.seed, request.num_candidates);
+  requests_[id] = std::make_unique<RequestState>(std::move(request), std::move(item.sink), tokenizer_,
+                                                 scheduler_.config().max_model_len,
+                                                 backend_->config().eos_token_id);
+}
+
+void EngineLoop::Impl::Step() {
+  const absl::Time start = absl::Now();
+  SchedulerPlan plan = scheduler_.Schedule();
+  if (plan.empty()) return;
+  MarkScheduled(plan, start);
+  const ForwardInput input = BuildForwardInput(plan);
+  ForwardOutput output;
+  absl::Status status = backend_->Forward(input, &output);
+  if (status.ok() && static_cast<int>(output.sampled_tokens.size()) != plan.num_samples()) {
+    status = absl::InternalError(absl::StrCat("backend returned ", output.sampled_tokens.size(),
+                                              " tokens for ", plan.num_samples(), " output rows"));
+  }
+  if (status.ok()) {
+    ApplyTokens(scheduler_.Update(plan, output.sampled_tokens));
+  } else {
+    FailStep(plan, status);
+  }
+  ++num_steps_;
+  PublishStep(plan, absl::Now() - start);
+}
+
+void EngineLoop::Impl::MarkScheduled(const SchedulerPlan& plan, absl::Time now) {
+  for (const ScheduledSequence& s : plan.seqs) {
+    RequestState& state = *requests_.at(s.seq->request_id());
+    if (state.scheduled()) continue;
+    state.MarkScheduled(now);
+    absl::MutexLock lock(&mu_);
+    --num_queued_;
+  }
+}
+
+void EngineLoop::Impl::ApplyTokens(const std::vector<Sequence*>& updated) {
+  const absl::Time now = absl::Now();
+  for (Sequence* seq : updated) {
+    const uint64_t id = seq->request_id();
+    RequestState& state = *requests_.at(id);
+    std::optional<SequenceStatus> finished = state.OnToken(*seq, now);
+    if (!finished) continue;
+    scheduler_.FinishSequence(seq, *finished);
+    if (state.all_candidates_finished()) Complete(id);
+  }
+}
+
+// The backend failed: the step's KV writes are lost, so exactly the requests in this step end (INTERNAL).
+void EngineLoop::Impl::FailStep(const SchedulerPlan& plan, const absl::Status& status) {
+  const absl::Status error =
+      absl::InternalError(absl::StrCat("backend ", backend_->name(), " failed: ", status.message()));
+  absl::flat_hash_set<uint64_t> ids;
+  for (const ScheduledSequence& s : plan.seqs) ids.insert(s.seq->request_id());
+  for (uint64_t id : ids) Abort(id, error, FinishReason::kError);
+}
+
+void EngineLoop::Impl::ExpireDeadlines(absl::Time now) {
+  std::vector<uint64_t> expired;
+  for (const auto& [id, state] : requests_) {
+    if (state->request().deadline <= now) expired.push_back(id);
+  }
+  for (uint64_t id : expired) Abort(id, absl::DeadlineExceededError("deadline exceeded"), FinishReason::kDeadline);
+}
+
+void EngineLoop::Impl::Complete(uint64_t request_id) {
+  RequestState& state = *requests_.at(request_id);
+  int num_preemptions = 0;
+  for (const auto& seq : scheduler_.Candidates(request_id)) num_preemptions += seq->num_preemptions();
+  scheduler_.RemoveRequest(request_id, SequenceStatus::kFinishedStopped);  // all finished already
+  state.Complete(selector, num_preemptions, absl::Now());
+  Forget(request_id, state);
+}
+
+void EngineLoop::Impl::Abort(uint64_t request_id, const absl::Status& status, FinishReason reason) {
+  RequestState& state = *requests_.at(request_id);
+  int num_preemptions = 0;
+  for (const auto& seq : scheduler_.Candidates(request_id)) num_preemptions += seq->num_preemptions();
+  scheduler_.RemoveRequest(request_id, SequenceStatusFor(reason));  // blocks back now
+  state.Abort(status, reason, num_preemptions, absl::Now());
+  Forget(request_id, state);
+}
+
+void EngineLoop::Impl::Forget(uint64_t request_id, RequestState& state) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!state.scheduled()) --num_queued_;
+    live_ids_.erase(request_id);
+  }
+  requests_.erase(request_id);
+}
+
+void EngineLoop::Impl::PublishStep(const SchedulerPlan& plan, absl::Duration step_time) {
+  StepStats stats;
+  stats.step = num_steps_;
+  stats.num_seqs = static_cast<int>(plan.seqs.size());
+  stats.num_prefill_tokens = plan.num_prefill_tokens;
+  stats.num_decode_tokens = plan.num_decode_tokens;
+  stats.kv_blocks_used = scheduler_.allocator().num_used();
+  stats.kv_blocks_free = scheduler_.allocator().num_free();
+  stats.num_preemptions = static_cast<int>(plan.preempted.size());
+  stats.num_running = scheduler_.num_running();
+  stats.num_waiting = scheduler_.num_waiting();
+  stats.step_time_s = absl::ToDoubleSeconds(step_time);
+  for (StepObserver* observer : observers) observer->OnStep(stats);
+  absl::MutexLock lock(&mu_);
+  PublishSnapshotLocked();
+}
+
+void EngineLoop::Impl::PublishSnapshotLocked() {
+  snapshot_.num_running = scheduler_.num_running();
+  // Waiting in the scheduler plus submissions the loop has not taken from the inbox yet.
+  snapshot_.num_waiting = scheduler_.num_waiting() +
+                          static_cast<int>(std::count_if(inbox_.begin(), inbox_.end(),
+                                                         [](const InboxItem& i) { return i.request.has_value(); }));
+  snapshot_.kv_blocks_used = scheduler_.allocator().num_used();
+  snapshot_.kv_blocks_total = scheduler_.allocator().num_total();
+  snapshot_.num_steps = num_steps_;
+  snapshot_.num_preemptions = scheduler_.num_preemptions();
+}
+
+EngineLoop::EngineLoop(Backend* backend, const Tokenizer* tokenizer, EngineLoopOptions options)
+    : backend_(backend) {
+  CHECK_OK(options.Validate());
+  impl_ = std::make_unique<Impl>(backend, tokenizer, options);
+}
+
+EngineLoop::~EngineLoop() { Stop(); }
+
+void EngineLoop::AddObserver(StepObserver* observer) { impl_->observers.push_back(observer); }
+void EngineLoop::SetCandidateSelector(CandidateSelector* selector) { impl_->selector = selector; }
+void EngineLoop::Start() { impl_->Start(); }
+void EngineLoop::Stop() { impl_->Stop(); }
+
+absl::Status EngineLoop::Submit(GenerationRequest request, std::shared_ptr<RequestSink> sink) {
+  return impl_->Submit(std::move(request), std::move(sink));
+}
+
+void EngineLoop::Cancel(uint64_t request_id, absl::Status reason) { impl_->Cancel(request_id, std::move(reason)); }
+
+EngineSnapshot EngineLoop::Snapshot() const { return impl_->Snapshot(); }
+
+}  // namespace llama

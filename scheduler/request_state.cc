@@ -1,0 +1,119 @@
+#include "scheduler/request_state.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "engine/status_macros.h"
+
+namespace llama {
+
+RequestState::RequestState(GenerationRequest request, std::shared_ptr<RequestSink> sink,
+                           const Tokenizer* tokenizer, int max_model_len, int32_t eos_id)
+    : request_(std::move(request)), sink_(std::move(sink)), max_model_len_(max_model_len), eos_id_(eos_id) {
+  candidates_.reserve(request_.num_candidates);
+  for (int i = 0; i < request_.num_candidates; ++i) candidates_.emplace_back(TextStream(tokenizer, &request_.stop));
+}
+
+void RequestState::MarkScheduled(absl::Time now) {
+  if (!first_scheduled_) first_scheduled_ = now;
+}
+
+std::optional<SequenceStatus> RequestState::OnToken(const Sequence& seq, absl::Time now) {
+  Candidate& c = candidates_.at(seq.candidate_index());
+  CHECK(!c.finished.has_value());
+  const int32_t token = seq.tokens().back();
+  c.num_generated = seq.num_generated_tokens();
+  if (token == eos_id_) {
+    Emit(c, c.stream.Flush(), now);
+    c.finished = FinishReason::kStop;
+    return SequenceStatus::kFinishedStopped;
+  }
+  TextStream::Delta delta = c.stream.Push(token);
+  const bool stopped = delta.stopped;
+  Emit(c, std::move(delta), now);
+  if (stopped) {
+    c.finished = FinishReason::kStop;
+    return SequenceStatus::kFinishedStopped;
+  }
+  // The context limit: the sequence could not take another token.
+  if (c.num_generated >= request_.max_tokens || seq.num_tokens() >= max_model_len_) {
+    Emit(c, c.stream.Flush(), now);
+    c.finished = FinishReason::kLength;
+    return SequenceStatus::kFinishedLength;
+  }
+  return std::nullopt;
+}
+
+bool RequestState::all_candidates_finished() const {
+  for (const Candidate& c : candidates_) {
+    if (!c.finished) return false;
+  }
+  return true;
+}
+
+void RequestState::Emit(Candidate& candidate, TextStream::Delta delta, absl::Time now) {
+  if (delta.empty()) return;
+  if (request_.num_candidates == 1) SendTokens(delta.token_ids, delta.text, now);
+  candidate.token_ids.insert(candidate.token_ids.end(), delta.token_ids.begin(), delta.token_ids.end());
+  candidate.text += delta.text;
+}
+
+void RequestState::SendTokens(absl::Span<const int32_t> ids, std::string_view text, absl::Time now) {
+  if (!first_token_) first_token_ = now;
+  sink_->OnTokens(ids, text);
+}
+
+void RequestState::Complete(CandidateSelector* selector, int num_preemptions, absl::Time now) {
+  CHECK(all_candidates_finished());
+  CandidateChoice choice;
+  if (request_.num_candidates > 1) {
+    std::vector<CandidateOutput> outputs;
+    for (int i = 0; i < request_.num_candidates; ++i) {
+      const Candidate& c = candidates_[i];
+      outputs.push_back({i, c.token_ids, c.text, *c.finished});
+    }
+    absl::StatusOr<CandidateChoice> chosen = selector->Select(request_, outputs);
+    if (chosen.ok() && (chosen->index < 0 || chosen->index >= request_.num_candidates)) {
+      chosen = absl::InternalError(absl::StrCat("candidate selector chose ", chosen->index, " of ",
+                                                request_.num_candidates));
+    }
+    if (!chosen.ok()) {
+      Abort(chosen.status(), FinishReason::kError, num_preemptions, now);
+      return;
+    }
+    choice = *chosen;
+    const Candidate& winner = candidates_[choice.index];
+    if (!winner.token_ids.empty() || !winner.text.empty()) SendTokens(winner.token_ids, winner.text, now);
+  }
+  const Candidate& winner = candidates_[choice.index];
+  FinishInfo info;
+  info.reason = *winner.finished;
+  info.completion_tokens = winner.num_generated;
+  info.safety_score = choice.safety_score;
+  info.num_preemptions = num_preemptions;
+  SendFinish(std::move(info), now);
+}
+
+void RequestState::Abort(const absl::Status& status, FinishReason reason, int num_preemptions, absl::Time now) {
+  FinishInfo info;
+  info.status = status;
+  info.reason = reason;
+  info.completion_tokens = candidates_[0].num_generated;
+  info.num_preemptions = num_preemptions;
+  SendFinish(std::move(info), now);
+}
+
+void RequestState::SendFinish(FinishInfo info, absl::Time now) {
+  CHECK(!done_);  // exactly one terminal event
+  done_ = true;
+  info.prompt_tokens = static_cast<int>(request_.prompt_tokens.size());
+  info.num_candidates = request_.num_candidates;
+  const absl::Time arrival = request_.arrival;
+  info.total_time_s = absl::ToDoubleSeconds(now - arrival);
+  // Never scheduled (cancelled or expired while waiting): it queued for its whole life.
+  info.queue_time_s = first_scheduled_ ? absl::ToDoubleSeconds(*first_scheduled_ - arrival) : info.total_time_s;
+  info.time_to_first_token_s = first_token_ ? absl::ToDoubleSeconds(*first_token_ - arrival) : 0;
+  sink_->OnFinish(info);
+}
+
+}  // namespace llama

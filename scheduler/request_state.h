@@ -1,0 +1,67 @@
+// RequestState: the engine loop's record of one accepted request: its sink, each candidate's text stream and stop
+// conditions, and its timings. It decides when a candidate is done (EOS, max_tokens, context limit, stop string)
+// and sends the request's output: streamed as it comes for k = 1; for k > 1 nothing until every candidate has
+// finished and the selector has chosen, then the chosen candidate's whole output at once.
+// Engine thread only.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "engine/tokenizer.h"
+#include "scheduler/candidate_selector.h"
+#include "scheduler/request.h"
+#include "scheduler/sequence.h"
+#include "scheduler/text_stream.h"
+
+namespace llama {
+
+class RequestState {
+ public:
+  RequestState(GenerationRequest request, std::shared_ptr<RequestSink> sink, const Tokenizer* tokenizer,
+               int max_model_len, int32_t eos_id);
+
+  const GenerationRequest& request() const { return request_; }
+  // The first time any of its sequences is in a step (ends its queue time).
+  void MarkScheduled(absl::Time now);
+  bool scheduled() const { return first_scheduled_.has_value(); }
+
+  // seq (one of this request's candidates) has just sampled a token (its last). Streams it when k == 1 and
+  // returns the finished status when this token ends the candidate.
+  std::optional<SequenceStatus> OnToken(const Sequence& seq, absl::Time now);
+  bool all_candidates_finished() const;
+
+  // The request ended normally: for k > 1 asks the selector, then sends the chosen output; then OnFinish.
+  void Complete(CandidateSelector* selector, int num_preemptions, absl::Time now);
+  // The request ended early (cancel, deadline, backend error, shutdown): OnFinish with `status`.
+  void Abort(const absl::Status& status, FinishReason reason, int num_preemptions, absl::Time now);
+
+ private:
+  struct Candidate {
+    explicit Candidate(TextStream s) : stream(std::move(s)) {}
+    TextStream stream;
+    std::vector<int32_t> token_ids;  // emitted (for k > 1: buffered until the choice)
+    std::string text;
+    int num_generated = 0;
+    std::optional<FinishReason> finished;
+  };
+
+  void Emit(Candidate& candidate, TextStream::Delta delta, absl::Time now);
+  void SendTokens(absl::Span<const int32_t> ids, std::string_view text, absl::Time now);
+  void SendFinish(FinishInfo info, absl::Time now);
+
+  GenerationRequest request_;
+  std::shared_ptr<RequestSink> sink_;
+  int max_model_len_;
+  int32_t eos_id_;
+  std::vector<Candidate> candidates_;  // [num_candidates]
+  std::optional<absl::Time> first_scheduled_;
+  std::optional<absl::Time> first_token_;
+  bool done_ = false;
+};
+
+}  // namespace llama
