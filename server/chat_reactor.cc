@@ -1,0 +1,202 @@
+#include "server/chat_reactor.h"
+
+#include <chrono>
+#include <utility>
+
+#include "server/status_mapping.h"
+#include "server/utf8.h"
+
+namespace llama::server {
+namespace {
+
+namespace v1 = ::llamachat::v1;
+
+v1::FinishReason ToProto(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kStop: return v1::FINISH_REASON_STOP;
+    case FinishReason::kLength: return v1::FINISH_REASON_LENGTH;
+    case FinishReason::kSafety: return v1::FINISH_REASON_SAFETY;
+    case FinishReason::kCancelled: return v1::FINISH_REASON_CANCELLED;
+    case FinishReason::kDeadline: return v1::FINISH_REASON_DEADLINE;
+    case FinishReason::kError: return v1::FINISH_REASON_ERROR;
+  }
+  return v1::FINISH_REASON_UNSPECIFIED;
+}
+
+// gRPC reports "no deadline" as the far end of system_clock; anything beyond a year out is treated as none.
+absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
+  const auto deadline = context.deadline();
+  if (deadline >= std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) return absl::InfiniteFuture();
+  return absl::FromChrono(deadline);
+}
+
+}  // namespace
+
+// Forwards the engine's callbacks to the reactor. The reactor outlives every call: it finishes only after OnFinish.
+class ChatReactor::Sink : public RequestSink {
+ public:
+  explicit Sink(ChatReactor* reactor) : reactor_(reactor) {}
+  void OnTokens(absl::Span<const int32_t> token_ids, std::string_view text) override {
+    reactor_->OnEngineTokens(token_ids, text);
+  }
+  void OnFinish(const FinishInfo& info) override { reactor_->OnEngineFinish(info); }
+
+ private:
+  ChatReactor* const reactor_;
+};
+
+ChatReactor::ChatReactor(const ChatDeps& deps, grpc::CallbackServerContext* context, const v1::ChatRequest& request,
+                         uint64_t request_id, uint64_t fallback_seed)
+    : deps_(deps), context_(context), request_id_(request_id) {
+  const absl::Time arrival = absl::Now();
+  if (absl::Status admit = deps_.serving->TryAdmit(); !admit.ok()) {
+    FinishNow(admit);
+    return;
+  }
+  admitted_ = true;
+  absl::StatusOr<PreparedChat> prepared =
+      PrepareChatRequest(request, deps_.limits, *deps_.tokenizer, fallback_seed);
+  if (!prepared.ok()) {
+    FinishNow(prepared.status());
+    return;
+  }
+  client_request_id_ = request.request_id();
+  include_token_ids_ = request.include_token_ids();
+  dropped_turns_ = prepared->dropped_turns;
+  deadline_ = DeadlineOf(*context);
+  GenerationRequest generation = std::move(prepared->request);
+  generation.id = request_id_;
+  generation.deadline = deadline_;
+  generation.arrival = arrival;
+  // submitted_ is set before Submit: the engine may call OnFinish before Submit returns.
+  submitted_ = true;
+  if (absl::Status status = deps_.engine->Submit(std::move(generation), std::make_shared<Sink>(this)); !status.ok()) {
+    submitted_ = false;
+    FinishNow(status);
+  }
+}
+
+void ChatReactor::FinishNow(const absl::Status& status) {
+  const grpc::Status grpc_status = ToGrpcStatus(status);
+  {
+    absl::MutexLock lock(&mu_);
+    finish_called_ = true;
+  }
+  deps_.metrics->RecordChatOutcome(grpc_status, FinishReason::kError);
+  Finish(grpc_status);
+}
+
+void ChatReactor::OnEngineTokens(absl::Span<const int32_t> token_ids, std::string_view text) {
+  const absl::Time now = absl::Now();
+  if (last_tokens_time_ != absl::Time()) {
+    deps_.metrics->RecordInterTokenLatency(absl::ToDoubleSeconds(now - last_tokens_time_));
+  }
+  last_tokens_time_ = now;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stream_broken_) return;  // nobody is reading; the engine's OnFinish will follow the cancel
+    pending_text_.append(text);
+    if (include_token_ids_) pending_ids_.insert(pending_ids_.end(), token_ids.begin(), token_ids.end());
+  }
+  Pump();
+}
+
+void ChatReactor::OnEngineFinish(const FinishInfo& info) {
+  deps_.metrics->RecordEngineFinish(info);
+  {
+    absl::MutexLock lock(&mu_);
+    finish_ = info;
+  }
+  Pump();
+}
+
+void ChatReactor::OnWriteDone(bool ok) {
+  {
+    absl::MutexLock lock(&mu_);
+    write_in_flight_ = false;
+    if (!ok) stream_broken_ = true;
+  }
+  Pump();
+}
+
+void ChatReactor::OnCancel() {
+  {
+    absl::MutexLock lock(&mu_);
+    stream_broken_ = true;
+  }
+  if (submitted_) {
+    const absl::Status reason = absl::Now() >= deadline_ ? absl::DeadlineExceededError("deadline exceeded")
+                                                         : absl::CancelledError("cancelled by the client");
+    deps_.engine->Cancel(request_id_, reason);
+  }
+  Pump();
+}
+
+void ChatReactor::OnDone() {
+  if (admitted_) deps_.serving->Release();
+  delete this;
+}
+
+bool ChatReactor::NextMessage() {
+  if (stream_broken_) return false;
+  if (!pending_text_.empty() || !pending_ids_.empty()) {
+    v1::Delta* delta = response_.mutable_delta();
+    // The engine emits whole UTF-8 characters; this guard keeps a bug there from breaking the client's parser.
+    delta->set_text(IsValidUtf8(pending_text_) ? std::move(pending_text_) : ToValidUtf8(pending_text_));
+    delta->mutable_token_ids()->Assign(pending_ids_.begin(), pending_ids_.end());
+    pending_text_.clear();
+    pending_ids_.clear();
+    return true;
+  }
+  if (!finish_.has_value() || final_written_ || !finish_->status.ok()) return false;
+  v1::Final* final_message = response_.mutable_final();
+  final_message->set_finish_reason(ToProto(finish_->reason));
+  final_message->mutable_usage()->set_prompt_tokens(finish_->prompt_tokens);
+  final_message->mutable_usage()->set_completion_tokens(finish_->completion_tokens);
+  final_message->set_safety_score(finish_->safety_score);
+  final_message->set_helpfulness_score(-1.0f);
+  final_message->set_num_candidates(finish_->num_candidates);
+  final_message->set_time_to_first_token_s(finish_->time_to_first_token_s);
+  final_message->set_total_time_s(finish_->total_time_s);
+  final_message->set_queue_time_s(finish_->queue_time_s);
+  final_message->set_dropped_turns(dropped_turns_);
+  final_message->set_request_id(client_request_id_);
+  final_written_ = true;
+  return true;
+}
+
+grpc::Status ChatReactor::FinalStatus() const {
+  if (!finish_->status.ok()) return ToGrpcStatus(finish_->status);
+  // The engine finished but the client did not get the Final message.
+  if (stream_broken_ && !final_written_) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+  return grpc::Status::OK;
+}
+
+void ChatReactor::Pump() {
+  enum class Action { kNone, kWrite, kFinish } action = Action::kNone;
+  grpc::Status status;
+  FinishReason reason = FinishReason::kError;
+  {
+    absl::MutexLock lock(&mu_);
+    if (write_in_flight_ || finish_called_) return;
+    if (NextMessage()) {
+      write_in_flight_ = true;
+      action = Action::kWrite;
+    } else if (finish_.has_value()) {
+      finish_called_ = true;
+      status = FinalStatus();
+      reason = finish_->reason;
+      action = Action::kFinish;
+    }
+  }
+  // Outside mu_: gRPC may run reactions on other threads as soon as these are called, and after Finish the
+  // reactor may already be deleted (OnDone), so nothing touches `this` afterwards.
+  if (action == Action::kWrite) {
+    StartWrite(&response_);
+  } else if (action == Action::kFinish) {
+    deps_.metrics->RecordChatOutcome(status, reason);
+    Finish(status);
+  }
+}
+
+}  // namespace llama::server

@@ -1,0 +1,174 @@
+#include "server/chat_server.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "engine/config.h"
+#include "engine/cpu/cpu_backend.h"
+#include "engine/status_macros.h"
+#include "engine/weights.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "prometheus/exposer.h"
+
+namespace llama::server {
+namespace {
+
+// The warm-up request's engine id; Chat ids count up from 1 and never reach it.
+constexpr uint64_t kWarmupRequestId = std::numeric_limits<uint64_t>::max();
+
+class WarmupSink : public RequestSink {
+ public:
+  void OnTokens(absl::Span<const int32_t>, std::string_view) override {}
+  void OnFinish(const FinishInfo& info) override {
+    status_ = info.status;
+    done_.Notify();
+  }
+  absl::Status Wait() {
+    done_.WaitForNotification();
+    return status_;
+  }
+
+ private:
+  absl::Notification done_;
+  absl::Status status_;  // written before Notify, read after WaitForNotification
+};
+
+absl::StatusOr<std::unique_ptr<Backend>> MakeBackend(const ChatServerOptions& options, ModelWeights weights) {
+  if (options.backend == "cuda") {
+    return absl::FailedPreconditionError(
+        "--backend cuda: this binary was built without CUDA (the CUDA backend is not wired into the server yet)");
+  }
+  CpuBackendOptions cpu;
+  cpu.num_threads = options.num_threads;
+  cpu.num_blocks = options.num_kv_blocks;
+  ASSIGN_OR_RETURN(std::unique_ptr<CpuBackend> backend, CpuBackend::Create(std::move(weights), cpu));
+  return std::unique_ptr<Backend>(std::move(backend));
+}
+
+}  // namespace
+
+absl::Status ChatServerOptions::Validate() const {
+  if (model_dir.empty()) return absl::InvalidArgumentError("--model_dir is required");
+  if (port < 0 || port > 65535) return absl::InvalidArgumentError(absl::StrCat("--port out of range: ", port));
+  if (metrics_port < -1 || metrics_port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("--metrics_port out of range: ", metrics_port));
+  }
+  if (backend != "cpu" && backend != "cuda") {
+    return absl::InvalidArgumentError(absl::StrCat("--backend must be cpu or cuda, got ", backend));
+  }
+  if (num_threads < 0) return absl::InvalidArgumentError("--threads must be >= 0");
+  if (num_kv_blocks < 0) return absl::InvalidArgumentError("--num_kv_blocks must be >= 0");
+  if (max_queue < 1) return absl::InvalidArgumentError("--max_queue must be >= 1");
+  if (max_candidates < 1) return absl::InvalidArgumentError("--max_candidates must be >= 1");
+  if (default_max_tokens < 1) return absl::InvalidArgumentError("--default_max_tokens must be >= 1");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<ChatServer>> ChatServer::Start(const ChatServerOptions& options) {
+  RETURN_IF_ERROR(options.Validate());
+  std::unique_ptr<ChatServer> server(new ChatServer());
+  RETURN_IF_ERROR(server->LoadModel(options));
+  RETURN_IF_ERROR(server->StartGrpc(options));
+  RETURN_IF_ERROR(server->StartMetrics(options));
+  return server;
+}
+
+absl::Status ChatServer::LoadModel(const ChatServerOptions& options) {
+  ASSIGN_OR_RETURN(tokenizer_, Tokenizer::Load(options.model_dir + "/tokenizer.model"));
+  ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(options.model_dir));
+  ASSIGN_OR_RETURN(backend_, MakeBackend(options, std::move(weights)));
+  EngineLoopOptions engine_options;
+  engine_options.max_queued_requests = options.max_queue;
+  engine_options.scheduler.max_num_seqs = options.max_num_seqs;
+  engine_options.scheduler.max_num_batched_tokens = options.max_num_batched_tokens;
+  engine_options.scheduler.max_num_candidates = options.max_candidates;
+  RETURN_IF_ERROR(engine_options.Validate());
+  engine_ = std::make_unique<EngineLoop>(backend_.get(), tokenizer_.get(), engine_options);
+  metrics_ = std::make_shared<ServerMetrics>();
+  engine_->AddObserver(metrics_.get());
+  EngineLoop* engine = engine_.get();
+  metrics_->SetSnapshotSource([engine] { return engine->Snapshot(); });
+  engine_->Start();
+
+  const ModelConfig& config = backend_->config();
+  limits_.context_length = engine_options.scheduler.max_model_len > 0 ? engine_options.scheduler.max_model_len
+                                                                      : config.max_position_embeddings;
+  limits_.vocab_size = config.vocab_size;
+  limits_.default_max_tokens = std::min(options.default_max_tokens, limits_.context_length);
+  limits_.max_candidates = options.max_candidates;
+  limits_.has_reward_model = false;  // issue 5 co-hosts one
+  limits_ = WithTokenizerBounds(limits_, *tokenizer_);
+  return limits_.Validate();
+}
+
+absl::Status ChatServer::StartGrpc(const ChatServerOptions& options) {
+  grpc::EnableDefaultHealthCheckService(true);
+  if (options.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  ServiceInfo info{options.model_dir, backend_->name(), options.max_queue, options.max_num_seqs,
+                   options.max_num_batched_tokens};
+  // The default health service starts SERVING; AttachHealth below turns it NOT_SERVING right after the build,
+  // and Chat refuses calls (UNAVAILABLE) until Warmup whatever health says.
+  serving_ = std::make_unique<ServingState>();
+  ChatDeps deps{engine_.get(), tokenizer_.get(), metrics_.get(), serving_.get(), limits_};
+  service_ = std::make_unique<ChatServiceImpl>(deps, info);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(absl::StrCat(options.host, ":", options.port), grpc::InsecureServerCredentials(), &port_);
+  builder.RegisterService(service_.get());
+  grpc_server_ = builder.BuildAndStart();
+  if (grpc_server_ == nullptr || port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.host, ":", options.port));
+  }
+  serving_->AttachHealth(grpc_server_->GetHealthCheckService());
+  return absl::OkStatus();
+}
+
+absl::Status ChatServer::StartMetrics(const ChatServerOptions& options) {
+  if (options.metrics_port < 0) return absl::OkStatus();
+  const std::string address = absl::StrCat(options.host, ":", options.metrics_port);
+  // civetweb reports a bind failure by throwing; this is the one place an exception is turned into a status.
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(address);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("cannot serve metrics on ", address, ": ", e.what()));
+  }
+  exposer_->RegisterCollectable(metrics_);
+  const std::vector<int> ports = exposer_->GetListeningPorts();
+  metrics_port_ = ports.empty() ? options.metrics_port : ports.front();
+  return absl::OkStatus();
+}
+
+absl::Status ChatServer::Warmup() {
+  GenerationRequest request;
+  request.id = kWarmupRequestId;
+  request.prompt_tokens = {tokenizer_->bos_id()};
+  request.sampling.temperature = 0.0f;
+  request.max_tokens = 1;
+  auto sink = std::make_shared<WarmupSink>();
+  RETURN_IF_ERROR(engine_->Submit(std::move(request), sink));
+  absl::Status status = sink->Wait();
+  if (!status.ok()) return absl::InternalError(absl::StrCat("warm-up forward failed: ", status.message()));
+  serving_->MarkReady();
+  return absl::OkStatus();
+}
+
+bool ChatServer::Drain(absl::Duration timeout) {
+  if (stopped_) return true;
+  stopped_ = true;
+  serving_->StartDrain();
+  const bool idle = serving_->WaitIdle(timeout);
+  // Streams still live are cancelled now; each still gets its engine OnFinish and a Finish.
+  grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  grpc_server_->Wait();
+  engine_->Stop();
+  return idle;
+}
+
+ChatServer::~ChatServer() {
+  if (grpc_server_ != nullptr) Drain(absl::ZeroDuration());
+}
+
+}  // namespace llama::server

@@ -1,0 +1,88 @@
+// ChatServer: everything one llama-chat-server process runs, assembled from plain options: the model (weights,
+// tokenizer, backend), the engine loop, the gRPC server (ChatService, grpc.health.v1, optional reflection) and the
+// Prometheus endpoint. server_main.cc only parses flags into ChatServerOptions and calls Start / Warmup / Drain;
+// the end-to-end tests run the same object in-process.
+//
+// Lifecycle: Start (listening, health NOT_SERVING, Chat → UNAVAILABLE) → Warmup (one forward through the engine
+// loop; health SERVING) → Drain (health NOT_SERVING, Chat → UNAVAILABLE, streams in flight get drain_timeout to
+// finish, then the gRPC server and the engine stop).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "engine/backend.h"
+#include "engine/tokenizer.h"
+#include "grpcpp/grpcpp.h"
+#include "scheduler/engine_loop.h"
+#include "server/chat_service.h"
+#include "server/metrics.h"
+#include "server/serving_state.h"
+
+namespace prometheus {
+class Exposer;
+}
+
+namespace llama::server {
+
+struct ChatServerOptions {
+  std::string model_dir;
+  std::string host = "0.0.0.0";
+  int port = 50051;                 // 0: any free port (see ChatServer::port)
+  int metrics_port = 9400;          // 0: any free port; -1: no metrics endpoint
+  std::string backend = "cpu";      // "cpu" or "cuda"
+  int num_threads = 0;              // CPU backend threads; 0: all cores
+  int num_kv_blocks = 0;            // 0: sized by the backend
+  int max_queue = 256;              // waiting requests beyond which Chat answers RESOURCE_EXHAUSTED
+  int max_num_seqs = 64;
+  int max_num_batched_tokens = 512;
+  int max_candidates = 8;
+  int default_max_tokens = 256;     // clamped to the context length
+  bool reflection = false;
+
+  absl::Status Validate() const;
+};
+
+class ChatServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<ChatServer>> Start(const ChatServerOptions& options);
+  ~ChatServer();  // Drains with no grace period if Drain was not called
+
+  // One forward pass through the engine loop (a one-token prompt, one generated token); then health is SERVING.
+  absl::Status Warmup();
+  // NOT_SERVING, new calls UNAVAILABLE, waits up to timeout for the live streams, then stops gRPC and the engine
+  // (streams still live then end CANCELLED). Returns true when every stream finished within the timeout.
+  bool Drain(absl::Duration timeout);
+
+  int port() const { return port_; }
+  int metrics_port() const { return metrics_port_; }
+  EngineLoop& engine() { return *engine_; }
+  ServerMetrics& metrics() { return *metrics_; }
+  ServingState& serving() { return *serving_; }
+  const ValidationLimits& limits() const { return limits_; }
+
+ private:
+  ChatServer() = default;
+  absl::Status LoadModel(const ChatServerOptions& options);
+  absl::Status StartGrpc(const ChatServerOptions& options);
+  absl::Status StartMetrics(const ChatServerOptions& options);
+
+  // Declaration order is teardown order reversed: the gRPC server goes before the engine it calls into.
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<EngineLoop> engine_;
+  std::shared_ptr<ServerMetrics> metrics_;
+  ValidationLimits limits_;
+  std::unique_ptr<ChatServiceImpl> service_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<ServingState> serving_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  int port_ = 0;
+  int metrics_port_ = -1;
+  bool stopped_ = false;
+};
+
+}  // namespace llama::server

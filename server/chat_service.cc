@@ -1,0 +1,93 @@
+#include "server/chat_service.h"
+
+#include "server/status_mapping.h"
+
+namespace llama::server {
+namespace {
+
+namespace v1 = ::llamachat::v1;
+
+void FillShape(const ModelConfig& config, int context_length, v1::ModelShape* shape) {
+  shape->set_num_layers(config.num_hidden_layers);
+  shape->set_num_attention_heads(config.num_attention_heads);
+  shape->set_num_key_value_heads(config.num_key_value_heads);
+  shape->set_hidden_size(config.hidden_size);
+  shape->set_intermediate_size(config.intermediate_size);
+  shape->set_vocab_size(config.vocab_size);
+  shape->set_context_length(context_length);
+  shape->set_head_dim(config.head_dim());
+  shape->set_rope_theta(config.rope_theta);
+  shape->set_rope_scaling_factor(config.rope_scaling_factor);
+}
+
+}  // namespace
+
+ChatServiceImpl::ChatServiceImpl(ChatDeps deps, ServiceInfo info) : deps_(std::move(deps)), info_(std::move(info)) {}
+
+uint64_t ChatServiceImpl::NextSeed() {
+  absl::MutexLock lock(&seed_mu_);
+  return absl::Uniform<uint64_t>(seed_gen_);
+}
+
+grpc::ServerWriteReactor<v1::ChatResponse>* ChatServiceImpl::Chat(grpc::CallbackServerContext* context,
+                                                                  const v1::ChatRequest* request) {
+  return new ChatReactor(deps_, context, *request, next_request_id_.fetch_add(1), NextSeed());
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::Tokenize(grpc::CallbackServerContext* context,
+                                                    const v1::TokenizeRequest* request,
+                                                    v1::TokenizeResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // The same checks and truncation as Chat, so the ids are exactly the ones Chat would feed the model.
+  absl::StatusOr<std::vector<Message>> dialog = ValidateMessages(request->messages(), deps_.limits);
+  if (!dialog.ok()) {
+    reactor->Finish(ToGrpcStatus(dialog.status()));
+    return reactor;
+  }
+  absl::StatusOr<ChatPrompt> prompt = BuildServingPrompt(*deps_.tokenizer, *dialog, deps_.limits);
+  if (!prompt.ok()) {
+    reactor->Finish(ToGrpcStatus(prompt.status()));
+    return reactor;
+  }
+  response->mutable_token_ids()->Assign(prompt->token_ids.begin(), prompt->token_ids.end());
+  response->set_dropped_turns(prompt->dropped_turns);
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::GetModelInfo(grpc::CallbackServerContext* context,
+                                                        const v1::GetModelInfoRequest* /*request*/,
+                                                        v1::GetModelInfoResponse* response) {
+  response->set_model_dir(info_.model_dir);
+  response->set_backend(info_.backend);
+  FillShape(deps_.engine->model_config(), deps_.limits.context_length, response->mutable_model());
+  const KvCacheSpec& kv = deps_.engine->kv_cache();
+  v1::KvCacheInfo* kv_info = response->mutable_kv_cache();
+  kv_info->set_block_size(kv.block_size);
+  kv_info->set_num_blocks(kv.num_blocks);
+  kv_info->set_bytes_per_token(kv.bytes_per_token());
+  kv_info->set_total_bytes(kv.total_bytes());
+  kv_info->set_dtype_bytes(kv.dtype_bytes);
+  v1::Limits* limits = response->mutable_limits();
+  limits->set_max_tokens(deps_.limits.context_length);
+  limits->set_default_max_tokens(deps_.limits.default_max_tokens);
+  limits->set_max_candidates(deps_.limits.max_candidates);
+  limits->set_max_queue(info_.max_queue);
+  limits->set_max_num_seqs(info_.max_num_seqs);
+  limits->set_max_num_batched_tokens(info_.max_num_batched_tokens);
+  limits->set_max_stop_strings(deps_.limits.max_stop_strings);
+  limits->set_max_message_bytes(deps_.limits.max_message_bytes);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ChatServiceImpl::Score(grpc::CallbackServerContext* context,
+                                                 const v1::ScoreRequest* /*request*/,
+                                                 v1::ScoreResponse* /*response*/) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(absl::UnimplementedError("no reward model loaded")));
+  return reactor;
+}
+
+}  // namespace llama::server

@@ -1,0 +1,50 @@
+// ChatServiceImpl: the llamachat.v1.ChatService handlers. Chat hands each call to a ChatReactor; Tokenize,
+// GetModelInfo and Score are unary and answered inline on the gRPC thread (they do no model compute).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "absl/random/random.h"
+#include "absl/synchronization/mutex.h"
+#include "llamachat/v1/chat.grpc.pb.h"
+#include "server/chat_reactor.h"
+
+namespace llama::server {
+
+struct ServiceInfo {
+  std::string model_dir;
+  std::string backend;       // "cpu" or "cuda"
+  int max_queue = 0;
+  int max_num_seqs = 0;
+  int max_num_batched_tokens = 0;
+};
+
+class ChatServiceImpl final : public llamachat::v1::ChatService::CallbackService {
+ public:
+  ChatServiceImpl(ChatDeps deps, ServiceInfo info);
+
+  grpc::ServerWriteReactor<llamachat::v1::ChatResponse>* Chat(grpc::CallbackServerContext* context,
+                                                               const llamachat::v1::ChatRequest* request) override;
+  grpc::ServerUnaryReactor* Tokenize(grpc::CallbackServerContext* context,
+                                     const llamachat::v1::TokenizeRequest* request,
+                                     llamachat::v1::TokenizeResponse* response) override;
+  grpc::ServerUnaryReactor* GetModelInfo(grpc::CallbackServerContext* context,
+                                         const llamachat::v1::GetModelInfoRequest* request,
+                                         llamachat::v1::GetModelInfoResponse* response) override;
+  // UNIMPLEMENTED until a reward model is co-hosted (issue 5).
+  grpc::ServerUnaryReactor* Score(grpc::CallbackServerContext* context, const llamachat::v1::ScoreRequest* request,
+                                  llamachat::v1::ScoreResponse* response) override;
+
+ private:
+  uint64_t NextSeed();
+
+  const ChatDeps deps_;
+  const ServiceInfo info_;
+  std::atomic<uint64_t> next_request_id_{1};
+  absl::Mutex seed_mu_;
+  absl::BitGen seed_gen_ ABSL_GUARDED_BY(seed_mu_);  // seeds for requests that set none
+};
+
+}  // namespace llama::server

@@ -1,0 +1,109 @@
+#include "server/metrics.h"
+
+#include "server/status_mapping.h"
+
+namespace llama::server {
+namespace {
+
+using prometheus::Histogram;
+
+// Buckets follow vLLM's, extended at the slow end because the CPU backend is slow.
+Histogram::BucketBoundaries TtftBuckets() {
+  return {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0,
+          80.0};
+}
+Histogram::BucketBoundaries InterTokenBuckets() {
+  return {0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0};
+}
+Histogram::BucketBoundaries RequestBuckets() {
+  return {0.01, 0.05, 0.1, 0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0,
+          120.0, 240.0, 480.0};
+}
+
+Histogram* AddHistogram(prometheus::Registry& registry, const std::string& name, const std::string& help,
+                        Histogram::BucketBoundaries buckets) {
+  return &prometheus::BuildHistogram().Name(name).Help(help).Register(registry).Add({}, std::move(buckets));
+}
+prometheus::Gauge* AddGauge(prometheus::Registry& registry, const std::string& name, const std::string& help) {
+  return &prometheus::BuildGauge().Name(name).Help(help).Register(registry).Add({});
+}
+prometheus::Counter* AddCounter(prometheus::Registry& registry, const std::string& name, const std::string& help) {
+  return &prometheus::BuildCounter().Name(name).Help(help).Register(registry).Add({});
+}
+
+// Reasons and codes created at start so that dashboards and alerts see zero-valued series before any traffic.
+constexpr FinishReason kSuccessReasons[] = {FinishReason::kStop, FinishReason::kLength, FinishReason::kSafety};
+constexpr grpc::StatusCode kFailureCodes[] = {
+    grpc::StatusCode::INVALID_ARGUMENT, grpc::StatusCode::RESOURCE_EXHAUSTED, grpc::StatusCode::UNAVAILABLE,
+    grpc::StatusCode::CANCELLED,        grpc::StatusCode::DEADLINE_EXCEEDED,  grpc::StatusCode::INTERNAL};
+
+}  // namespace
+
+ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  prometheus::Registry& r = *registry_;
+  time_to_first_token_ = AddHistogram(r, "llama_chat_time_to_first_token_seconds",
+                                      "Arrival to first generated token, per request.", TtftBuckets());
+  inter_token_latency_ = AddHistogram(r, "llama_chat_inter_token_latency_seconds",
+                                      "Time between consecutive token deliveries of one stream.", InterTokenBuckets());
+  e2e_request_latency_ = AddHistogram(r, "llama_chat_e2e_request_latency_seconds",
+                                      "Arrival to finish, per admitted request.", RequestBuckets());
+  request_queue_time_ = AddHistogram(r, "llama_chat_request_queue_time_seconds",
+                                     "Arrival to first scheduled, per admitted request.", RequestBuckets());
+  num_requests_running_ = AddGauge(r, "llama_chat_num_requests_running", "Requests in the engine's running set.");
+  num_requests_waiting_ = AddGauge(r, "llama_chat_num_requests_waiting",
+                                   "Requests admitted but waiting to be scheduled (per pod; the autoscaling signal).");
+  kv_cache_usage_ratio_ = AddGauge(r, "llama_chat_kv_cache_usage_ratio", "Used KV cache blocks / all blocks (0..1).");
+  prompt_tokens_ = AddCounter(r, "llama_chat_prompt_tokens_total", "Prompt tokens of finished requests.");
+  generation_tokens_ = AddCounter(r, "llama_chat_generation_tokens_total", "Generated tokens of finished requests.");
+  num_preemptions_ = AddCounter(r, "llama_chat_num_preemptions_total", "Sequences preempted (recompute).");
+  request_success_ = &prometheus::BuildCounter()
+                          .Name("llama_chat_request_success_total")
+                          .Help("Chat calls that finished OK, by finish reason.")
+                          .Register(r);
+  request_failure_ = &prometheus::BuildCounter()
+                          .Name("llama_chat_request_failure_total")
+                          .Help("Chat calls that finished with an error status, by gRPC code.")
+                          .Register(r);
+  for (FinishReason reason : kSuccessReasons) request_success_->Add({{"finished_reason", FinishReasonName(reason)}});
+  for (grpc::StatusCode code : kFailureCodes) request_failure_->Add({{"code", GrpcCodeName(code)}});
+}
+
+void ServerMetrics::SetEngineGauges(int num_running, int num_waiting, int kv_blocks_used, int kv_blocks_total) const {
+  num_requests_running_->Set(num_running);
+  num_requests_waiting_->Set(num_waiting);
+  kv_cache_usage_ratio_->Set(kv_blocks_total > 0 ? static_cast<double>(kv_blocks_used) / kv_blocks_total : 0.0);
+}
+
+void ServerMetrics::OnStep(const StepStats& stats) {
+  SetEngineGauges(stats.num_running, stats.num_waiting, stats.kv_blocks_used,
+                  stats.kv_blocks_used + stats.kv_blocks_free);
+  if (stats.num_preemptions > 0) num_preemptions_->Increment(stats.num_preemptions);
+}
+
+void ServerMetrics::RecordEngineFinish(const FinishInfo& info) {
+  prompt_tokens_->Increment(info.prompt_tokens);
+  generation_tokens_->Increment(info.completion_tokens);
+  e2e_request_latency_->Observe(info.total_time_s);
+  request_queue_time_->Observe(info.queue_time_s);
+  if (info.completion_tokens > 0) time_to_first_token_->Observe(info.time_to_first_token_s);
+}
+
+void ServerMetrics::RecordInterTokenLatency(double seconds) { inter_token_latency_->Observe(seconds); }
+
+void ServerMetrics::RecordChatOutcome(const grpc::Status& status, FinishReason reason) {
+  if (status.ok()) {
+    request_success_->Add({{"finished_reason", FinishReasonName(reason)}}).Increment();
+  } else {
+    request_failure_->Add({{"code", GrpcCodeName(status.error_code())}}).Increment();
+  }
+}
+
+std::vector<prometheus::MetricFamily> ServerMetrics::Collect() const {
+  if (snapshot_source_) {
+    const EngineSnapshot snapshot = snapshot_source_();
+    SetEngineGauges(snapshot.num_running, snapshot.num_waiting, snapshot.kv_blocks_used, snapshot.kv_blocks_total);
+  }
+  return registry_->Collect();
+}
+
+}  // namespace llama::server

@@ -1,0 +1,76 @@
+// Prometheus metrics of the server, named after vLLM's set with the prefix llama_chat_ (DESIGN §8):
+//   histograms  time_to_first_token_seconds, inter_token_latency_seconds, e2e_request_latency_seconds,
+//               request_queue_time_seconds
+//   gauges      num_requests_running, num_requests_waiting (the per-pod HPA signal), kv_cache_usage_ratio
+//   counters    prompt_tokens_total, generation_tokens_total, num_preemptions_total,
+//               request_success_total{finished_reason}, request_failure_total{code}
+// Every Chat call ends in exactly one of request_success_total (OK) or request_failure_total (any other status,
+// including refusals before admission), so the two sum to the calls received.
+//
+// Threading: OnStep and RecordInterTokenLatency run on the engine thread (cheap: atomics and a short histogram
+// lock), the Record* calls on gRPC threads, Collect on the exposer's HTTP threads. The gauges are refreshed from
+// EngineLoop::Snapshot at scrape time as well as every step, so an idle server reports 0 running / 0 waiting.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "grpcpp/support/status.h"
+#include "prometheus/collectable.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+#include "scheduler/engine_loop.h"
+#include "scheduler/request.h"
+#include "scheduler/step_stats.h"
+
+namespace llama::server {
+
+class ServerMetrics : public prometheus::Collectable, public StepObserver {
+ public:
+  ServerMetrics();
+
+  // Where scrape-time gauges come from (thread-safe; usually EngineLoop::Snapshot). Set before serving.
+  void SetSnapshotSource(std::function<EngineSnapshot()> source) { snapshot_source_ = std::move(source); }
+
+  // StepObserver (engine thread): running/waiting/KV gauges and the preemption counter.
+  void OnStep(const StepStats& stats) override;
+
+  // An engine-side finish (any status): latency histograms and token counters.
+  void RecordEngineFinish(const FinishInfo& info);
+  // Gap between two token deliveries of one stream.
+  void RecordInterTokenLatency(double seconds);
+  // The status a Chat call finished with: success{finished_reason} when OK, failure{code} otherwise.
+  void RecordChatOutcome(const grpc::Status& status, FinishReason reason);
+
+  // Collectable: refreshes the gauges from the snapshot source, then returns every family.
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+  // For other server parts that add their own families (e.g. reward models, issue 5).
+  prometheus::Registry& registry() { return *registry_; }
+
+ private:
+  void SetEngineGauges(int num_running, int num_waiting, int kv_blocks_used, int kv_blocks_total) const;
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::function<EngineSnapshot()> snapshot_source_;
+
+  prometheus::Histogram* time_to_first_token_;
+  prometheus::Histogram* inter_token_latency_;
+  prometheus::Histogram* e2e_request_latency_;
+  prometheus::Histogram* request_queue_time_;
+  prometheus::Gauge* num_requests_running_;
+  prometheus::Gauge* num_requests_waiting_;
+  prometheus::Gauge* kv_cache_usage_ratio_;
+  prometheus::Counter* prompt_tokens_;
+  prometheus::Counter* generation_tokens_;
+  prometheus::Counter* num_preemptions_;
+  prometheus::Family<prometheus::Counter>* request_success_;
+  prometheus::Family<prometheus::Counter>* request_failure_;
+};
+
+}  // namespace llama::server
