@@ -1,5 +1,7 @@
 #include "engine/tokenizer.h"
 
+#include <filesystem>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -27,6 +29,9 @@ absl::StatusOr<std::string> BytePieceToByte(const std::string& piece) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& model_path) {
+  if (std::error_code ec; !std::filesystem::is_regular_file(model_path, ec)) {
+    return absl::NotFoundError(absl::StrCat("tokenizer '", model_path, "': no such file"));
+  }
   std::string error;
   std::unique_ptr<SentencePieceModel> sp = SentencePieceModel::Load(model_path, &error);
   if (sp == nullptr) {

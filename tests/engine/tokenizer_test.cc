@@ -93,7 +93,9 @@ std::string Stream(const Tokenizer& tokenizer, const std::vector<int32_t>& ids, 
 
 TEST(TokenizerLoadTest, MissingFileIsAnError) {
   auto loaded = Tokenizer::Load("/nonexistent/tokenizer.model");
-  EXPECT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kNotFound);
+  auto not_a_model = Tokenizer::Load(kCasesPrefix + std::string(".inp"));
+  EXPECT_EQ(not_a_model.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(TokenizerTest, Vocabulary) {
