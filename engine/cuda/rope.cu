@@ -14,7 +14,8 @@ __global__ void RopeKernel(float* qkv, int row_stride, int num_rotary_heads, int
   for (int idx = threadIdx.x; idx < num_rotary_heads * half; idx += blockDim.x) {
     const int head = idx / half;
     const int i = idx % half;
-    const float inv_freq = powf(theta, -2.0f * static_cast<float>(i) / static_cast<float>(head_dim));
+    // Same expression as the CPU twin (BuildRopeTable) so both round alike.
+    const float inv_freq = 1.0f / powf(theta, static_cast<float>(2 * i) / static_cast<float>(head_dim));
     float s, c;
     sincosf(pos * inv_freq, &s, &c);
     float* h = row + head * head_dim;
