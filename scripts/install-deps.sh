@@ -8,8 +8,8 @@ PKGS=(
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libsentencepiece-dev prometheus-cpp-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3 python3-numpy python3-sentencepiece python3-grpcio
-  prometheus nodejs npm
+  python3 python3-numpy python3-sentencepiece python3-grpcio python3-yaml
+  prometheus nodejs npm kubernetes-client
 )
 
 missing=()
@@ -22,6 +22,10 @@ if [[ " ${missing[*]} " == *" npm "* ]] && command -v npm >/dev/null 2>&1; then
 fi
 if [[ " ${missing[*]} " == *" nodejs "* ]] && command -v node >/dev/null 2>&1; then
   missing=("${missing[@]/nodejs}")
+fi
+# kubectl (for `kubectl kustomize` in the deploy tests) may come from another package (e.g. Google Cloud SDK's).
+if [[ " ${missing[*]} " == *" kubernetes-client "* ]] && command -v kubectl >/dev/null 2>&1; then
+  missing=("${missing[@]/kubernetes-client}")
 fi
 read -r -a missing <<<"${missing[*]:-}"
 if ((${#missing[@]} == 0)); then

@@ -4,10 +4,11 @@
 The JSON is committed; the deploy tests regenerate it and fail when it differs, and evaluate every expression in
 it against a real Prometheus scraping a real server (tests/deploy/integration_test.py). Every llama_chat_ selector
 filters on the dashboard's $namespace and $pod variables (the PodMonitor target labels).
-Usage: /usr/bin/python3 deploy/grafana/gen_dashboard.py
+Usage: /usr/bin/python3 deploy/grafana/gen_dashboard.py [--check]   (--check: exit 1 if the JSON is stale)
 """
 import json
 import os
+import sys
 
 SEL = '{namespace="$namespace", pod=~"$pod"}'
 RATE = "[$__rate_interval]"
@@ -152,9 +153,14 @@ def dashboard():
 
 def main():
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "llama-chat-dashboard.json")
+    text = json.dumps(dashboard(), indent=2) + "\n"
+    if "--check" in sys.argv[1:]:
+        with open(out) as f:
+            same = f.read() == text
+        print(f"{out} is {'up to date' if same else 'stale: run deploy/grafana/gen_dashboard.py'}")
+        sys.exit(0 if same else 1)
     with open(out, "w") as f:
-        json.dump(dashboard(), f, indent=2)
-        f.write("\n")
+        f.write(text)
     print("wrote", out)
 
 

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The Dockerfile's runtime stage installs the packages deploy/docker/runtime-packages.sh names for the built
+# binaries. This runs that script on this build tree's binaries (a CPU build: the CUDA packages cuda-cudart-* and
+# libcublas-* join the list in a CUDA build) and checks that it resolves every library to an installed Debian
+# package, covering the libraries the server needs at run time.
+# Usage: check_runtime_packages.sh BIN_DIR SOURCE_DIR
+set -euo pipefail
+bin_dir=$1
+src=$2
+fail() { echo "FAIL $*"; echo "0 passed, 1 failed"; exit 1; }
+for b in llama-chat-server llama-chat; do
+  [[ -x $bin_dir/$b ]] || fail "$bin_dir/$b is not built (build the $b target first)"
+done
+pkgs=$(bash "$src/deploy/docker/runtime-packages.sh" "$bin_dir/llama-chat-server" "$bin_dir/llama-chat") ||
+  fail "runtime-packages.sh could not resolve every library"
+echo "runtime packages: $(echo $pkgs)"
+for want in 'libgrpc\+\+1' 'libprotobuf[0-9]' 'libabsl' 'libsentencepiece' 'libprometheus-cpp-pull' 'libstdc\+\+6'; do
+  grep -Eq "^$want" <<<"$pkgs" || fail "no runtime package matching $want"
+done
+grep -q 'runtime-packages.sh build/bin/llama-chat-server build/bin/llama-chat' "$src/Dockerfile" ||
+  fail "the Dockerfile does not derive its runtime packages from both binaries"
+echo "1 passed, 0 failed"
