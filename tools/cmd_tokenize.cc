@@ -1,5 +1,6 @@
 // llama-chat tokenize: prints the LLaMA 2-Chat prompt ids of a dialog file, space-separated: exactly the ids that
-// BuildChatPrompt gives generation for the same dialog and limit.
+// generation feeds the model. Like the server's Chat, the default limit is the model's context minus one position
+// for the first generated token (oldest turns dropped to fit); --max_prompt_tokens overrides it (0 = no limit).
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -8,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/chat_prompt.h"
+#include "engine/config.h"
 #include "engine/status_macros.h"
 #include "engine/tokenizer.h"
 #include "tools/cli_flags.h"
@@ -24,17 +26,27 @@ absl::StatusOr<std::string> ReadTextFile(const std::string& path) {
   return text.str();
 }
 
+absl::StatusOr<int> PromptLimit(const CliFlags& flags, const std::string& model_dir) {
+  if (flags.Has("max_prompt_tokens")) return flags.GetInt("max_prompt_tokens", 0);
+  absl::StatusOr<ModelConfig> config = LoadModelConfig(model_dir);
+  if (!config.ok()) {
+    return absl::Status(config.status().code(),
+                        absl::StrCat(config.status().message(), " (or pass --max_prompt_tokens; 0 = no limit)"));
+  }
+  return config->max_position_embeddings - 1;
+}
+
 absl::Status Tokenize(const CliFlags& flags) {
   ASSIGN_OR_RETURN(const std::string model_dir, flags.RequireString("model_dir"));
   ASSIGN_OR_RETURN(const std::string dialog_path, flags.RequireString("dialog"));
-  ASSIGN_OR_RETURN(const int max_prompt_tokens, flags.GetInt("max_prompt_tokens", 0));
+  ASSIGN_OR_RETURN(const int max_prompt_tokens, PromptLimit(flags, model_dir));
   ASSIGN_OR_RETURN(const std::string json_text, ReadTextFile(dialog_path));
   ASSIGN_OR_RETURN(const std::vector<Message> dialog, ParseDialogJson(json_text));
   ASSIGN_OR_RETURN(const std::unique_ptr<Tokenizer> tokenizer, Tokenizer::Load(model_dir + "/tokenizer.model"));
   ASSIGN_OR_RETURN(const ChatPrompt prompt, BuildChatPrompt(*tokenizer, dialog, max_prompt_tokens));
   std::printf("%s\n", absl::StrJoin(prompt.token_ids, " ").c_str());
   if (prompt.dropped_turns > 0) {
-    std::fprintf(stderr, "llama-chat tokenize: dropped the %d oldest turn(s) to fit --max_prompt_tokens %d\n",
+    std::fprintf(stderr, "llama-chat tokenize: dropped the %d oldest turn(s) to fit %d prompt tokens\n",
                  prompt.dropped_turns, max_prompt_tokens);
   }
   return absl::OkStatus();
@@ -55,7 +67,7 @@ int RunTokenize(int argc, char** argv) {
 
 LLAMA_SUBCOMMAND(tokenize,
                  "print the chat prompt ids of a dialog (--model_dir DIR --dialog FILE.json "
-                 "[--max_prompt_tokens N, 0 = no limit])",
+                 "[--max_prompt_tokens N; default: context - 1, 0 = no limit])",
                  RunTokenize);
 
 }  // namespace llama::cli
