@@ -1,7 +1,8 @@
-// A std-only wrapper of sentencepiece::SentencePieceProcessor.
+// A std-only wrapper of sentencepiece::SentencePieceProcessor, which lives in a separately loaded module
+// (see sentencepiece_api.h: Debian's libsentencepiece clashes with libprotobuf in one process).
 // Why it exists: <sentencepiece_processor.h> declares `namespace absl { using std::string_view; }`, which clashes
 // with Debian's Abseil (there absl::string_view is its own class, ABSL_OPTION_USE_STD_STRING_VIEW 0). So only
-// sentencepiece_model.cc includes it, and neither that file nor this header includes any Abseil header.
+// sentencepiece_module.cc includes it, and neither that file nor this header includes any Abseil header.
 #pragma once
 
 #include <memory>
@@ -9,11 +10,9 @@
 #include <string_view>
 #include <vector>
 
-namespace sentencepiece {
-class SentencePieceProcessor;
-}
-
 namespace llama {
+
+class SentencePieceApi;
 
 class SentencePieceModel {
  public:
@@ -35,7 +34,7 @@ class SentencePieceModel {
 
  private:
   SentencePieceModel() = default;
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
+  std::unique_ptr<SentencePieceApi> sp_;
 };
 
 }  // namespace llama
