@@ -21,6 +21,14 @@ __global__ void ConvertKernel(const float* in, int64_t n, T* out) {
   }
 }
 
+template <typename T>
+__global__ void ToF32Kernel(const T* in, int64_t n, float* out) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    out[i] = ToFloat(in[i]);
+  }
+}
+
 __device__ __forceinline__ uint64_t Mix64(uint64_t z) {
   z += 0x9E3779B97F4A7C15ull;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -44,6 +52,15 @@ absl::Status ConvertFromF32(const float* in, int64_t n, void* out, DType dtype, 
   if (n == 0) return absl::OkStatus();
   LLAMA_DISPATCH_DTYPE(dtype, [&] {
     ConvertKernel<T><<<GridFor(n), kThreads, 0, stream>>>(in, n, static_cast<T*>(out));
+  });
+  CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  return absl::OkStatus();
+}
+
+absl::Status ConvertToF32(const void* in, DType dtype, int64_t n, float* out, cudaStream_t stream) {
+  if (n == 0) return absl::OkStatus();
+  LLAMA_DISPATCH_DTYPE(dtype, [&] {
+    ToF32Kernel<T><<<GridFor(n), kThreads, 0, stream>>>(static_cast<const T*>(in), n, out);
   });
   CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return absl::OkStatus();
