@@ -1,6 +1,7 @@
 // CandidateSelector: the hook that picks which of a request's k candidates is answered (rejection sampling).
-// The engine loop calls it on its own thread once all k candidates have finished, before anything of the answer
-// is streamed. The default takes candidate 0; the safety reward model (DESIGN §7) plugs in here.
+// The engine loop calls it on its own thread once all k candidates have finished (k > 1, or any k when
+// ScoresCandidates()), before anything of the answer is sent. The default takes candidate 0; the safety reward
+// model (scheduler/reward_selector.h, DESIGN §7) plugs in here.
 #pragma once
 
 #include <cstdint>
@@ -22,12 +23,20 @@ struct CandidateOutput {
 
 struct CandidateChoice {
   int index = 0;
-  float safety_score = -1.0f;  // -1 when no reward model scored it
+  float safety_score = -1.0f;       // -1 when no reward model scored it
+  float helpfulness_score = -1.0f;  // -1 when no helpfulness reward model scored it
+  // No candidate is acceptable: send refusal_text (token ids refusal_token_ids) instead, finish reason kSafety.
+  bool refused = false;
+  std::string refusal_text;
+  std::vector<int32_t> refusal_token_ids;
 };
 
 class CandidateSelector {
  public:
   virtual ~CandidateSelector() = default;
+  // True when the selector judges the text (a reward model): then even k = 1 requests are not streamed but go
+  // through Select when they finish. False (the default selector): k = 1 streams as it generates.
+  virtual bool ScoresCandidates() const { return false; }
   // An error fails the request (never sends unscored text).
   virtual absl::StatusOr<CandidateChoice> Select(const GenerationRequest& request,
                                                  absl::Span<const CandidateOutput> candidates) = 0;

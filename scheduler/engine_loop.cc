@@ -169,7 +169,8 @@ absl::Status EngineLoop::Impl::ValidateRequest(const GenerationRequest& request,
       return absl::InvalidArgumentError(absl::StrCat("prompt token id ", id, " is outside the vocabulary"));
     }
   }
-  const int max_k = scheduler_.config().max_num_candidates;
+  // All k candidates of a request run in one step, so k is also capped by the sequence cap.
+  const int max_k = std::min(scheduler_.config().max_num_candidates, scheduler_.config().max_num_seqs);
   if (request.num_candidates < 1 || request.num_candidates > max_k) {
     return absl::InvalidArgumentError(
         absl::StrCat("num_candidates must be in [1, ", max_k, "], got ", request.num_candidates));
@@ -234,7 +235,7 @@ void EngineLoop::Impl::Apply(InboxItem item) {
   scheduler_.AddRequest(id, request.prompt_tokens, request.sampling, request.seed, request.num_candidates);
   requests_[id] = std::make_unique<RequestState>(std::move(request), std::move(item.sink), tokenizer_,
                                                  scheduler_.config().max_model_len,
-                                                 backend_->config().eos_token_id);
+                                                 backend_->config().eos_token_id, selector->ScoresCandidates());
 }
 
 void EngineLoop::Impl::Step() {

@@ -43,6 +43,7 @@ struct FinishInfo {
   int completion_tokens = 0;
   int num_candidates = 1;
   float safety_score = -1.0f;          // chosen candidate's safety score; -1 when no reward model ran
+  float helpfulness_score = -1.0f;     // chosen candidate's helpfulness score; -1 when no such model ran
   double queue_time_s = 0;             // arrival → first scheduled
   double time_to_first_token_s = 0;    // arrival → first token handed to the sink (0 if none)
   double total_time_s = 0;             // arrival → finish

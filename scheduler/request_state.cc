@@ -8,8 +8,12 @@
 namespace llama {
 
 RequestState::RequestState(GenerationRequest request, std::shared_ptr<RequestSink> sink,
-                           const Tokenizer* tokenizer, int max_model_len, int32_t eos_id)
-    : request_(std::move(request)), sink_(std::move(sink)), max_model_len_(max_model_len), eos_id_(eos_id) {
+                           const Tokenizer* tokenizer, int max_model_len, int32_t eos_id, bool buffer_output)
+    : request_(std::move(request)),
+      sink_(std::move(sink)),
+      max_model_len_(max_model_len),
+      eos_id_(eos_id),
+      buffer_output_(buffer_output) {
   candidates_.reserve(request_.num_candidates);
   for (int i = 0; i < request_.num_candidates; ++i) candidates_.emplace_back(TextStream(tokenizer, &request_.stop));
 }
@@ -53,7 +57,7 @@ bool RequestState::all_candidates_finished() const {
 
 void RequestState::Emit(Candidate& candidate, TextStream::Delta delta, absl::Time now) {
   if (delta.empty()) return;
-  if (request_.num_candidates == 1) SendTokens(delta.token_ids, delta.text, now);
+  if (streams_directly()) SendTokens(delta.token_ids, delta.text, now);
   candidate.token_ids.insert(candidate.token_ids.end(), delta.token_ids.begin(), delta.token_ids.end());
   candidate.text += delta.text;
 }
@@ -66,32 +70,42 @@ void RequestState::SendTokens(absl::Span<const int32_t> ids, std::string_view te
 void RequestState::Complete(CandidateSelector* selector, int num_preemptions, absl::Time now) {
   CHECK(all_candidates_finished());
   CandidateChoice choice;
-  if (request_.num_candidates > 1) {
-    std::vector<CandidateOutput> outputs;
-    for (int i = 0; i < request_.num_candidates; ++i) {
-      const Candidate& c = candidates_[i];
-      outputs.push_back({i, c.token_ids, c.text, *c.finished});
-    }
-    absl::StatusOr<CandidateChoice> chosen = selector->Select(request_, outputs);
-    if (chosen.ok() && (chosen->index < 0 || chosen->index >= request_.num_candidates)) {
-      chosen = absl::InternalError(absl::StrCat("candidate selector chose ", chosen->index, " of ",
-                                                request_.num_candidates));
-    }
+  if (!streams_directly()) {
+    absl::StatusOr<CandidateChoice> chosen = Choose(selector);
     if (!chosen.ok()) {
       Abort(chosen.status(), FinishReason::kError, num_preemptions, now);
       return;
     }
-    choice = *chosen;
-    const Candidate& winner = candidates_[choice.index];
-    if (!winner.token_ids.empty() || !winner.text.empty()) SendTokens(winner.token_ids, winner.text, now);
+    choice = *std::move(chosen);
   }
   const Candidate& winner = candidates_[choice.index];
   FinishInfo info;
   info.reason = *winner.finished;
   info.completion_tokens = winner.num_generated;
   info.safety_score = choice.safety_score;
+  info.helpfulness_score = choice.helpfulness_score;
   info.num_preemptions = num_preemptions;
+  if (choice.refused) {
+    info.reason = FinishReason::kSafety;
+    SendTokens(choice.refusal_token_ids, choice.refusal_text, now);
+  } else if (!streams_directly() && (!winner.token_ids.empty() || !winner.text.empty())) {
+    SendTokens(winner.token_ids, winner.text, now);
+  }
   SendFinish(std::move(info), now);
+}
+
+absl::StatusOr<CandidateChoice> RequestState::Choose(CandidateSelector* selector) const {
+  std::vector<CandidateOutput> outputs;
+  for (int i = 0; i < request_.num_candidates; ++i) {
+    const Candidate& c = candidates_[i];
+    outputs.push_back({i, c.token_ids, c.text, *c.finished});
+  }
+  absl::StatusOr<CandidateChoice> chosen = selector->Select(request_, outputs);
+  if (chosen.ok() && (chosen->index < 0 || chosen->index >= request_.num_candidates)) {
+    return absl::InternalError(
+        absl::StrCat("candidate selector chose ", chosen->index, " of ", request_.num_candidates));
+  }
+  return chosen;
 }
 
 void RequestState::Abort(const absl::Status& status, FinishReason reason, int num_preemptions, absl::Time now) {

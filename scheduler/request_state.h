@@ -1,7 +1,8 @@
 // RequestState: the engine loop's record of one accepted request: its sink, each candidate's text stream and stop
 // conditions, and its timings. It decides when a candidate is done (EOS, max_tokens, context limit, stop string)
-// and sends the request's output: streamed as it comes for k = 1; for k > 1 nothing until every candidate has
-// finished and the selector has chosen, then the chosen candidate's whole output at once.
+// and sends the request's output: streamed as it comes for k = 1 (unless a reward model must judge it first);
+// otherwise nothing until every candidate has finished and the selector has chosen, then the chosen output (or
+// the selector's refusal) at once.
 // Engine thread only.
 #pragma once
 
@@ -22,8 +23,9 @@ namespace llama {
 
 class RequestState {
  public:
+  // buffer_output: hold even a single candidate's output until the selector has chosen (a reward model scores it).
   RequestState(GenerationRequest request, std::shared_ptr<RequestSink> sink, const Tokenizer* tokenizer,
-               int max_model_len, int32_t eos_id);
+               int max_model_len, int32_t eos_id, bool buffer_output = false);
 
   const GenerationRequest& request() const { return request_; }
   // The first time any of its sequences is in a step (ends its queue time).
@@ -50,7 +52,9 @@ class RequestState {
     std::optional<FinishReason> finished;
   };
 
+  absl::StatusOr<CandidateChoice> Choose(CandidateSelector* selector) const;
   void Emit(Candidate& candidate, TextStream::Delta delta, absl::Time now);
+  bool streams_directly() const { return request_.num_candidates == 1 && !buffer_output_; }
   void SendTokens(absl::Span<const int32_t> ids, std::string_view text, absl::Time now);
   void SendFinish(FinishInfo info, absl::Time now);
 
@@ -58,6 +62,7 @@ class RequestState {
   std::shared_ptr<RequestSink> sink_;
   int max_model_len_;
   int32_t eos_id_;
+  bool buffer_output_;  // k == 1 is buffered and selected too
   std::vector<Candidate> candidates_;  // [num_candidates]
   std::optional<absl::Time> first_scheduled_;
   std::optional<absl::Time> first_token_;

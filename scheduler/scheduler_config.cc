@@ -13,9 +13,8 @@ absl::Status SchedulerConfig::Validate() const {
   if (max_model_len < 0) {
     return absl::InvalidArgumentError(absl::StrCat("max_model_len must be >= 0, got ", max_model_len));
   }
-  if (max_num_candidates < 1 || max_num_candidates > max_num_seqs) {
-    return absl::InvalidArgumentError(absl::StrCat("max_num_candidates must be in [1, max_num_seqs = ",
-                                                   max_num_seqs, "], got ", max_num_candidates));
+  if (max_num_candidates < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("max_num_candidates must be >= 1, got ", max_num_candidates));
   }
   return absl::OkStatus();
 }
