@@ -29,9 +29,8 @@ absl::StatusOr<std::vector<int32_t>> AppendRewardResponse(const Tokenizer& token
                                                           absl::Span<const int32_t> prompt_ids,
                                                           std::string_view response, int max_tokens) {
   const std::string_view stripped = Strip(response);
-  if (stripped.empty()) return absl::InvalidArgumentError("reward model: the response is empty");
   std::vector<int32_t> ids(prompt_ids.begin(), prompt_ids.end());
-  const std::vector<int32_t> answer = tokenizer.Encode(stripped);
+  const std::vector<int32_t> answer = stripped.empty() ? std::vector<int32_t>() : tokenizer.Encode(stripped);
   ids.insert(ids.end(), answer.begin(), answer.end());
   if (max_tokens > 0 && static_cast<int>(ids.size()) > max_tokens) {
     return absl::InvalidArgumentError(absl::StrCat("reward model: prompt (", prompt_ids.size(), ") + response (",
@@ -44,10 +43,9 @@ absl::StatusOr<std::vector<int32_t>> BuildRewardSequence(const Tokenizer& tokeni
                                                          const std::vector<Message>& dialog,
                                                          std::string_view response, int max_tokens) {
   const std::string_view stripped = Strip(response);
-  if (stripped.empty()) return absl::InvalidArgumentError("reward model: the response is empty");
   int prompt_budget = 0;  // 0 = no limit for BuildChatPrompt
   if (max_tokens > 0) {
-    prompt_budget = max_tokens - static_cast<int>(tokenizer.Encode(stripped).size());
+    prompt_budget = max_tokens - static_cast<int>(stripped.empty() ? 0 : tokenizer.Encode(stripped).size());
     if (prompt_budget <= 0) {
       return absl::InvalidArgumentError(
           absl::StrCat("reward model: the response alone exceeds its context of ", max_tokens, " tokens"));

@@ -31,8 +31,9 @@
 
 namespace llama {
 
-// prompt_ids (as BuildChatPrompt made them) followed by Encode(strip(response)). INVALID_ARGUMENT when the result
-// is longer than max_tokens (0 = no limit) or the response is empty after stripping.
+// prompt_ids (as BuildChatPrompt made them) followed by Encode(strip(response)); an empty response adds nothing
+// (the score then reads the prompt's last token). INVALID_ARGUMENT when the result is longer than max_tokens
+// (0 = no limit).
 absl::StatusOr<std::vector<int32_t>> AppendRewardResponse(const Tokenizer& tokenizer,
                                                           absl::Span<const int32_t> prompt_ids,
                                                           std::string_view response, int max_tokens);

@@ -73,7 +73,9 @@ void RequestState::Complete(CandidateSelector* selector, int num_preemptions, ab
   if (!streams_directly()) {
     absl::StatusOr<CandidateChoice> chosen = Choose(selector);
     if (!chosen.ok()) {
-      Abort(chosen.status(), FinishReason::kError, num_preemptions, now);
+      // A reward model that ran out of the request's time is a deadline, not a server error.
+      const bool expired = chosen.status().code() == absl::StatusCode::kDeadlineExceeded;
+      Abort(chosen.status(), expired ? FinishReason::kDeadline : FinishReason::kError, num_preemptions, now);
       return;
     }
     choice = *std::move(chosen);

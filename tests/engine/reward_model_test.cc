@@ -171,8 +171,9 @@ TEST(RewardSequenceTest, MatchesSentencePieceReference) {
     EXPECT_EQ(*appended, *ids);
   }
   std::vector<Message> dialog = {{Role::kUser, "Hi"}};
-  EXPECT_EQ(BuildRewardSequence(**tokenizer, dialog, "   ", 256).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  auto empty = BuildRewardSequence(**tokenizer, dialog, "   ", 256);  // an empty answer: the prompt alone
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(*empty, BuildChatPrompt(**tokenizer, dialog)->token_ids);
   EXPECT_EQ(BuildRewardSequence(**tokenizer, dialog, "A long answer with many words in it.", 8).status().code(),
             absl::StatusCode::kInvalidArgument);
 }

@@ -1,0 +1,100 @@
+#include "scheduler/reward_selector.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "engine/status_macros.h"
+
+namespace llama {
+
+absl::Status RewardSelectorOptions::Validate() const {
+  if (!(safety_threshold >= 0.0f && safety_threshold <= 1.0f)) {
+    return absl::InvalidArgumentError(absl::StrCat("safety_threshold must be in [0, 1], got ", safety_threshold));
+  }
+  if (refusal_text.empty()) return absl::InvalidArgumentError("refusal_text must not be empty");
+  return absl::OkStatus();
+}
+
+std::optional<int> SelectByRewards(absl::Span<const float> safety, absl::Span<const float> helpfulness,
+                                   float safety_threshold) {
+  std::optional<int> best;
+  for (int i = 0; i < static_cast<int>(safety.size()); ++i) {
+    if (!(safety[i] >= safety_threshold)) continue;  // NaN never passes
+    const float key = helpfulness.empty() ? safety[i] : helpfulness[i];
+    const float best_key = best ? (helpfulness.empty() ? safety[*best] : helpfulness[*best]) : 0.0f;
+    if (!best || key > best_key) best = i;
+  }
+  return best;
+}
+
+RewardSelector::RewardSelector(RewardModel* safety, RewardModel* helpfulness, const Tokenizer* tokenizer,
+                               RewardSelectorOptions options)
+    : safety_(safety),
+      helpfulness_(helpfulness),
+      tokenizer_(tokenizer),
+      options_(std::move(options)),
+      refusal_token_ids_(tokenizer->Encode(options_.refusal_text)) {
+  CHECK(safety_ != nullptr);
+}
+
+void RewardSelector::AddObserver(RewardObserver* observer) { observers_.push_back(observer); }
+
+absl::StatusOr<std::vector<float>> RewardSelector::ScoreWith(RewardModel* model, const GenerationRequest& request,
+                                                             absl::Span<const CandidateOutput> candidates) {
+  const int max_tokens = model->max_tokens();
+  std::vector<std::vector<int32_t>> sequences;  // [k] prompt + candidate, one batch
+  for (const CandidateOutput& c : candidates) {
+    ASSIGN_OR_RETURN(std::vector<int32_t> ids, AppendRewardResponse(*tokenizer_, request.prompt_tokens, c.text, 0));
+    if (static_cast<int>(ids.size()) > max_tokens) {
+      // Re-encoding made prompt + answer longer than the reward model's context: keep BOS and the newest tokens, so
+      // every token of the answer is still scored (only the oldest dialog context is lost).
+      ids.erase(ids.begin() + 1, ids.begin() + 1 + (ids.size() - max_tokens));
+    }
+    sequences.push_back(std::move(ids));
+  }
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::vector<float>> scores = model->Score(sequences, request.deadline);
+  if (!scores.ok()) {
+    if (scores.status().code() == absl::StatusCode::kDeadlineExceeded) return scores.status();
+    return absl::InternalError(absl::StrCat("reward model '", model->name(), "' failed: ", scores.status().message()));
+  }
+  const absl::Time end = absl::Now();
+  if (end > request.deadline) {  // scores that arrive after the deadline are not used
+    return absl::DeadlineExceededError(absl::StrCat("reward model '", model->name(), "' finished after the deadline"));
+  }
+  const double latency_s = absl::ToDoubleSeconds(end - start);
+  for (RewardObserver* o : observers_) o->OnScored(model->name(), *scores, latency_s);
+  return scores;
+}
+
+absl::StatusOr<CandidateChoice> RewardSelector::Select(const GenerationRequest& request,
+                                                       absl::Span<const CandidateOutput> candidates) {
+  if (candidates.empty()) return absl::InternalError("no candidates to select from");
+  ASSIGN_OR_RETURN(const std::vector<float> safety, ScoreWith(safety_, request, candidates));
+  std::vector<float> helpfulness;
+  if (helpfulness_ != nullptr) {
+    ASSIGN_OR_RETURN(helpfulness, ScoreWith(helpfulness_, request, candidates));
+  }
+  const std::optional<int> chosen = SelectByRewards(safety, helpfulness, options_.safety_threshold);
+  for (RewardObserver* o : observers_) o->OnSelected(static_cast<int>(candidates.size()), !chosen.has_value());
+  CandidateChoice choice;
+  if (chosen) {
+    choice.index = *chosen;
+    choice.safety_score = safety[*chosen];
+    if (!helpfulness.empty()) choice.helpfulness_score = helpfulness[*chosen];
+    return choice;
+  }
+  // Refusal: report the safest candidate's scores (all are below the threshold).
+  const int safest = static_cast<int>(std::max_element(safety.begin(), safety.end()) - safety.begin());
+  choice.index = safest;
+  choice.safety_score = safety[safest];
+  if (!helpfulness.empty()) choice.helpfulness_score = helpfulness[safest];
+  choice.refused = true;
+  choice.refusal_text = options_.refusal_text;
+  choice.refusal_token_ids = refusal_token_ids_;
+  return choice;
+}
+
+}  // namespace llama

@@ -1,0 +1,71 @@
+// RewardSelector: the CandidateSelector of rejection sampling (DESIGN §7). It scores every finished candidate of a
+// request with the co-hosted safety reward model (and the optional helpfulness one), all candidates in one
+// batched prefill on each reward model's own backend and KV pool, then picks by the Llama 2 rule:
+//   a candidate passes when its safety score is >= safety_threshold; among passing candidates the best
+//   helpfulness score wins (the best safety score with no helpfulness model); if none passes, the answer is the
+//   configured refusal with finish reason SAFETY.
+// A reward model failure (or the request's deadline passing) is an error: the engine loop fails the request and
+// nothing of any candidate is sent. Candidates are scored from their text (engine/reward_model.h), so a Score RPC
+// on (dialog, streamed text) reproduces the score used here.
+//
+// Threading: Select runs on the engine thread (it blocks the step for the scoring time: the engine loop calls the
+// hook synchronously). The reward models serialise their own calls, so a Score RPC may run concurrently.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "engine/reward_model.h"
+#include "engine/tokenizer.h"
+#include "scheduler/candidate_selector.h"
+
+namespace llama {
+
+struct RewardSelectorOptions {
+  // The Llama 2 paper's threshold: below it the safety score decides, and a candidate does not pass.
+  float safety_threshold = 0.15f;
+  std::string refusal_text = "I'm sorry, but I can't help with that.";
+  absl::Status Validate() const;
+};
+
+// The pure selection rule. safety: [k]; helpfulness: [k] or empty. nullopt = no candidate passes (refuse).
+// Ties go to the lowest index, so the choice is a function of the scores alone.
+std::optional<int> SelectByRewards(absl::Span<const float> safety, absl::Span<const float> helpfulness,
+                                   float safety_threshold);
+
+// Told about every scoring and every choice, for metrics. Called on the engine thread; must not block.
+class RewardObserver {
+ public:
+  virtual ~RewardObserver() = default;
+  virtual void OnScored(const std::string& model, absl::Span<const float> scores, double latency_s) = 0;
+  virtual void OnSelected(int num_candidates, bool refused) = 0;
+};
+
+class RewardSelector : public CandidateSelector {
+ public:
+  // safety must not be null; helpfulness may be. All must outlive the selector. The reward models must share the
+  // policy's vocabulary (prompt ids are reused as they are).
+  RewardSelector(RewardModel* safety, RewardModel* helpfulness, const Tokenizer* tokenizer,
+                 RewardSelectorOptions options);
+  void AddObserver(RewardObserver* observer);  // before the engine loop starts
+
+  bool ScoresCandidates() const override { return true; }
+  absl::StatusOr<CandidateChoice> Select(const GenerationRequest& request,
+                                         absl::Span<const CandidateOutput> candidates) override;
+
+ private:
+  absl::StatusOr<std::vector<float>> ScoreWith(RewardModel* model, const GenerationRequest& request,
+                                               absl::Span<const CandidateOutput> candidates);
+
+  RewardModel* const safety_;
+  RewardModel* const helpfulness_;
+  const Tokenizer* const tokenizer_;
+  const RewardSelectorOptions options_;
+  const std::vector<int32_t> refusal_token_ids_;
+  std::vector<RewardObserver*> observers_;
+};
+
+}  // namespace llama
