@@ -8,6 +8,9 @@
 #include "absl/synchronization/notification.h"
 #include "engine/config.h"
 #include "engine/cpu/cpu_backend.h"
+#ifdef LLAMA_HAVE_CUDA
+#include "engine/cuda/cuda_backend_factory.h"
+#endif
 #include "engine/status_macros.h"
 #include "engine/weights.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -39,8 +42,13 @@ class WarmupSink : public RequestSink {
 
 absl::StatusOr<std::unique_ptr<Backend>> MakeBackend(const ChatServerOptions& options, ModelWeights weights) {
   if (options.backend == "cuda") {
-    return absl::FailedPreconditionError(
-        "--backend cuda: this binary was built without CUDA (the CUDA backend is not wired into the server yet)");
+#ifdef LLAMA_HAVE_CUDA
+    cuda::CudaBackendOptions cuda_options;  // bf16 weights and KV, KV pool from free device memory
+    cuda_options.num_blocks = options.num_kv_blocks;
+    return cuda::CreateCudaBackendFromWeights(weights, cuda_options);
+#else
+    return absl::FailedPreconditionError("--backend cuda: this binary was built without CUDA (LLAMA_CUDA=OFF)");
+#endif
   }
   CpuBackendOptions cpu;
   cpu.num_threads = options.num_threads;

@@ -51,6 +51,12 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const CudaBackendOpti
   return std::unique_ptr<Backend>(std::move(backend));
 }
 
+absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackendFromWeights(const ModelWeights& weights,
+                                                                      const CudaBackendOptions& options) {
+  ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> backend, CudaBackend::Create(weights, options));
+  return std::unique_ptr<Backend>(std::move(backend));
+}
+
 absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const CudaBackendOptions& options) {
   RETURN_IF_ERROR(options.Validate());
   if (!options.model_dir.empty()) {
@@ -70,6 +76,8 @@ absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const CudaBacke
 absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const ModelWeights& weights,
                                                                  const CudaBackendOptions& options) {
   ASSIGN_OR_RETURN(DType dtype, ParseDType(options.dtype));
+  RETURN_IF_ERROR((KvCachePoolOptions{options.block_size, options.num_blocks, options.kv_cache_memory_fraction}
+                       .Validate()));
   RETURN_IF_ERROR(SelectDevice(options.device));
   auto backend = std::unique_ptr<CudaBackend>(new CudaBackend());
   ASSIGN_OR_RETURN(backend->stream_, CudaStream::Create());

@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/backend.h"
+#include "engine/weights.h"
 
 namespace llama::cuda {
 
@@ -40,6 +41,10 @@ struct CudaBackendOptions {
 
 // Fails (never aborts) without a device, on a bad option, or when the model does not fit.
 absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const CudaBackendOptions& options);
+
+// The same from host weights the caller already loaded (options.model_dir and dummy_weights are ignored).
+absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackendFromWeights(const ModelWeights& weights,
+                                                                      const CudaBackendOptions& options);
 
 // Number of visible CUDA devices; 0 when there is none or no driver (the tests skip then).
 int CudaDeviceCount();
