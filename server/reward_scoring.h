@@ -1,0 +1,65 @@
+// RewardScoring: the server's co-hosted reward models (DESIGN §7): the safety model and the optional helpfulness
+// model, each on its own backend (same kind and device as the policy, its own KV pool sized for max_candidates
+// full-context sequences), the RewardSelector the engine loop calls, the reward metrics, and the Score RPC.
+//
+// The Score RPC and candidate selection share one input format (engine/reward_model.h), so Score on
+// (dialog, streamed answer) returns the safety score the selection used.
+//
+// Threading: Score runs on a gRPC thread and the selector on the engine thread; each RewardModel serialises its
+// own forwards, so they may run concurrently.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/chat_prompt.h"
+#include "engine/reward_model.h"
+#include "engine/tokenizer.h"
+#include "prometheus/registry.h"
+#include "scheduler/reward_selector.h"
+#include "server/reward_metrics.h"
+
+namespace llama::server {
+
+struct RewardScoringOptions {
+  std::string safety_model_dir;       // required
+  std::string helpfulness_model_dir;  // optional
+  RewardSelectorOptions selector;     // threshold, refusal text
+  std::string backend = "cpu";        // "cpu" or "cuda", as the policy
+  int num_threads = 0;                // CPU backend threads
+  int max_candidates = 8;             // sizes each reward model's KV pool
+  absl::Status Validate() const;
+};
+
+struct RewardScores {
+  float safety = -1.0f;
+  float helpfulness = -1.0f;  // -1 without a helpfulness model
+};
+
+class RewardScoring {
+ public:
+  // policy_tokenizer: the served model's tokenizer; each reward model must share its vocabulary (prompt ids are
+  // reused as they are). registry: where the reward metrics go.
+  static absl::StatusOr<std::unique_ptr<RewardScoring>> Load(const RewardScoringOptions& options,
+                                                             const Tokenizer* policy_tokenizer,
+                                                             prometheus::Registry& registry);
+
+  CandidateSelector* selector() { return selector_.get(); }
+  // One scoring call per model (health turns SERVING only after the reward models ran a forward).
+  absl::Status Warmup();
+  // The Score RPC: the dialog (validated) and a response, scored by every loaded model.
+  absl::StatusOr<RewardScores> Score(const std::vector<Message>& dialog, const std::string& response);
+
+ private:
+  RewardScoring() = default;
+
+  const Tokenizer* tokenizer_ = nullptr;
+  std::unique_ptr<RewardModel> safety_;
+  std::unique_ptr<RewardModel> helpfulness_;
+  std::unique_ptr<RewardMetrics> metrics_;
+  std::unique_ptr<RewardSelector> selector_;
+};
+
+}  // namespace llama::server
