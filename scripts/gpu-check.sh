@@ -18,7 +18,7 @@ BUILD_DIR=${BUILD_DIR:-build-gpu}
 JOBS=${JOBS:-2}
 BUNDLE=gpu-bundle
 MODEL=models/stories15M
-TESTS=(cuda_kernels_test cuda_attention_test cuda_sampling_test cuda_backend_test)
+TESTS=(cuda_host_test cuda_kernels_test cuda_attention_test cuda_sampling_test cuda_backend_test)
 
 die() { echo "gpu-check: $*" >&2; exit 1; }
 [[ -f $MODEL/model.safetensors ]] || die "$MODEL is missing: run 'make model' (scripts/fetch-model.sh) first"
@@ -91,7 +91,7 @@ export LLAMA_TEST_MODEL_DIR="$here/model"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/device.txt" 2>&1
 cat "$out/device.txt"
 failed=0
-for t in cuda_kernels_test cuda_attention_test cuda_sampling_test cuda_backend_test; do
+for t in cuda_host_test cuda_kernels_test cuda_attention_test cuda_sampling_test cuda_backend_test; do
   timeout 150 "$here/bin/$t" > "$out/$t.log" 2>&1
   rc=$?
   case $rc in 0) r=PASSED ;; 77) r=SKIPPED ;; 124) r="TIMED OUT"; failed=1 ;; *) r="FAILED (rc $rc)"; failed=1 ;; esac

@@ -1,0 +1,81 @@
+// Host-side parts of the CUDA backend that run without a device (so CI exercises them): option validation, dtype
+// names, the dummy shapes, and failing cleanly — a Status, never an abort — when no device is visible.
+// Uses gtest_main: it never exits 77, so it runs (and must pass) on every build machine.
+#include <gtest/gtest.h>
+
+#include "engine/cuda/cuda_backend_factory.h"
+#include "engine/cuda/device_buffer.h"
+#include "engine/cuda/dtype.h"
+#include "engine/cuda/kv_cache_pool.h"
+#include "engine/cuda/model_shapes.h"
+
+namespace llama::cuda {
+namespace {
+
+TEST(DTypeTest, ParsesTheThreeNamesAndRefusesOthers) {
+  EXPECT_EQ(*ParseDType("bf16"), DType::kBF16);
+  EXPECT_EQ(*ParseDType("fp16"), DType::kF16);
+  EXPECT_EQ(*ParseDType("fp32"), DType::kF32);
+  EXPECT_EQ(DTypeBytes(DType::kBF16), 2);
+  EXPECT_EQ(DTypeBytes(DType::kF32), 4);
+  const auto bad = ParseDType("int8");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("--dtype"), std::string::npos);
+}
+
+TEST(ModelShapesTest, Llama2SevenBHasThePublishedShape) {
+  const ModelConfig c = *DummyModelConfig("llama-2-7b");
+  EXPECT_EQ(c.hidden_size, 4096);
+  EXPECT_EQ(c.intermediate_size, 11008);
+  EXPECT_EQ(c.num_hidden_layers, 32);
+  EXPECT_EQ(c.num_attention_heads, 32);
+  EXPECT_EQ(c.num_key_value_heads, 32);
+  EXPECT_EQ(c.vocab_size, 32000);
+  EXPECT_TRUE(c.Validate().ok());
+  // 6.74e9 parameters (embed + 32 layers + lm_head): 13.5 GB in bf16, the bandwidth floor's numerator.
+  const int64_t per_layer = 4LL * 4096 * 4096 + 3LL * 4096 * 11008 + 2 * 4096;
+  const int64_t params = 2LL * 32000 * 4096 + 32 * per_layer + 4096;
+  EXPECT_EQ(params, 6738415616LL);
+}
+
+TEST(ModelShapesTest, ThirteenBAndTinyValidateAndUnknownNamesAreRefused) {
+  EXPECT_EQ(DummyModelConfig("llama-2-13b")->num_hidden_layers, 40);
+  const ModelConfig tiny = *DummyModelConfig("tiny");
+  EXPECT_TRUE(tiny.Validate().ok());
+  EXPECT_EQ(tiny.group_size(), 4);
+  EXPECT_EQ(DummyModelConfig("llama-2-70b").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(CudaBackendOptionsTest, NeedsExactlyOneWeightSourceAndValidKvSettings) {
+  CudaBackendOptions o;
+  EXPECT_EQ(o.Validate().code(), absl::StatusCode::kInvalidArgument);  // neither
+  o.model_dir = "/m";
+  o.dummy_weights = "tiny";
+  EXPECT_EQ(o.Validate().code(), absl::StatusCode::kInvalidArgument);  // both
+  o.model_dir.clear();
+  EXPECT_TRUE(o.Validate().ok());
+  o.kv_cache_memory_fraction = 0.0;
+  EXPECT_EQ(o.Validate().code(), absl::StatusCode::kInvalidArgument);
+  o.kv_cache_memory_fraction = 0.5;
+  o.block_size = 0;
+  EXPECT_EQ(o.Validate().code(), absl::StatusCode::kInvalidArgument);
+  o.block_size = 16;
+  o.dtype = "fp8";
+  EXPECT_EQ(o.Validate().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(NoDeviceTest, CreatingABackendWithoutADeviceIsAStatusNotACrash) {
+  if (CudaDeviceCount() > 0) GTEST_SKIP() << "a device is visible; the device tests cover creation";
+  CudaBackendOptions o;
+  o.dummy_weights = "tiny";
+  const auto backend = CreateCudaBackend(o);
+  EXPECT_EQ(backend.status().code(), absl::StatusCode::kFailedPrecondition) << backend.status();
+  // Allocation without a device fails with a status too.
+  const auto buffer = DeviceBuffer::Allocate(1024);
+  EXPECT_FALSE(buffer.ok());
+  // An empty buffer needs no device.
+  EXPECT_TRUE(DeviceBuffer::Allocate(0).ok());
+}
+
+}  // namespace
+}  // namespace llama::cuda
