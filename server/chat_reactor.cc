@@ -23,6 +23,8 @@ v1::FinishReason ToProto(FinishReason reason) {
   return v1::FINISH_REASON_UNSPECIFIED;
 }
 
+constexpr absl::Duration kDeadlineSlack = absl::Milliseconds(250);
+
 // gRPC reports "no deadline" as the far end of system_clock; anything beyond a year out is treated as none.
 absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
   const auto deadline = context.deadline();
@@ -125,8 +127,11 @@ void ChatReactor::OnCancel() {
     stream_broken_ = true;
   }
   if (submitted_) {
-    const absl::Status reason = absl::Now() >= deadline_ ? absl::DeadlineExceededError("deadline exceeded")
-                                                         : absl::CancelledError("cancelled by the client");
+    // The client's deadline timer fires a little before ours (our deadline was computed from the grpc-timeout
+    // header on arrival) and reaches us as a plain cancel; within kDeadlineSlack of the deadline it counts as one.
+    const absl::Status reason = absl::Now() >= deadline_ - kDeadlineSlack
+                                    ? absl::DeadlineExceededError("deadline exceeded")
+                                    : absl::CancelledError("cancelled by the client");
     deps_.engine->Cancel(request_id_, reason);
   }
   Pump();
@@ -154,7 +159,7 @@ bool ChatReactor::NextMessage() {
   final_message->mutable_usage()->set_prompt_tokens(finish_->prompt_tokens);
   final_message->mutable_usage()->set_completion_tokens(finish_->completion_tokens);
   final_message->set_safety_score(finish_->safety_score);
-  final_message->set_helpfulness_score(-1.0f);
+  final_message->set_helpfulness_score(finish_->helpfulness_score);
   final_message->set_num_candidates(finish_->num_candidates);
   final_message->set_time_to_first_token_s(finish_->time_to_first_token_s);
   final_message->set_total_time_s(finish_->total_time_s);

@@ -27,6 +27,7 @@
 #include "scheduler/engine_loop.h"
 #include "server/metrics.h"
 #include "server/request_validation.h"
+#include "server/reward_scoring.h"
 #include "server/serving_state.h"
 
 namespace llama::server {
@@ -38,6 +39,7 @@ struct ChatDeps {
   ServerMetrics* metrics = nullptr;
   ServingState* serving = nullptr;
   ValidationLimits limits;
+  RewardScoring* rewards = nullptr;  // the co-hosted reward models (Score RPC); null when none is loaded
 };
 
 class ChatReactor : public grpc::ServerWriteReactor<llamachat::v1::ChatResponse> {

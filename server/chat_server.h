@@ -20,6 +20,7 @@
 #include "scheduler/engine_loop.h"
 #include "server/chat_service.h"
 #include "server/metrics.h"
+#include "server/reward_scoring.h"
 #include "server/serving_state.h"
 
 namespace prometheus {
@@ -40,6 +41,12 @@ struct ChatServerOptions {
   int max_num_seqs = 64;
   int max_num_batched_tokens = 512;
   int max_candidates = 8;
+  // Co-hosted reward models (DESIGN §7); without a safety model every request is k = 1 and streamed unscored.
+  std::string safety_model_dir;       // empty: no reward model
+  std::string helpfulness_model_dir;  // optional second reward model
+  float safety_threshold = 0.15f;     // below it a candidate does not pass (Llama 2)
+  std::string refusal_text = RewardSelectorOptions{}.refusal_text;
+  int default_candidates = 1;         // k when a request leaves num_candidates at 0
   int default_max_tokens = 256;     // clamped to the context length
   bool reflection = false;
 
@@ -63,6 +70,7 @@ class ChatServer {
   ServerMetrics& metrics() { return *metrics_; }
   ServingState& serving() { return *serving_; }
   const ValidationLimits& limits() const { return limits_; }
+  RewardScoring* rewards() { return rewards_.get(); }  // null without --safety_model_dir
 
  private:
   ChatServer() = default;
@@ -72,6 +80,7 @@ class ChatServer {
 
   // Declaration order is teardown order reversed: the gRPC server goes before the engine it calls into.
   std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<RewardScoring> rewards_;  // before the engine that calls its selector
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<EngineLoop> engine_;
   std::shared_ptr<ServerMetrics> metrics_;

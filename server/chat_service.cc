@@ -82,11 +82,28 @@ grpc::ServerUnaryReactor* ChatServiceImpl::GetModelInfo(grpc::CallbackServerCont
   return reactor;
 }
 
+// Scoring is a short prefill on the reward backends, done inline on the gRPC thread (the reward models serialise
+// their forwards against the engine thread's selection).
 grpc::ServerUnaryReactor* ChatServiceImpl::Score(grpc::CallbackServerContext* context,
-                                                 const v1::ScoreRequest* /*request*/,
-                                                 v1::ScoreResponse* /*response*/) {
+                                                 const v1::ScoreRequest* request, v1::ScoreResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(absl::UnimplementedError("no reward model loaded")));
+  if (deps_.rewards == nullptr) {
+    reactor->Finish(ToGrpcStatus(absl::UnimplementedError("no reward model loaded (--safety_model_dir)")));
+    return reactor;
+  }
+  absl::StatusOr<std::vector<Message>> dialog = ValidateMessages(request->messages(), deps_.limits);
+  if (!dialog.ok()) {
+    reactor->Finish(ToGrpcStatus(dialog.status()));
+    return reactor;
+  }
+  absl::StatusOr<RewardScores> scores = deps_.rewards->Score(*dialog, request->response());
+  if (!scores.ok()) {
+    reactor->Finish(ToGrpcStatus(scores.status()));
+    return reactor;
+  }
+  response->set_safety_score(scores->safety);
+  response->set_helpfulness_score(scores->helpfulness);
+  reactor->Finish(grpc::Status::OK);
   return reactor;
 }
 

@@ -33,7 +33,7 @@ class ChatServiceImpl final : public llamachat::v1::ChatService::CallbackService
   grpc::ServerUnaryReactor* GetModelInfo(grpc::CallbackServerContext* context,
                                          const llamachat::v1::GetModelInfoRequest* request,
                                          llamachat::v1::GetModelInfoResponse* response) override;
-  // UNIMPLEMENTED until a reward model is co-hosted (issue 5).
+  // Scores (dialog, response) with the co-hosted reward models; UNIMPLEMENTED when none is loaded.
   grpc::ServerUnaryReactor* Score(grpc::CallbackServerContext* context, const llamachat::v1::ScoreRequest* request,
                                   llamachat::v1::ScoreResponse* response) override;
 

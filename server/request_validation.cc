@@ -81,10 +81,10 @@ absl::Status ValidateRequestId(const std::string& id, const ValidationLimits& li
 }
 
 absl::StatusOr<int> ValidateCandidates(int num_candidates, const ValidationLimits& limits) {
-  const int k = num_candidates == 0 ? 1 : num_candidates;
+  const int k = num_candidates == 0 ? limits.default_candidates : num_candidates;
   if (k < 1 || k > limits.max_candidates) {
-    return Invalid("num_candidates",
-                   absl::StrCat("must be in [1, ", limits.max_candidates, "] (0 = 1), got ", num_candidates));
+    return Invalid("num_candidates", absl::StrCat("must be in [1, ", limits.max_candidates, "] (0 = ",
+                                                  limits.default_candidates, "), got ", num_candidates));
   }
   // Candidates are only ever chosen by a reward model; without one k > 1 would stream unscored text.
   if (k > 1 && !limits.has_reward_model) {
@@ -103,6 +103,13 @@ absl::Status ValidationLimits::Validate() const {
         absl::StrCat("default_max_tokens must be in [1, ", context_length, "], got ", default_max_tokens));
   }
   if (max_candidates < 1) return absl::InvalidArgumentError("max_candidates must be >= 1");
+  if (default_candidates < 1 || default_candidates > max_candidates) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("default_candidates must be in [1, ", max_candidates, "], got ", default_candidates));
+  }
+  if (default_candidates > 1 && !has_reward_model) {
+    return absl::InvalidArgumentError("default_candidates > 1 needs a reward model (--safety_model_dir)");
+  }
   if (max_messages < 1 || max_message_bytes < 0 || max_stop_strings < 0 || max_stop_bytes < 1) {
     return absl::InvalidArgumentError("message and stop-string limits must be positive");
   }

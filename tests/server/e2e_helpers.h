@@ -1,0 +1,161 @@
+// Helpers shared by the server's end-to-end tests: an in-process ChatServer on a free loopback port, a synchronous
+// client, and reading the server's Prometheus families.
+#pragma once
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "grpcpp/grpcpp.h"
+#include "llamachat/v1/chat.grpc.pb.h"
+#include "nlohmann/json.hpp"
+#include "server/chat_server.h"
+
+namespace llama::server::testing {
+
+namespace v1 = ::llamachat::v1;
+
+inline std::string ModelDir() { return std::string(LLAMA_SOURCE_DIR) + "/models/stories15M"; }
+inline bool HaveModel() {
+  return std::ifstream(ModelDir() + "/model.safetensors").good() && std::ifstream(ModelDir() + "/tokenizer.model").good();
+}
+
+// A server on 127.0.0.1 with an OS-picked port, warmed up unless told otherwise.
+inline std::unique_ptr<ChatServer> StartServer(ChatServerOptions options, bool warm_up = true) {
+  options.model_dir = ModelDir();
+  options.host = "127.0.0.1";
+  options.port = 0;
+  options.metrics_port = 0;
+  if (options.num_threads == 0) options.num_threads = 2;
+  auto server = ChatServer::Start(options);
+  if (!server.ok()) {
+    ADD_FAILURE() << server.status();
+    return nullptr;
+  }
+  if (warm_up) {
+    absl::Status warm = (*server)->Warmup();
+    EXPECT_TRUE(warm.ok()) << warm;
+  }
+  return std::move(*server);
+}
+
+inline std::unique_ptr<v1::ChatService::Stub> Connect(int port) {
+  return v1::ChatService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+}
+
+inline v1::ChatRequest MakeRequest(const std::vector<std::pair<v1::Role, std::string>>& messages, int max_tokens) {
+  v1::ChatRequest request;
+  for (const auto& [role, content] : messages) {
+    v1::Message* m = request.add_messages();
+    m->set_role(role);
+    m->set_content(content);
+  }
+  request.mutable_sampling()->set_temperature(0.0f);
+  request.mutable_sampling()->set_max_tokens(max_tokens);
+  return request;
+}
+
+// The dialog as the JSON file `llama-chat generate/tokenize --dialog` read.
+inline std::string DialogJson(const v1::ChatRequest& request) {
+  nlohmann::json dialog = nlohmann::json::array();
+  for (const v1::Message& m : request.messages()) {
+    const char* role = m.role() == v1::ROLE_SYSTEM ? "system" : m.role() == v1::ROLE_USER ? "user" : "assistant";
+    dialog.push_back({{"role", role}, {"content", m.content()}});
+  }
+  return dialog.dump();
+}
+
+struct StreamResult {
+  std::vector<std::string> deltas;
+  std::string text;
+  std::vector<int32_t> token_ids;
+  bool has_final = false;
+  v1::Final final_message;
+  grpc::Status status;
+};
+
+inline StreamResult ReadStream(grpc::ClientReader<v1::ChatResponse>& reader) {
+  StreamResult result;
+  v1::ChatResponse response;
+  while (reader.Read(&response)) {
+    if (response.has_delta()) {
+      EXPECT_FALSE(result.has_final) << "Delta after Final";
+      result.deltas.push_back(response.delta().text());
+      result.text += response.delta().text();
+      result.token_ids.insert(result.token_ids.end(), response.delta().token_ids().begin(),
+                              response.delta().token_ids().end());
+    } else if (response.has_final()) {
+      EXPECT_FALSE(result.has_final) << "two Final messages";
+      result.has_final = true;
+      result.final_message = response.final();
+    }
+  }
+  result.status = reader.Finish();
+  return result;
+}
+
+inline StreamResult Chat(v1::ChatService::Stub& stub, const v1::ChatRequest& request,
+                         absl::Duration timeout = absl::Seconds(120)) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  auto reader = stub.Chat(&context, request);
+  return ReadStream(*reader);
+}
+
+// Runs a command and returns its stdout (the exit status must be 0).
+inline std::string RunCommand(const std::string& command) {
+  std::string out;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) {
+    ADD_FAILURE() << "cannot run " << command;
+    return out;
+  }
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) out.append(buffer, n);
+  const int rc = pclose(pipe);
+  EXPECT_EQ(rc, 0) << command;
+  return out;
+}
+
+inline std::string WriteTempFile(const std::string& name, const std::string& text) {
+  const std::string path = ::testing::TempDir() + "/" + name;
+  std::ofstream(path, std::ios::binary) << text;
+  return path;
+}
+
+// Sum of a family's metric values (counters and gauges), optionally only those with label name=value.
+inline double MetricValue(ServerMetrics& metrics, const std::string& family, const std::string& label = "",
+                          const std::string& value = "") {
+  double sum = 0;
+  for (const prometheus::MetricFamily& f : metrics.Collect()) {
+    if (f.name != family) continue;
+    for (const prometheus::ClientMetric& m : f.metric) {
+      bool match = label.empty();
+      for (const auto& l : m.label) match = match || (l.name == label && l.value == value);
+      if (!match) continue;
+      sum += m.counter.value + m.gauge.value + static_cast<double>(m.histogram.sample_count);
+    }
+  }
+  return sum;
+}
+
+// Polls cond every 10 ms until it holds or timeout passes.
+template <typename Cond>
+bool WaitFor(Cond cond, absl::Duration timeout = absl::Seconds(10)) {
+  const absl::Time end = absl::Now() + timeout;
+  while (absl::Now() < end) {
+    if (cond()) return true;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return cond();
+}
+
+}  // namespace llama::server::testing

@@ -1,0 +1,148 @@
+// llama-chat chat: a terminal client of llama-chat-server. Interactive by default: each line you type is a user
+// turn, the reply streams as it is generated, and the dialog (with the optional system message) is kept across
+// turns. --once "message" sends one turn, prints the reply to stdout and exits (for scripts).
+// Commands in interactive mode: /reset (forget the dialog), /exit (or end of input).
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "engine/status_macros.h"
+#include "grpcpp/grpcpp.h"
+#include "llamachat/v1/chat.grpc.pb.h"
+#include "tools/cli_flags.h"
+#include "tools/subcommands.h"
+
+namespace llama::cli {
+namespace {
+
+namespace v1 = ::llamachat::v1;
+
+struct ChatOptions {
+  std::string server;
+  std::string system;
+  int max_tokens = 0;  // 0 = the server's default
+  double temperature = 0.8;
+  bool has_seed = false;
+  uint64_t seed = 0;
+};
+
+absl::Status FromGrpc(const grpc::Status& status) {
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+absl::StatusOr<ChatOptions> ParseOptions(const CliFlags& flags) {
+  ChatOptions options;
+  ASSIGN_OR_RETURN(options.server, flags.RequireString("server"));
+  options.system = flags.GetString("system");
+  ASSIGN_OR_RETURN(options.max_tokens, flags.GetInt("max_tokens", 0));
+  ASSIGN_OR_RETURN(options.temperature, flags.GetDouble("temperature", 0.8));
+  if (flags.Has("seed")) {
+    ASSIGN_OR_RETURN(const int seed, flags.GetInt("seed", 0));
+    options.has_seed = true;
+    options.seed = static_cast<uint64_t>(seed);
+  }
+  return options;
+}
+
+// Sends the dialog, writes the reply to stdout as it streams and returns its text.
+absl::StatusOr<std::string> StreamReply(v1::ChatService::Stub& stub, const ChatOptions& options,
+                                        const v1::ChatRequest& dialog) {
+  v1::ChatRequest request = dialog;
+  v1::SamplingParams* sampling = request.mutable_sampling();
+  sampling->set_temperature(static_cast<float>(options.temperature));
+  sampling->set_max_tokens(options.max_tokens);
+  if (options.has_seed) sampling->set_seed(options.seed);
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::ClientReader<v1::ChatResponse>> reader = stub.Chat(&context, request);
+  std::string reply;
+  v1::ChatResponse response;
+  while (reader->Read(&response)) {
+    if (response.has_delta()) {
+      reply += response.delta().text();
+      std::fputs(response.delta().text().c_str(), stdout);
+      std::fflush(stdout);
+    } else if (response.has_final()) {
+      const v1::Final& final_message = response.final();
+      std::fprintf(stderr, "\n[%s · %d prompt + %d generated tokens · first token %.3f s · total %.3f s]\n",
+                   v1::FinishReason_Name(final_message.finish_reason()).c_str(),
+                   final_message.usage().prompt_tokens(), final_message.usage().completion_tokens(),
+                   final_message.time_to_first_token_s(), final_message.total_time_s());
+    }
+  }
+  if (grpc::Status status = reader->Finish(); !status.ok()) return FromGrpc(status);
+  return reply;
+}
+
+v1::ChatRequest NewDialog(const ChatOptions& options) {
+  v1::ChatRequest dialog;
+  if (!options.system.empty()) {
+    v1::Message* system = dialog.add_messages();
+    system->set_role(v1::ROLE_SYSTEM);
+    system->set_content(options.system);
+  }
+  return dialog;
+}
+
+void AddMessage(v1::ChatRequest* dialog, v1::Role role, const std::string& content) {
+  v1::Message* message = dialog->add_messages();
+  message->set_role(role);
+  message->set_content(content);
+}
+
+int Interactive(v1::ChatService::Stub& stub, const ChatOptions& options) {
+  std::fprintf(stderr, "llama-chat: connected to %s. Type a message; /reset forgets the dialog, /exit quits.\n",
+               options.server.c_str());
+  v1::ChatRequest dialog = NewDialog(options);
+  std::string line;
+  while (true) {
+    std::fputs("\nyou> ", stdout);
+    std::fflush(stdout);
+    if (!std::getline(std::cin, line) || line == "/exit") break;
+    if (line.empty()) continue;
+    if (line == "/reset") {
+      dialog = NewDialog(options);
+      std::fputs("(dialog cleared)\n", stdout);
+      continue;
+    }
+    AddMessage(&dialog, v1::ROLE_USER, line);
+    std::fputs("assistant> ", stdout);
+    absl::StatusOr<std::string> reply = StreamReply(stub, options, dialog);
+    if (!reply.ok()) {
+      // The turn did not happen: forget it so the dialog stays user/assistant alternating.
+      dialog.mutable_messages()->RemoveLast();
+      std::fprintf(stderr, "\nllama-chat chat: %s\n", reply.status().ToString().c_str());
+      continue;
+    }
+    AddMessage(&dialog, v1::ROLE_ASSISTANT, *reply);
+  }
+  std::fputs("\n", stdout);
+  return 0;
+}
+
+int RunChat(int argc, char** argv) {
+  auto flags = CliFlags::Parse(argc, argv, {"server", "system", "once", "max_tokens", "temperature", "seed"});
+  if (!flags.ok()) return Fail("chat", flags.status());
+  absl::StatusOr<ChatOptions> options = ParseOptions(*flags);
+  if (!options.ok()) return Fail("chat", options.status());
+  auto channel = grpc::CreateChannel(options->server, grpc::InsecureChannelCredentials());
+  auto stub = v1::ChatService::NewStub(channel);
+  if (!flags->Has("once")) return Interactive(*stub, *options);
+  v1::ChatRequest dialog = NewDialog(*options);
+  AddMessage(&dialog, v1::ROLE_USER, flags->GetString("once"));
+  absl::StatusOr<std::string> reply = StreamReply(*stub, *options, dialog);
+  if (!reply.ok()) return Fail("chat", reply.status());
+  std::fputs("\n", stdout);
+  return 0;
+}
+
+}  // namespace
+
+LLAMA_SUBCOMMAND(chat,
+                 "chat with a llama-chat-server (--server HOST:PORT [--system TEXT] [--once \"message\"] "
+                 "[--max_tokens N] [--temperature T] [--seed S])",
+                 RunChat);
+
+}  // namespace llama::cli
