@@ -1,0 +1,257 @@
+#include "engine/cpu/cpu_backend.h"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "engine/cpu/matmul.h"
+#include "engine/cpu/paged_attention.h"
+#include "engine/status_macros.h"
+
+namespace llama {
+namespace {
+
+// Rows of a matrix are split across threads in multiples of the matmul's register tile.
+constexpr int kRowGrain = 4;
+
+template <typename T>
+void GrowTo(std::vector<T>* v, size_t size) {
+  if (v->size() < size) v->resize(size);
+}
+
+absl::Status CheckSize(const std::vector<float>& v, size_t expected, const std::string& name) {
+  if (v.size() == expected) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("weight ", name, " has ", v.size(), " values, expected ", expected));
+}
+
+// Every tensor the forward reads has the size the config implies (weights may come from tests, not the loader).
+absl::Status CheckWeightShapes(const ModelWeights& w) {
+  const ModelConfig& c = w.config;
+  const size_t dim = c.hidden_size, hidden = c.intermediate_size, hd = c.head_dim();
+  const size_t q_rows = c.num_attention_heads * hd, kv_rows = c.num_key_value_heads * hd;
+  if (static_cast<int>(w.layers.size()) != c.num_hidden_layers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("weights have ", w.layers.size(), " layers, config says ", c.num_hidden_layers));
+  }
+  RETURN_IF_ERROR(CheckSize(w.embed_tokens, c.vocab_size * dim, "embed_tokens"));
+  RETURN_IF_ERROR(CheckSize(w.final_norm, dim, "norm"));
+  if (w.is_reward_model()) {
+    RETURN_IF_ERROR(CheckSize(w.score, c.num_labels * dim, "score"));
+  } else if (!w.lm_head.empty()) {
+    RETURN_IF_ERROR(CheckSize(w.lm_head, c.vocab_size * dim, "lm_head"));
+  }
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const LayerWeights& lw = w.layers[l];
+    const std::string p = absl::StrCat("layer ", l, " ");
+    RETURN_IF_ERROR(CheckSize(lw.attn_norm, dim, p + "input_layernorm"));
+    RETURN_IF_ERROR(CheckSize(lw.wq, q_rows * dim, p + "q_proj"));
+    RETURN_IF_ERROR(CheckSize(lw.wk, kv_rows * dim, p + "k_proj"));
+    RETURN_IF_ERROR(CheckSize(lw.wv, kv_rows * dim, p + "v_proj"));
+    RETURN_IF_ERROR(CheckSize(lw.wo, dim * q_rows, p + "o_proj"));
+    RETURN_IF_ERROR(CheckSize(lw.ffn_norm, dim, p + "post_attention_layernorm"));
+    RETURN_IF_ERROR(CheckSize(lw.w_gate, hidden * dim, p + "gate_proj"));
+    RETURN_IF_ERROR(CheckSize(lw.w_up, hidden * dim, p + "up_proj"));
+    RETURN_IF_ERROR(CheckSize(lw.w_down, dim * hidden, p + "down_proj"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CpuBackendOptions::Validate() const {
+  if (num_threads < 0) return absl::InvalidArgumentError("num_threads must be >= 0");
+  if (block_size <= 0) return absl::InvalidArgumentError("block_size must be > 0");
+  if (num_blocks < 0) return absl::InvalidArgumentError("num_blocks must be >= 0");
+  if (num_blocks == 0 && kv_cache_bytes <= 0) {
+    return absl::InvalidArgumentError("kv_cache_bytes must be > 0 when num_blocks is 0");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(ModelWeights weights,
+                                                               const CpuBackendOptions& options) {
+  RETURN_IF_ERROR(options.Validate());
+  RETURN_IF_ERROR(weights.config.Validate());
+  RETURN_IF_ERROR(CheckWeightShapes(weights));
+  const ModelConfig& c = weights.config;
+  KvCacheSpec kv;
+  kv.block_size = options.block_size;
+  kv.num_layers = c.num_hidden_layers;
+  kv.num_kv_heads = c.num_key_value_heads;
+  kv.head_dim = c.head_dim();
+  kv.dtype_bytes = 4;
+  kv.num_blocks = options.num_blocks > 0 ? options.num_blocks
+                                         : static_cast<int>(options.kv_cache_bytes / kv.bytes_per_block());
+  if (kv.num_blocks <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("kv_cache_bytes ", options.kv_cache_bytes,
+                                                   " holds no block of ", kv.bytes_per_block(), " bytes"));
+  }
+  const int num_threads = options.num_threads;
+  return std::unique_ptr<CpuBackend>(new CpuBackend(std::move(weights), kv, num_threads));
+}
+
+CpuBackend::CpuBackend(ModelWeights weights, const KvCacheSpec& kv, int num_threads)
+    : weights_(std::move(weights)), kv_(kv), pool_(num_threads) {
+  const ModelConfig& c = weights_.config;
+  rope_ = BuildRopeTable(c.max_position_embeddings, c.head_dim(), c.rope_theta, c.rope_scaling_factor);
+  const size_t per_layer = static_cast<size_t>(kv_.num_blocks) * kv_.num_kv_heads * kv_.block_size * kv_.head_dim;
+  k_cache_.assign(c.num_hidden_layers, std::vector<float>(per_layer, 0.0f));
+  v_cache_.assign(c.num_hidden_layers, std::vector<float>(per_layer, 0.0f));
+  scores_.assign(pool_.num_threads(), std::vector<float>(c.max_position_embeddings));
+}
+
+void CpuBackend::ApplyBlockCopies(const ForwardInput& input) {
+  const size_t block_floats = static_cast<size_t>(kv_.num_kv_heads) * kv_.block_size * kv_.head_dim;
+  for (const auto& [src, dst] : input.block_copies) {
+    for (int l = 0; l < kv_.num_layers; ++l) {
+      std::memcpy(k_cache_[l].data() + dst * block_floats, k_cache_[l].data() + src * block_floats,
+                  block_floats * sizeof(float));
+      std::memcpy(v_cache_[l].data() + dst * block_floats, v_cache_[l].data() + src * block_floats,
+                  block_floats * sizeof(float));
+    }
+  }
+}
+
+void CpuBackend::PrepareBatch(const ForwardInput& input) {
+  const ModelConfig& c = weights_.config;
+  const size_t n = input.num_tokens();
+  const size_t dim = c.hidden_size, hd = c.head_dim();
+  GrowTo(&x_, n * dim);
+  GrowTo(&xnorm_, n * dim);
+  GrowTo(&q_, n * c.num_attention_heads * hd);
+  GrowTo(&k_, n * c.num_key_value_heads * hd);
+  GrowTo(&v_, n * c.num_key_value_heads * hd);
+  GrowTo(&attn_, n * c.num_attention_heads * hd);
+  GrowTo(&gate_, n * c.intermediate_size);
+  GrowTo(&up_, n * c.intermediate_size);
+  token_seq_.resize(n);
+  for (int s = 0; s < input.num_seqs(); ++s) {
+    for (int i = input.query_start[s]; i < input.query_start[s + 1]; ++i) token_seq_[i] = s;
+  }
+  // Embedding lookup: x[t] = embed_tokens[token_ids[t]].
+  for (size_t t = 0; t < n; ++t) {
+    std::memcpy(x_.data() + t * dim, weights_.embed_tokens.data() + static_cast<size_t>(input.token_ids[t]) * dim,
+                dim * sizeof(float));
+  }
+}
+
+// RMSNorm, then Q/K/V → RoPE → KV write (one region, a task per KV head with its query heads), then attention
+// (a task per (token, head)), then o_proj + residual (split by output row).
+void CpuBackend::AttentionBlock(int layer, const ForwardInput& input) {
+  const ModelConfig& c = weights_.config;
+  const LayerWeights& w = weights_.layers[layer];
+  const int n = input.num_tokens(), dim = c.hidden_size, hd = c.head_dim();
+  const int nh = c.num_attention_heads, nkv = c.num_key_value_heads, group = c.group_size();
+  RmsNorm(x_.data(), w.attn_norm.data(), n, dim, c.rms_norm_eps, xnorm_.data());
+  pool_.ParallelFor(nkv, [&](int g, int) {
+    const float* xn = xnorm_.data();
+    MatMulRows(xn, w.wq.data(), q_.data(), n, dim, nh * hd, g * group * hd, (g + 1) * group * hd, false);
+    ApplyRope(q_.data(), input.positions.data(), n, nh, g * group, (g + 1) * group, rope_);
+    MatMulRows(xn, w.wk.data(), k_.data(), n, dim, nkv * hd, g * hd, (g + 1) * hd, false);
+    MatMulRows(xn, w.wv.data(), v_.data(), n, dim, nkv * hd, g * hd, (g + 1) * hd, false);
+    ApplyRope(k_.data(), input.positions.data(), n, nkv, g, g + 1, rope_);
+    WriteKvCache(k_.data(), v_.data(), input.slot_mapping.data(), n, nkv, hd, kv_.block_size, g, g + 1,
+                 k_cache_[layer].data(), v_cache_[layer].data());
+  });
+  PagedAttentionArgs args;
+  args.q = q_.data();
+  args.k_cache = k_cache_[layer].data();
+  args.v_cache = v_cache_[layer].data();
+  args.block_tables = input.block_tables.data();
+  args.token_seq = token_seq_.data();
+  args.positions = input.positions.data();
+  args.out = attn_.data();
+  args.num_tokens = n;
+  args.num_heads = nh;
+  args.num_kv_heads = nkv;
+  args.head_dim = hd;
+  args.block_size = kv_.block_size;
+  args.max_blocks_per_seq = input.max_blocks_per_seq;
+  pool_.ParallelForRange(static_cast<int64_t>(n) * nh, 1, [&](int64_t i0, int64_t i1, int tid) {
+    PagedAttention(args, i0, i1, scores_[tid].data());
+  });
+  pool_.ParallelForRange(dim, kRowGrain, [&](int64_t r0, int64_t r1, int) {
+    MatMulRows(attn_.data(), w.wo.data(), x_.data(), n, nh * hd, dim, r0, r1, true);
+  });
+}
+
+// RMSNorm, then gate and up projections → silu(gate) * up (one region, split by FFN row), then down + residual.
+void CpuBackend::FfnBlock(int layer, int n) {
+  const ModelConfig& c = weights_.config;
+  const LayerWeights& w = weights_.layers[layer];
+  const int dim = c.hidden_size, hidden = c.intermediate_size;
+  RmsNorm(x_.data(), w.ffn_norm.data(), n, dim, c.rms_norm_eps, xnorm_.data());
+  pool_.ParallelForRange(hidden, kRowGrain, [&](int64_t r0, int64_t r1, int) {
+    MatMulRows(xnorm_.data(), w.w_gate.data(), gate_.data(), n, dim, hidden, r0, r1, false);
+    MatMulRows(xnorm_.data(), w.w_up.data(), up_.data(), n, dim, hidden, r0, r1, false);
+    for (int t = 0; t < n; ++t) {
+      float* g = gate_.data() + static_cast<int64_t>(t) * hidden;
+      SiluMul(g + r0, up_.data() + static_cast<int64_t>(t) * hidden + r0, r1 - r0, g + r0);
+    }
+  });
+  pool_.ParallelForRange(dim, kRowGrain, [&](int64_t r0, int64_t r1, int) {
+    MatMulRows(gate_.data(), w.w_down.data(), x_.data(), n, hidden, dim, r0, r1, true);
+  });
+}
+
+// Final RMSNorm of the output rows, the output projection (vocab rows split across threads), then sampling.
+void CpuBackend::ComputeOutputs(const ForwardInput& input, ForwardOutput* output) {
+  const ModelConfig& c = weights_.config;
+  const int dim = c.hidden_size;
+  const int num_out = static_cast<int>(input.outputs.size());
+  const bool reward = weights_.is_reward_model();
+  const std::vector<float>& proj = reward ? weights_.score : weights_.output_projection();
+  const int vocab = reward ? c.num_labels : c.vocab_size;
+  GrowTo(&out_hidden_, static_cast<size_t>(num_out) * dim);
+  GrowTo(&out_logits_, static_cast<size_t>(num_out) * vocab);
+  for (int o = 0; o < num_out; ++o) {
+    RmsNorm(x_.data() + static_cast<int64_t>(input.outputs[o].token_index) * dim, weights_.final_norm.data(), 1,
+            dim, c.rms_norm_eps, out_hidden_.data() + static_cast<int64_t>(o) * dim);
+  }
+  MatMul(out_hidden_.data(), proj.data(), out_logits_.data(), num_out, dim, vocab, false, &pool_);
+  if (reward && !weights_.score_bias.empty()) {
+    for (int o = 0; o < num_out; ++o)
+      for (int j = 0; j < vocab; ++j) out_logits_[static_cast<size_t>(o) * vocab + j] += weights_.score_bias[j];
+  }
+  output->sampled_tokens.assign(num_out, -1);
+  if (input.return_logits) {
+    output->logits.assign(out_logits_.begin(), out_logits_.begin() + static_cast<size_t>(num_out) * vocab);
+  } else {
+    output->logits.clear();
+  }
+  if (input.return_hidden) {
+    output->hidden.assign(out_hidden_.begin(), out_hidden_.begin() + static_cast<size_t>(num_out) * dim);
+  } else {
+    output->hidden.clear();
+  }
+  for (int o = 0; o < num_out; ++o) {
+    const OutputRow& row = input.outputs[o];
+    if (!row.sample) continue;
+    absl::Span<float> logits(out_logits_.data() + static_cast<size_t>(o) * vocab, vocab);
+    output->sampled_tokens[o] = SampleToken(logits, row.params, row.seed, row.step, row.penalty_tokens);
+  }
+}
+
+absl::Status CpuBackend::Forward(const ForwardInput& input, ForwardOutput* output) {
+  RETURN_IF_ERROR(input.Validate(weights_.config, kv_));
+  if (weights_.is_reward_model()) {
+    for (const OutputRow& row : input.outputs) {
+      if (row.sample) return absl::InvalidArgumentError("ForwardInput.outputs: a reward model cannot sample");
+    }
+  }
+  ApplyBlockCopies(input);
+  if (input.num_tokens() == 0) {
+    *output = ForwardOutput();
+    return absl::OkStatus();
+  }
+  PrepareBatch(input);
+  for (int l = 0; l < weights_.config.num_hidden_layers; ++l) {
+    AttentionBlock(l, input);
+    FfnBlock(l, input.num_tokens());
+  }
+  ComputeOutputs(input, output);
+  return absl::OkStatus();
+}
+
+}  // namespace llama

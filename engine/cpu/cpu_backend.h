@@ -1,0 +1,77 @@
+// CpuBackend: the Llama forward pass on the CPU in fp32, over a ragged batch, with a paged fp32 KV cache.
+//
+// The readable reference backend and the default without a GPU. Per layer: RMSNorm → Q/K/V projections of all
+// batch tokens at once → RoPE → K/V written to their slots → paged causal GQA attention per sequence → o_proj +
+// residual → RMSNorm → SwiGLU FFN + residual; then the final RMSNorm and the output projection only for the output
+// rows, and sampling. Each stage is one parallel region of the thread pool (rows or heads split across threads).
+//
+// Threading: Forward is called by one thread at a time (the engine thread); it fans out to its own pool.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/backend.h"
+#include "engine/cpu/ops.h"
+#include "engine/cpu/thread_pool.h"
+#include "engine/weights.h"
+
+namespace llama {
+
+struct CpuBackendOptions {
+  int num_threads = 0;                       // 0: std::thread::hardware_concurrency()
+  int block_size = 16;                       // tokens per KV block
+  int num_blocks = 0;                        // KV blocks in the pool; 0: as many as kv_cache_bytes allows
+  int64_t kv_cache_bytes = int64_t{256} << 20;  // budget used when num_blocks == 0
+  absl::Status Validate() const;
+};
+
+class CpuBackend : public Backend {
+ public:
+  static absl::StatusOr<std::unique_ptr<CpuBackend>> Create(ModelWeights weights, const CpuBackendOptions& options);
+
+  const ModelConfig& config() const override { return weights_.config; }
+  const KvCacheSpec& kv_cache() const override { return kv_; }
+  std::string name() const override { return "cpu"; }
+  int num_threads() const { return pool_.num_threads(); }
+
+  // For reward models (weights with a score head) the "logits" are the score head's outputs [num_labels] and
+  // rows cannot be sampled.
+  absl::Status Forward(const ForwardInput& input, ForwardOutput* output) override;
+
+ private:
+  CpuBackend(ModelWeights weights, const KvCacheSpec& kv, int num_threads);
+
+  void ApplyBlockCopies(const ForwardInput& input);
+  void PrepareBatch(const ForwardInput& input);
+  void AttentionBlock(int layer, const ForwardInput& input);
+  void FfnBlock(int layer, int n);
+  void ComputeOutputs(const ForwardInput& input, ForwardOutput* output);
+
+  ModelWeights weights_;
+  KvCacheSpec kv_;
+  ThreadPool pool_;
+  RopeTable rope_;
+  std::vector<std::vector<float>> k_cache_;  // [layers][num_blocks, n_kv_heads, block_size, head_dim]
+  std::vector<std::vector<float>> v_cache_;  // same
+
+  // Per-step scratch, grown on demand (num_tokens = n).
+  std::vector<float> x_;                   // [n, dim] residual stream
+  std::vector<float> xnorm_;               // [n, dim] RMSNorm output
+  std::vector<float> q_;                   // [n, n_heads * head_dim]
+  std::vector<float> k_;                   // [n, n_kv_heads * head_dim]
+  std::vector<float> v_;                   // [n, n_kv_heads * head_dim]
+  std::vector<float> attn_;                // [n, n_heads * head_dim]
+  std::vector<float> gate_;                // [n, intermediate]
+  std::vector<float> up_;                  // [n, intermediate]
+  std::vector<std::vector<float>> scores_; // [threads][max_position_embeddings]
+  std::vector<int32_t> token_seq_;         // [n] sequence index of each token
+  std::vector<float> out_hidden_;          // [num_outputs, dim] final-norm rows
+  std::vector<float> out_logits_;          // [num_outputs, vocab (or num_labels)]
+};
+
+}  // namespace llama
