@@ -32,6 +32,7 @@ struct GenerationRequest {
   int max_tokens = 256;                // generated tokens at most (the context limit also applies)
   std::vector<std::string> stop;       // stop strings; the matched string is not emitted
   int num_candidates = 1;              // k candidates (rejection sampling); 1 = plain generation
+  bool ignore_eos = false;             // benchmarks: EOS is an ordinary token, so exactly max_tokens are generated
   absl::Time deadline = absl::InfiniteFuture();
   absl::Time arrival = absl::Now();
 };

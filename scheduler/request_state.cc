@@ -27,7 +27,7 @@ std::optional<SequenceStatus> RequestState::OnToken(const Sequence& seq, absl::T
   CHECK(!c.finished.has_value());
   const int32_t token = seq.tokens().back();
   c.num_generated = seq.num_generated_tokens();
-  if (token == eos_id_) {
+  if (token == eos_id_ && !request_.ignore_eos) {
     Emit(c, c.stream.Flush(), now);
     c.finished = FinishReason::kStop;
     return SequenceStatus::kFinishedStopped;
