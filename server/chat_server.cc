@@ -87,6 +87,8 @@ absl::StatusOr<std::unique_ptr<ChatServer>> ChatServer::Start(const ChatServerOp
 
 absl::Status ChatServer::LoadModel(const ChatServerOptions& options) {
   ASSIGN_OR_RETURN(tokenizer_, Tokenizer::Load(options.model_dir + "/tokenizer.model"));
+  metrics_ = std::make_shared<ServerMetrics>();
+  RETURN_IF_ERROR(LoadRewards(options));  // before the policy, whose KV pool may take the rest of the device
   ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(options.model_dir));
   ASSIGN_OR_RETURN(backend_, MakeBackend(options, std::move(weights)));
   EngineLoopOptions engine_options;
@@ -96,7 +98,7 @@ absl::Status ChatServer::LoadModel(const ChatServerOptions& options) {
   engine_options.scheduler.max_num_candidates = options.max_candidates;
   RETURN_IF_ERROR(engine_options.Validate());
   engine_ = std::make_unique<EngineLoop>(backend_.get(), tokenizer_.get(), engine_options);
-  metrics_ = std::make_shared<ServerMetrics>();
+  if (rewards_ != nullptr) engine_->SetCandidateSelector(rewards_->selector());
   engine_->AddObserver(metrics_.get());
   EngineLoop* engine = engine_.get();
   metrics_->SetSnapshotSource([engine] { return engine->Snapshot(); });
@@ -108,9 +110,29 @@ absl::Status ChatServer::LoadModel(const ChatServerOptions& options) {
   limits_.vocab_size = config.vocab_size;
   limits_.default_max_tokens = std::min(options.default_max_tokens, limits_.context_length);
   limits_.max_candidates = options.max_candidates;
-  limits_.has_reward_model = false;  // issue 5 co-hosts one
+  limits_.has_reward_model = rewards_ != nullptr;
+  limits_.default_candidates = options.default_candidates;
   limits_ = WithTokenizerBounds(limits_, *tokenizer_);
   return limits_.Validate();
+}
+
+absl::Status ChatServer::LoadRewards(const ChatServerOptions& options) {
+  if (options.safety_model_dir.empty()) {
+    if (!options.helpfulness_model_dir.empty()) {
+      return absl::InvalidArgumentError("--helpfulness_model_dir needs --safety_model_dir");
+    }
+    return absl::OkStatus();
+  }
+  RewardScoringOptions reward_options;
+  reward_options.safety_model_dir = options.safety_model_dir;
+  reward_options.helpfulness_model_dir = options.helpfulness_model_dir;
+  reward_options.selector.safety_threshold = options.safety_threshold;
+  reward_options.selector.refusal_text = options.refusal_text;
+  reward_options.backend = options.backend;
+  reward_options.num_threads = options.num_threads;
+  reward_options.max_candidates = options.max_candidates;
+  ASSIGN_OR_RETURN(rewards_, RewardScoring::Load(reward_options, tokenizer_.get(), metrics_->registry()));
+  return absl::OkStatus();
 }
 
 absl::Status ChatServer::StartGrpc(const ChatServerOptions& options) {
@@ -121,7 +143,7 @@ absl::Status ChatServer::StartGrpc(const ChatServerOptions& options) {
   // The default health service starts SERVING; AttachHealth below turns it NOT_SERVING right after the build,
   // and Chat refuses calls (UNAVAILABLE) until Warmup whatever health says.
   serving_ = std::make_unique<ServingState>();
-  ChatDeps deps{engine_.get(), tokenizer_.get(), metrics_.get(), serving_.get(), limits_};
+  ChatDeps deps{engine_.get(), tokenizer_.get(), metrics_.get(), serving_.get(), limits_, rewards_.get()};
   service_ = std::make_unique<ChatServiceImpl>(deps, info);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::StrCat(options.host, ":", options.port), grpc::InsecureServerCredentials(), &port_);
@@ -159,6 +181,7 @@ absl::Status ChatServer::Warmup() {
   RETURN_IF_ERROR(engine_->Submit(std::move(request), sink));
   absl::Status status = sink->Wait();
   if (!status.ok()) return absl::InternalError(absl::StrCat("warm-up forward failed: ", status.message()));
+  if (rewards_ != nullptr) RETURN_IF_ERROR(rewards_->Warmup());
   serving_->MarkReady();
   return absl::OkStatus();
 }

@@ -75,6 +75,7 @@ class ChatServer {
  private:
   ChatServer() = default;
   absl::Status LoadModel(const ChatServerOptions& options);
+  absl::Status LoadRewards(const ChatServerOptions& options);  // rewards_ from the safety/helpfulness options
   absl::Status StartGrpc(const ChatServerOptions& options);
   absl::Status StartMetrics(const ChatServerOptions& options);
 

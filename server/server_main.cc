@@ -19,6 +19,13 @@ ABSL_FLAG(int, max_num_seqs, 64, "sequences in one engine step at most");
 ABSL_FLAG(int, max_num_batched_tokens, 512, "tokens in one engine step at most");
 ABSL_FLAG(int, num_kv_blocks, 0, "KV cache blocks (0: sized by the backend)");
 ABSL_FLAG(int, max_candidates, 8, "num_candidates cap per request");
+ABSL_FLAG(int, default_candidates, 1, "num_candidates when a request sets none (> 1 needs --safety_model_dir)");
+ABSL_FLAG(std::string, safety_model_dir, "",
+          "safety reward model (LlamaForSequenceClassification) scoring every answer before it is streamed");
+ABSL_FLAG(std::string, helpfulness_model_dir, "", "optional helpfulness reward model (needs --safety_model_dir)");
+ABSL_FLAG(double, safety_threshold, 0.15, "safety score below which a candidate is rejected (Llama 2: 0.15)");
+ABSL_FLAG(std::string, refusal_text, "I'm sorry, but I can't help with that.",
+          "the answer when no candidate passes the safety threshold (finish reason SAFETY)");
 ABSL_FLAG(int, default_max_tokens, 256, "max_tokens when a request sets none (clamped to the context)");
 ABSL_FLAG(double, drain_timeout, 30, "seconds streams in flight get to finish after SIGTERM");
 ABSL_FLAG(bool, reflection, false, "serve gRPC server reflection");
@@ -44,6 +51,11 @@ int main(int argc, char** argv) {
   options.max_num_batched_tokens = absl::GetFlag(FLAGS_max_num_batched_tokens);
   options.num_kv_blocks = absl::GetFlag(FLAGS_num_kv_blocks);
   options.max_candidates = absl::GetFlag(FLAGS_max_candidates);
+  options.default_candidates = absl::GetFlag(FLAGS_default_candidates);
+  options.safety_model_dir = absl::GetFlag(FLAGS_safety_model_dir);
+  options.helpfulness_model_dir = absl::GetFlag(FLAGS_helpfulness_model_dir);
+  options.safety_threshold = static_cast<float>(absl::GetFlag(FLAGS_safety_threshold));
+  options.refusal_text = absl::GetFlag(FLAGS_refusal_text);
   options.default_max_tokens = absl::GetFlag(FLAGS_default_max_tokens);
   options.reflection = absl::GetFlag(FLAGS_reflection);
 
