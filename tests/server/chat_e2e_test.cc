@@ -158,7 +158,7 @@ std::vector<BadCase> BadCases(const ValidationLimits& limits) {
       {"negative max_tokens", "sampling.max_tokens", sampling([](auto* s) { s->set_max_tokens(-1); })},
       {"max_tokens above context", "sampling.max_tokens", sampling([](auto* s) { s->set_max_tokens(257); })},
       {"too many stop strings", "sampling.stop",
-       sampling([](auto* s) { for (int i = 0; i < 9; ++i) s->add_stop("x"); })},
+       sampling([](auto* s) { for (int i = 0; i < 9; ++i) *s->add_stop() = std::string(2, 'x'); })},
       {"empty stop string", "sampling.stop[0]", sampling([](auto* s) { s->add_stop(""); })},
       {"long stop string", "sampling.stop[0]", sampling([](auto* s) { s->add_stop(std::string(300, 'x')); })},
       {"negative num_candidates", "num_candidates", [](v1::ChatRequest* r) { r->set_num_candidates(-1); }},
