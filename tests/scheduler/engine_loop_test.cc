@@ -190,6 +190,13 @@ TEST_F(EngineLoopTest, EosEndsTheRequestAndIsNotEmitted) {
   EXPECT_EQ(sink->info().reason, FinishReason::kStop);
   EXPECT_EQ(sink->ids(), (std::vector<int32_t>{500, 500, 500}));
   EXPECT_EQ(sink->info().completion_tokens, 4);  // EOS counts as generated
+
+  GenerationRequest fixed_length = Request(2, 4, 6);
+  fixed_length.ignore_eos = true;  // benchmarks: EOS is an ordinary token
+  auto ignoring = Submit(fixed_length);
+  ASSERT_TRUE(ignoring->Wait());
+  EXPECT_EQ(ignoring->info().reason, FinishReason::kLength);
+  EXPECT_EQ(ignoring->ids(), (std::vector<int32_t>{500, 500, 500, 2, 500, 500}));
   ExpectIdleAndNoLeaks();
 }
 
