@@ -72,6 +72,7 @@ void RequestState::Complete(CandidateSelector* selector, int num_preemptions, ab
   CandidateChoice choice;
   if (!streams_directly()) {
     absl::StatusOr<CandidateChoice> chosen = Choose(selector);
+    now = absl::Now();  // selection (reward-model scoring) takes time: TTFT and e2e latency include it
     if (!chosen.ok()) {
       // A reward model that ran out of the request's time is a deadline, not a server error.
       const bool expired = chosen.status().code() == absl::StatusCode::kDeadlineExceeded;

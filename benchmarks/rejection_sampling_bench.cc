@@ -1,0 +1,207 @@
+// Rejection sampling cost on the CPU backend: end-to-end latency of one request with k = 4 candidates scored by the
+// co-hosted safety reward model, relative to k = 1 (with and without the reward model), throughput with concurrent
+// k = 4 requests, the reward model's share of the request time, and peak KV blocks (the k candidates share the
+// prompt's blocks). Everything runs in-process through the EngineLoop and the RewardSelector, as in the server.
+//
+//   rejection_sampling_bench [--model_dir models/stories15M] [--rm_dir models/stories15M-safety-rm]
+//                            [--max_tokens 64] [--repeats 5] [--concurrency 4] [--num_threads 0]
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "engine/chat_prompt.h"
+#include "engine/cpu/cpu_backend.h"
+#include "engine/reward_model.h"
+#include "engine/status_macros.h"
+#include "engine/tokenizer.h"
+#include "engine/weights.h"
+#include "scheduler/engine_loop.h"
+#include "scheduler/reward_selector.h"
+
+namespace llama {
+namespace {
+
+struct Args {
+  std::string model_dir = "models/stories15M";
+  std::string rm_dir = "models/stories15M-safety-rm";
+  int max_tokens = 64;
+  int repeats = 5;
+  int concurrency = 4;
+  int num_threads = 0;
+};
+
+bool ParseArgs(int argc, char** argv, Args* a) {
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i], value = argv[i + 1];
+    bool ok = true;
+    if (flag == "--model_dir") a->model_dir = value;
+    else if (flag == "--rm_dir") a->rm_dir = value;
+    else if (flag == "--max_tokens") ok = absl::SimpleAtoi(value, &a->max_tokens);
+    else if (flag == "--repeats") ok = absl::SimpleAtoi(value, &a->repeats);
+    else if (flag == "--concurrency") ok = absl::SimpleAtoi(value, &a->concurrency);
+    else if (flag == "--num_threads") ok = absl::SimpleAtoi(value, &a->num_threads);
+    else ok = false;
+    if (!ok) return false;
+  }
+  return argc % 2 == 1;
+}
+
+class WaitSink : public RequestSink {
+ public:
+  void OnTokens(absl::Span<const int32_t>, std::string_view) override {}
+  void OnFinish(const FinishInfo& info) override {
+    info_ = info;
+    done_.Notify();
+  }
+  FinishInfo Wait() {
+    done_.WaitForNotification();
+    return info_;
+  }
+
+ private:
+  absl::Notification done_;
+  FinishInfo info_;  // written before Notify
+};
+
+// Sums reward-model time and tracks peak KV use (engine thread writes, bench thread reads between runs).
+class Probe : public RewardObserver, public StepObserver {
+ public:
+  void OnScored(const std::string&, absl::Span<const float>, double latency_s) override {
+    absl::MutexLock lock(&mu_);
+    reward_s_ += latency_s;
+  }
+  void OnSelected(int, bool) override {}
+  void OnStep(const StepStats& s) override {
+    absl::MutexLock lock(&mu_);
+    peak_blocks_ = std::max(peak_blocks_, s.kv_blocks_used);
+  }
+  void Reset() {
+    absl::MutexLock lock(&mu_);
+    reward_s_ = 0;
+    peak_blocks_ = 0;
+  }
+  double reward_s() { absl::MutexLock lock(&mu_); return reward_s_; }
+  int peak_blocks() { absl::MutexLock lock(&mu_); return peak_blocks_; }
+
+ private:
+  absl::Mutex mu_;
+  double reward_s_ = 0;
+  int peak_blocks_ = 0;
+};
+
+struct RunStats {
+  double e2e_s = 0, wall_s = 0, reward_s = 0;
+  int peak_blocks = 0;
+  int64_t tokens = 0;  // generated over all candidates
+};
+
+// Submits n identical-shape requests at once (k candidates each) and waits for all.
+RunStats RunOnce(EngineLoop& loop, Probe& probe, const std::vector<int32_t>& prompt, int n, int k, const Args& a,
+                 uint64_t* next_id) {
+  probe.Reset();
+  std::vector<std::shared_ptr<WaitSink>> sinks;
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < n; ++i) {
+    GenerationRequest r;
+    r.id = (*next_id)++;
+    r.prompt_tokens = prompt;
+    r.num_candidates = k;
+    r.max_tokens = a.max_tokens;
+    r.ignore_eos = true;  // every candidate generates exactly max_tokens: k = 1 and k = 4 do the same work per seq
+    r.sampling.temperature = 1.0f;
+    r.seed = 1000 + i;
+    r.arrival = absl::Now();
+    sinks.push_back(std::make_shared<WaitSink>());
+    CHECK_OK(loop.Submit(std::move(r), sinks.back()));
+  }
+  RunStats s;
+  for (auto& sink : sinks) {
+    const FinishInfo info = sink->Wait();
+    CHECK_OK(info.status);
+    s.e2e_s += info.total_time_s / n;
+  }
+  s.wall_s = absl::ToDoubleSeconds(absl::Now() - start);
+  s.reward_s = probe.reward_s();
+  s.peak_blocks = probe.peak_blocks();
+  s.tokens = static_cast<int64_t>(n) * k * a.max_tokens;
+  return s;
+}
+
+RunStats Median(std::vector<RunStats> runs) {
+  std::sort(runs.begin(), runs.end(), [](const RunStats& x, const RunStats& y) { return x.e2e_s < y.e2e_s; });
+  return runs[runs.size() / 2];
+}
+
+std::unique_ptr<Backend> Cpu(ModelWeights w, int threads, int num_blocks) {
+  CpuBackendOptions o;
+  o.num_threads = threads;
+  o.num_blocks = num_blocks;
+  auto b = CpuBackend::Create(std::move(w), o);
+  CHECK_OK(b.status());
+  return std::move(*b);
+}
+
+int Main(int argc, char** argv) {
+  Args a;
+  if (!ParseArgs(argc, argv, &a)) return 2;
+  auto tokenizer = Tokenizer::Load(a.model_dir + "/tokenizer.model");
+  auto policy_weights = LoadModelWeights(a.model_dir);
+  CHECK_OK(tokenizer.status());
+  CHECK_OK(policy_weights.status());
+  const int ctx = policy_weights->config.max_position_embeddings;
+  std::unique_ptr<Backend> policy = Cpu(std::move(*policy_weights), a.num_threads, 512);
+  auto rm = RewardModel::Load(
+      a.rm_dir,
+      [&](ModelWeights w) -> absl::StatusOr<std::unique_ptr<Backend>> {
+        return Cpu(std::move(w), a.num_threads, 4 * a.concurrency * ((ctx + 15) / 16));
+      },
+      {});
+  CHECK_OK(rm.status());
+  RewardSelector selector(rm->get(), nullptr, tokenizer->get(), {});
+  Probe probe;
+  selector.AddObserver(&probe);
+  const std::vector<Message> dialog = {
+      {Role::kSystem, "You are a helpful assistant who tells short, kind stories for children."},
+      {Role::kUser, "Please tell me a story about a little dog who is afraid of the rain, and how a friend helps."}};
+  const std::vector<int32_t> prompt = BuildChatPrompt(**tokenizer, dialog)->token_ids;
+  std::printf("policy %s, reward model %s, prompt %zu tokens, output %d tokens/candidate, %d threads\n",
+              a.model_dir.c_str(), a.rm_dir.c_str(), prompt.size(), a.max_tokens,
+              static_cast<CpuBackend*>(policy.get())->num_threads());
+
+  uint64_t next_id = 1;
+  struct Mode { const char* name; bool rm; int n; int k; };
+  const Mode modes[] = {{"k=1, no RM (streamed)", false, 1, 1}, {"k=1 + RM", true, 1, 1}, {"k=4 + RM", true, 1, 4},
+                        {"concurrent k=1 + RM", true, a.concurrency, 1},
+                        {"concurrent k=4 + RM", true, a.concurrency, 4}};
+  std::printf("%-24s %-4s %-10s %-10s %-12s %-12s %-10s\n", "mode", "n", "e2e_s", "wall_s", "gen_tok/s",
+              "reward_share", "peak_blocks");
+  for (const Mode& m : modes) {
+    FirstCandidateSelector first;
+    EngineLoopOptions options;
+    options.scheduler.max_num_seqs = 64;
+    EngineLoop loop(policy.get(), tokenizer->get(), options);
+    loop.SetCandidateSelector(m.rm ? static_cast<CandidateSelector*>(&selector) : &first);
+    loop.AddObserver(&probe);
+    loop.Start();
+    RunOnce(loop, probe, prompt, m.n, m.k, a, &next_id);  // warm-up
+    std::vector<RunStats> runs;
+    for (int r = 0; r < a.repeats; ++r) runs.push_back(RunOnce(loop, probe, prompt, m.n, m.k, a, &next_id));
+    loop.Stop();
+    const RunStats s = Median(runs);
+    std::printf("%-24s %-4d %-10.3f %-10.3f %-12.1f %-12.3f %-10d\n", m.name, m.n, s.e2e_s, s.wall_s,
+                s.tokens / s.wall_s, s.reward_s / s.wall_s, s.peak_blocks);
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace llama
+
+int main(int argc, char** argv) { return llama::Main(argc, argv); }
