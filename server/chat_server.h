@@ -70,6 +70,7 @@ class ChatServer {
   ServerMetrics& metrics() { return *metrics_; }
   ServingState& serving() { return *serving_; }
   const ValidationLimits& limits() const { return limits_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
   RewardScoring* rewards() { return rewards_.get(); }  // null without --safety_model_dir
 
  private:
