@@ -94,6 +94,7 @@ absl::Status Generate(const CliFlags& flags) {
                    }));
   std::fputs(detok.Flush().c_str(), stdout);
   std::fputs("\n", stdout);
+  std::fflush(stdout);
   std::fprintf(stderr, "prompt tokens: %zu\ngenerated tokens: %zu\ndecode: %.1f tokens/s (%d decode steps, %.1f ms; "
                "prefill %.1f ms, %d threads)\n",
                prompt.size(), result.tokens.size(), result.decode_tokens_per_second(), result.decode_steps,
