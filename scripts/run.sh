@@ -7,5 +7,9 @@ cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 RM=models/stories15M-safety-rm
 [[ -f $RM/model.safetensors ]] || { echo "run: $RM missing (run make model)" >&2; exit 1; }
+PORT=${PORT:-50051}
+METRICS_PORT=${METRICS_PORT:-9400}
+echo "run: llama-chat-server on models/stories15M: gRPC on 0.0.0.0:$PORT, metrics on http://localhost:$METRICS_PORT/metrics" >&2
+echo "run: chat with it from another terminal:  $BUILD_DIR/bin/llama-chat chat --server localhost:$PORT" >&2
 exec "$BUILD_DIR/bin/llama-chat-server" --model_dir models/stories15M --safety_model_dir "$RM" \
-  --port "${PORT:-50051}" --metrics_port "${METRICS_PORT:-9400}" "$@"
+  --port "$PORT" --metrics_port "$METRICS_PORT" "$@"
