@@ -106,6 +106,9 @@ RUN
 chmod +x "$BUNDLE/run.sh"
 
 echo "gpu-check: bundle ready in $BUNDLE/ ($(du -sh "$BUNDLE" | cut -f1)); not a git-tracked path, carry it explicitly."
+if (( $(du -sm "$BUNDLE" | cut -f1) > 64 )); then
+  echo "gpu-check: note: over 64 MiB; for a smaller transfer rerun with BUNDLE_MODEL_DTYPE=bf16 (about 42 MB)."
+fi
 echo "gpu-check: on the GPU machine, from the repository root, run:"
 echo
 echo "    bash $BUNDLE/run.sh"
