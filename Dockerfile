@@ -39,7 +39,7 @@ RUN BUILD_DIR=build \
     CMAKE_ARGS="-DLLAMA_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_BENCHMARKS=OFF -DLLAMA_CUDA=ON" \
     bash scripts/build.sh \
  && bash deploy/docker/runtime-packages.sh build/bin/llama-chat-server build/bin/llama-chat \
-      > /src/runtime-packages.txt \
+      build/bin/libllama_sentencepiece.so > /src/runtime-packages.txt \
  && cat /src/runtime-packages.txt
 
 FROM debian:12-slim AS runtime
@@ -60,7 +60,9 @@ RUN apt-get update \
  && groupadd --system --gid 10001 llama \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin llama
-COPY --from=build /src/build/bin/llama-chat-server /src/build/bin/llama-chat /usr/local/bin/
+# libllama_sentencepiece.so is dlopen'ed from the executables' directory (engine/sentencepiece_api.h).
+COPY --from=build /src/build/bin/llama-chat-server /src/build/bin/llama-chat /src/build/bin/libllama_sentencepiece.so \
+     /usr/local/bin/
 # The NVIDIA container runtime mounts the driver libraries into containers that ask for these.
 ENV NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \

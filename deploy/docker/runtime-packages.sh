@@ -4,42 +4,58 @@
 # NVIDIA's CUDA runtime packages (cuda-cudart-*, libcublas-*) alike. The NVIDIA driver libraries (libcuda,
 # libnvidia-*) are skipped: the NVIDIA container runtime mounts them from the host. Any other library that does
 # not resolve, or that no package owns, is an error.
-# Usage: runtime-packages.sh BINARY...
+# Usage: runtime-packages.sh BINARY_OR_SHARED_OBJECT...
 set -euo pipefail
 (($# > 0)) || { echo "usage: $0 BINARY..." >&2; exit 2; }
 
-owner() {  # owner LIB_PATH -> package name; merged /usr means a file may be registered with or without /usr.
-  local real
-  real=$(readlink -f "$1")
-  for p in "$real" "/usr$real" "${real#/usr}" "$1"; do
-    if pkg=$(dpkg-query -S "$p" 2>/dev/null); then
-      echo "${pkg%%:*}"
-      return 0
-    fi
-  done
-  return 1
-}
-
-pkgs=()
+declare -A libs=()  # resolved library path -> the binary that needs it
 status=0
 for bin in "$@"; do
-  [[ -x $bin ]] || { echo "runtime-packages: $bin is not an executable" >&2; exit 1; }
-  libs=$(ldd "$bin") || { echo "runtime-packages: ldd $bin failed" >&2; exit 1; }
+  [[ -f $bin ]] || { echo "runtime-packages: $bin does not exist" >&2; exit 1; }
+  out=$(ldd "$bin") || { echo "runtime-packages: ldd $bin failed" >&2; exit 1; }
   while read -r name arrow path _; do
     [[ $arrow == "=>" ]] || continue
     if [[ $path == "not" ]]; then
       case $name in
-        libcuda.so.*|libnvidia-*) continue ;;
-        *) echo "runtime-packages: $bin needs $name, which does not resolve" >&2; status=1; continue ;;
+        libcuda.so.*|libnvidia-*) ;;
+        *) echo "runtime-packages: $bin needs $name, which does not resolve" >&2; status=1 ;;
       esac
+      continue
     fi
-    if pkg=$(owner "$path"); then
-      pkgs+=("$pkg")
-    else
-      echo "runtime-packages: no package owns $path (needed by $bin)" >&2
-      status=1
+    libs[$path]=$bin
+  done <<<"$out"
+done
+((status == 0)) || exit 1
+
+# dpkg registers a file under the path its package ships, with or without /usr (merged /usr), possibly behind
+# symlinks: ask for every spelling in one dpkg-query call (it is slow per call) and map the answers back.
+candidates=()
+for lib in "${!libs[@]}"; do
+  real=$(readlink -f "$lib")
+  candidates+=("$lib" "$real" "/usr$real" "${real#/usr}")
+done
+declare -A owner=()
+while IFS= read -r line; do
+  owner[${line#*: }]=${line%%: *}
+done < <(dpkg-query -S "${candidates[@]}" 2>/dev/null || true)
+
+pkgs=()
+for lib in "${!libs[@]}"; do
+  real=$(readlink -f "$lib")
+  found=""
+  for p in "$lib" "$real" "/usr$real" "${real#/usr}"; do
+    if [[ -n ${owner[$p]:-} ]]; then
+      found=${owner[$p]}
+      break
     fi
-  done <<<"$libs"
+  done
+  if [[ -z $found ]]; then
+    echo "runtime-packages: no package owns $lib (needed by ${libs[$lib]})" >&2
+    status=1
+    continue
+  fi
+  IFS=', ' read -r -a names <<<"$found"
+  pkgs+=("${names[@]%%:*}")
 done
 ((status == 0)) || exit 1
 printf '%s\n' "${pkgs[@]}" | sort -u

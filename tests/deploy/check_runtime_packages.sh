@@ -11,12 +11,21 @@ fail() { echo "FAIL $*"; echo "0 passed, 1 failed"; exit 1; }
 for b in llama-chat-server llama-chat; do
   [[ -x $bin_dir/$b ]] || fail "$bin_dir/$b is not built (build the $b target first)"
 done
-pkgs=$(bash "$src/deploy/docker/runtime-packages.sh" "$bin_dir/llama-chat-server" "$bin_dir/llama-chat") ||
+# Shared objects the build puts next to the binaries (dlopen'ed modules) must be in the image too.
+modules=()
+for so in "$bin_dir"/lib*.so; do
+  [[ -e $so ]] || continue
+  modules+=("$so")
+  grep -q "/src/build/bin/$(basename "$so")" "$src/Dockerfile" || fail "the Dockerfile does not copy $(basename "$so")"
+  grep -q "build/bin/$(basename "$so") > /src/runtime-packages.txt" "$src/Dockerfile" ||
+    fail "the Dockerfile does not derive runtime packages from $(basename "$so")"
+done
+pkgs=$(bash "$src/deploy/docker/runtime-packages.sh" "$bin_dir/llama-chat-server" "$bin_dir/llama-chat" "${modules[@]}") ||
   fail "runtime-packages.sh could not resolve every library"
 echo "runtime packages: $(echo $pkgs)"
 for want in 'libgrpc\+\+1' 'libprotobuf[0-9]' 'libabsl' 'libsentencepiece' 'libprometheus-cpp-pull' 'libstdc\+\+6'; do
   grep -Eq "^$want" <<<"$pkgs" || fail "no runtime package matching $want"
 done
-grep -q 'runtime-packages.sh build/bin/llama-chat-server build/bin/llama-chat' "$src/Dockerfile" ||
+grep -q 'runtime-packages.sh build/bin/llama-chat-server build/bin/llama-chat ' "$src/Dockerfile" ||
   fail "the Dockerfile does not derive its runtime packages from both binaries"
 echo "1 passed, 0 failed"
