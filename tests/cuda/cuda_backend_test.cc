@@ -4,9 +4,10 @@
 //   fp32 device weights, TF32 off: the same greedy tokens for 64 generated steps on every sequence of a ragged batch
 //     (chunked prefill, contexts crossing block boundaries, non-contiguous block tables); first-step logits within
 //     NMSE 1e-8 (only summation order differs).
-//   bf16 device weights and KV: first-step logits within NMSE 5e-3 (bf16 keeps 8 mantissa bits: each rounded
-//     weight and GEMM input is off by up to 2^-9 relative, compounding over 6 layers) and the first generated
-//     token of every sequence agrees.
+//   bf16 device weights and KV: logits of every step up to each sequence's first token within NMSE 1e-3, and
+//     the first generated token of every sequence agrees. A numpy emulation of the bf16 path
+//     (calibrate_bf16_tolerance.py) measures 7e-6 .. 1.4e-4 on these prompts (MHA and GQA), so 1e-3 leaves a 7x
+//     margin while a wrong kernel gives order 1.
 #include <memory>
 
 #include "engine/cpu/cpu_backend.h"
@@ -158,7 +159,7 @@ TEST_P(ParityTest, Bf16LogitsWithinToleranceAndFirstTokensAgree) {
     want = cpu_run.Step();
     got = gpu_run.Step();
     if (!want.empty()) {
-      EXPECT_LT(Nmse(got, want), 5e-3);
+      EXPECT_LT(Nmse(got, want), 1e-3);
     }
     if (::testing::Test::HasFailure()) return;
   }
