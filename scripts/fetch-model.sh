@@ -18,14 +18,16 @@ die() { echo "fetch-model: $*" >&2; exit 1; }
 # The default safety reward model: a logistic head on frozen stories15M features (docs: data/safety/README.md).
 RM_OUT=models/stories15M-safety-rm
 RM_DATA=data/safety/safety_rm.jsonl
+RM_PROBE=data/safety/safety_rm_probe.jsonl  # hand-written, outside the training templates: reported, not trained on
 train_safety_rm() {
   local stamp
-  stamp=$(sha256sum "$RM_DATA" | cut -d' ' -f1)
+  stamp=$(cat "$RM_DATA" "$RM_PROBE" | sha256sum | cut -d' ' -f1)
   if [[ -f $RM_OUT/.complete && $(cat "$RM_OUT/.complete") == "$stamp" ]]; then return 0; fi
   [[ -x $BUILD_DIR/bin/llama-chat ]] || die "$BUILD_DIR/bin/llama-chat not built (run make build)"
   echo "fetch-model: training the safety reward model head in $RM_OUT"
   rm -rf "$RM_OUT"
-  "$BUILD_DIR/bin/llama-chat" train-rm-head --backbone "$OUT" --data "$RM_DATA" --out "$RM_OUT" ||
+  "$BUILD_DIR/bin/llama-chat" train-rm-head --backbone "$OUT" --data "$RM_DATA" --eval "$RM_PROBE" \
+    --out "$RM_OUT" ||
     die "train-rm-head failed"
   echo "$stamp" >"$RM_OUT/.complete"
 }

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -75,13 +76,41 @@ absl::StatusOr<ModelWeights> LoadBackboneAsRewardModel(const std::string& dir) {
   return w;
 }
 
+// Scores a second labeled file (e.g. hand-written examples outside the training templates) with the fitted head:
+// accuracy, ROC AUC, and every misclassified example printed, so the README can say what the probe misses.
+absl::StatusOr<Metrics> EvaluateFile(const std::string& path, RewardModel& rm, const Tokenizer& tokenizer,
+                                     const RewardHead& head) {
+  ASSIGN_OR_RETURN(const std::string text, ReadFile(path));
+  ASSIGN_OR_RETURN(const std::vector<RewardExample> examples, ParseRewardDataJsonl(text));
+  std::vector<std::vector<int32_t>> sequences;
+  for (const RewardExample& ex : examples) {
+    ASSIGN_OR_RETURN(auto ids, BuildRewardSequence(tokenizer, ex.dialog, ex.response, rm.max_tokens()));
+    sequences.push_back(std::move(ids));
+  }
+  ASSIGN_OR_RETURN(const std::vector<float> features, rm.Features(sequences));
+  const int dim = rm.config().hidden_size;
+  Split split;
+  for (size_t i = 0; i < examples.size(); ++i) {
+    split.features.insert(split.features.end(), features.begin() + i * dim, features.begin() + (i + 1) * dim);
+    split.labels.push_back(examples[i].label);
+    const double logit = head.Logit(absl::MakeConstSpan(features).subspan(i * dim, dim));
+    if ((logit >= 0) != (examples[i].label == 1)) {
+      std::printf("train-rm-head: eval miss [%s] label %s p(safe) %.3f: %s -> %.60s\n", examples[i].category.c_str(),
+                  examples[i].label ? "safe" : "unsafe", 1.0 / (1.0 + std::exp(-logit)),
+                  examples[i].dialog.back().content.c_str(), examples[i].response.c_str());
+    }
+  }
+  return Evaluate(head, split, dim);
+}
+
 absl::Status WriteReport(const std::string& out, const RewardHead& head, const Metrics& train, const Metrics& test,
-                         double holdout_frac, const std::string& data) {
+                         const Metrics* eval, double holdout_frac, const std::string& data) {
   nlohmann::json j = {
       {"data", data}, {"holdout_frac", holdout_frac}, {"l2", head.l2}, {"cv_accuracy", head.cv_accuracy},
       {"train", {{"n", train.n}, {"accuracy", train.accuracy}, {"roc_auc", train.auc}}},
       {"heldout", {{"n", test.n}, {"accuracy", test.accuracy}, {"roc_auc", test.auc}}},
       {"feature", "final-norm hidden state of the last token of chat prompt + stripped response"}};
+  if (eval != nullptr) j["eval"] = {{"n", eval->n}, {"accuracy", eval->accuracy}, {"roc_auc", eval->auc}};
   std::ofstream f(out + "/train_report.json");
   f << j.dump(1) << "\n";
   return f ? absl::OkStatus() : absl::InternalError("cannot write train_report.json");
@@ -131,6 +160,13 @@ absl::Status Train(const CliFlags& flags) {
   std::printf("train-rm-head: train   n=%d accuracy %.3f roc_auc %.3f\n", train_m.n, train_m.accuracy, train_m.auc);
   std::printf("train-rm-head: heldout n=%d accuracy %.3f roc_auc %.3f\n", test_m.n, test_m.accuracy, test_m.auc);
 
+  std::optional<Metrics> eval_m;
+  if (flags.Has("eval")) {
+    ASSIGN_OR_RETURN(eval_m, EvaluateFile(flags.GetString("eval"), *rm, *tokenizer, head));
+    std::printf("train-rm-head: eval    n=%d accuracy %.3f roc_auc %.3f (%s)\n", eval_m->n, eval_m->accuracy,
+                eval_m->auc, flags.GetString("eval").c_str());
+  }
+
   saved.score = head.weight;
   saved.score_bias = {head.bias};
   RETURN_IF_ERROR(SaveModel(saved, out));
@@ -138,7 +174,7 @@ absl::Status Train(const CliFlags& flags) {
   std::filesystem::copy_file(backbone + "/tokenizer.model", out + "/tokenizer.model",
                              std::filesystem::copy_options::overwrite_existing, ec);
   if (ec) return absl::InternalError(absl::StrCat("copying tokenizer.model: ", ec.message()));
-  RETURN_IF_ERROR(WriteReport(out, head, train_m, test_m, holdout_frac, data));
+  RETURN_IF_ERROR(WriteReport(out, head, train_m, test_m, eval_m ? &*eval_m : nullptr, holdout_frac, data));
 
   // The written directory must load as a reward model and reproduce the fitted head's held-out scores.
   ASSIGN_OR_RETURN(auto reloaded, RewardModel::Load(out, CpuRewardBackend(threads), {}));
@@ -154,7 +190,7 @@ absl::Status Train(const CliFlags& flags) {
 }
 
 int RunTrainRmHead(int argc, char** argv) {
-  auto flags = CliFlags::Parse(argc, argv, {"backbone", "data", "out", "l2", "holdout_frac", "threads"});
+  auto flags = CliFlags::Parse(argc, argv, {"backbone", "data", "out", "l2", "holdout_frac", "threads", "eval"});
   if (!flags.ok()) return Fail("train-rm-head", flags.status());
   if (absl::Status s = Train(*flags); !s.ok()) return Fail("train-rm-head", s);
   return 0;
@@ -166,7 +202,7 @@ int RunTrainRmHead(int argc, char** argv) {
 static SubcommandRegistrar llama_subcommand_train_rm_head(
     "train-rm-head",
     "fit a safety reward head on a frozen backbone (--backbone DIR --data FILE.jsonl --out DIR "
-    "[--l2 λ] [--holdout_frac 0.2] [--threads N])",
+    "[--l2 λ] [--holdout_frac 0.2] [--threads N] [--eval FILE.jsonl])",
     RunTrainRmHead);
 
 }  // namespace llama::cli
