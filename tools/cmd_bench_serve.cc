@@ -3,6 +3,8 @@
 // straight into its engine loop (Submit + sinks, same process, same engine, same settings), then through gRPC,
 // alternating for several rounds. Reports aggregate generated tokens/s of each path, the gRPC overhead, and
 // client-side p50/p99 time to first token.
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <memory>
@@ -29,6 +31,8 @@ namespace v1 = ::llamachat::v1;
 
 struct RoundResult {
   double wall_s = 0;
+  int64_t steps = 0;  // engine steps the round took
+  double cpu_s = 0;   // process CPU time (user + system) the round took
   int64_t tokens = 0;
   std::vector<double> ttft_s;  // [num_clients] client-side
   double tokens_per_s() const { return wall_s > 0 ? tokens / wall_s : 0; }
@@ -135,6 +139,12 @@ absl::StatusOr<RoundResult> RunGrpc(int port, int num_clients, int max_tokens) {
   return result;
 }
 
+double ProcessCpuSeconds() {
+  rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec + 1e-6 * (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+}
+
 double Percentile(std::vector<double> values, double p) {
   if (values.empty()) return 0;
   std::sort(values.begin(), values.end());
@@ -159,21 +169,28 @@ absl::Status BenchServe(const CliFlags& flags) {
   RETURN_IF_ERROR(server->Warmup());
   std::printf("bench-serve: %d clients × %d tokens (sampled, seeds 1000..), %d rounds, %s, max_num_seqs %d\n",
               num_clients, max_tokens, rounds, options.model_dir.c_str(), options.max_num_seqs);
-  std::printf("%-6s %-6s %10s %8s %12s %12s %12s\n", "round", "path", "tokens", "wall_s", "tokens/s",
+  std::printf("%-6s %-6s %8s %7s %8s %8s %10s %12s %12s\n", "round", "path", "tokens", "steps", "wall_s", "cpu_s",
+              "tokens/s",
               "ttft_p50_ms", "ttft_p99_ms");
   uint64_t next_id = uint64_t{1} << 40;  // far from the service's own ids
-  std::vector<double> direct_tps, grpc_tps, direct_ttft, grpc_ttft;
+  std::vector<double> direct_tps, grpc_tps, direct_ttft, grpc_ttft, direct_cpu, grpc_cpu;
   for (int round = 0; round < rounds; ++round) {
     // The order alternates between rounds so neither path always runs on a warmer machine.
     const std::vector<const char*> order =
         round % 2 == 0 ? std::vector<const char*>{"direct", "grpc"} : std::vector<const char*>{"grpc", "direct"};
     for (const char* path : order) {
       const bool direct = std::string(path) == "direct";
+      const int64_t steps_before = server->engine().Snapshot().num_steps;
+      const double cpu_before = ProcessCpuSeconds();
       ASSIGN_OR_RETURN(RoundResult r, direct ? RunDirect(*server, num_clients, max_tokens, &next_id)
                                              : RunGrpc(server->port(), num_clients, max_tokens));
-      std::printf("%-6d %-6s %10lld %8.2f %12.1f %12.1f %12.1f\n", round, path, static_cast<long long>(r.tokens),
-                  r.wall_s, r.tokens_per_s(), 1e3 * Percentile(r.ttft_s, 0.5), 1e3 * Percentile(r.ttft_s, 0.99));
+      r.steps = server->engine().Snapshot().num_steps - steps_before;
+      r.cpu_s = ProcessCpuSeconds() - cpu_before;
+      std::printf("%-6d %-6s %8lld %7lld %8.2f %8.2f %10.1f %12.1f %12.1f\n", round, path,
+                  static_cast<long long>(r.tokens), static_cast<long long>(r.steps), r.wall_s, r.cpu_s, r.tokens_per_s(), 1e3 * Percentile(r.ttft_s, 0.5), 1e3 * Percentile(r.ttft_s, 0.99));
+      std::fflush(stdout);
       (direct ? direct_tps : grpc_tps).push_back(r.tokens_per_s());
+      (direct ? direct_cpu : grpc_cpu).push_back(r.tokens > 0 ? 1e3 * r.cpu_s / r.tokens : 0);
       auto& ttft = direct ? direct_ttft : grpc_ttft;
       ttft.insert(ttft.end(), r.ttft_s.begin(), r.ttft_s.end());
     }
@@ -181,6 +198,10 @@ absl::Status BenchServe(const CliFlags& flags) {
   const double direct_median = Percentile(direct_tps, 0.5), grpc_median = Percentile(grpc_tps, 0.5);
   std::printf("\nmedian tokens/s: direct %.1f, grpc %.1f → gRPC overhead %.1f%%\n", direct_median, grpc_median,
               100.0 * (1.0 - grpc_median / direct_median));
+  // On a shared machine wall time mostly measures how much CPU the OS gave us; CPU time per token is the cost.
+  const double direct_cpu_ms = Percentile(direct_cpu, 0.5), grpc_cpu_ms = Percentile(grpc_cpu, 0.5);
+  std::printf("median process CPU per generated token: direct %.2f ms, grpc %.2f ms → gRPC overhead %.1f%%\n",
+              direct_cpu_ms, grpc_cpu_ms, 100.0 * (grpc_cpu_ms / direct_cpu_ms - 1.0));
   std::printf("time to first token over all rounds: direct p50 %.1f ms p99 %.1f ms; grpc p50 %.1f ms p99 %.1f ms\n",
               1e3 * Percentile(direct_ttft, 0.5), 1e3 * Percentile(direct_ttft, 0.99),
               1e3 * Percentile(grpc_ttft, 0.5), 1e3 * Percentile(grpc_ttft, 0.99));
