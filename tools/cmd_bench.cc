@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/cpu/cpu_backend.h"
+#include "tools/backend_flags.h"
 #include "engine/simple_generate.h"
 #include "engine/status_macros.h"
 #include "engine/weights.h"
@@ -27,17 +28,22 @@ struct BenchArgs {
   int gen_tokens = 128;
   int threads = 0;
   int repeats = 5;
+  std::string backend = "cpu";  // --backend cpu|cuda
+  std::string dtype = "bf16";   // --dtype for cuda
 };
 
 absl::StatusOr<BenchArgs> ParseBenchArgs(int argc, char** argv) {
   ASSIGN_OR_RETURN(CliFlags flags,
-                   CliFlags::Parse(argc, argv, {"model_dir", "prompt_tokens", "gen_tokens", "threads", "repeats"}));
+                   CliFlags::Parse(argc, argv, {"model_dir", "prompt_tokens", "gen_tokens", "threads", "repeats",
+                                                 "backend", "dtype"}));
   BenchArgs args;
   ASSIGN_OR_RETURN(args.model_dir, flags.RequireString("model_dir"));
   ASSIGN_OR_RETURN(args.prompt_tokens, flags.GetInt("prompt_tokens", args.prompt_tokens));
   ASSIGN_OR_RETURN(args.gen_tokens, flags.GetInt("gen_tokens", args.gen_tokens));
   ASSIGN_OR_RETURN(args.threads, flags.GetInt("threads", args.threads));
   ASSIGN_OR_RETURN(args.repeats, flags.GetInt("repeats", args.repeats));
+  args.backend = flags.GetString("backend", args.backend);
+  args.dtype = flags.GetString("dtype", args.dtype);
   if (args.prompt_tokens < 1) return absl::InvalidArgumentError("--prompt_tokens must be >= 1");
   if (args.gen_tokens < 2) return absl::InvalidArgumentError("--gen_tokens must be >= 2");
   if (args.repeats < 1) return absl::InvalidArgumentError("--repeats must be >= 1");
@@ -67,13 +73,14 @@ absl::Status RunSingleStream(const BenchArgs& args) {
   CpuBackendOptions options;
   options.num_threads = args.threads;
   options.num_blocks = (config.max_position_embeddings + options.block_size - 1) / options.block_size;
-  ASSIGN_OR_RETURN(std::unique_ptr<CpuBackend> backend, CpuBackend::Create(std::move(weights), options));
+  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
+                   CreateBackend(args.backend, args.dtype, std::move(weights), options));
   const std::vector<int32_t> prompt = BenchPrompt(config, args.prompt_tokens);
   GenerateOptions gen;
   gen.params.temperature = 0.0f;
   gen.max_new_tokens = args.gen_tokens;
   std::printf("model %s: prompt %d tokens, %d generated, %d threads\n", args.model_dir.c_str(), args.prompt_tokens,
-              args.gen_tokens, backend->num_threads());
+              args.gen_tokens, BackendThreads(*backend));
   RETURN_IF_ERROR(SimpleGenerate(backend.get(), prompt, gen).status());  // warm-up: caches, page faults
   std::vector<double> rates;
   for (int r = 0; r < args.repeats; ++r) {

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/chat_prompt.h"
 #include "engine/cpu/cpu_backend.h"
+#include "tools/backend_flags.h"
 #include "engine/simple_generate.h"
 #include "engine/status_macros.h"
 #include "engine/tokenizer.h"
@@ -79,7 +80,9 @@ absl::Status Generate(const CliFlags& flags) {
   CpuBackendOptions options;
   options.num_threads = threads;
   options.num_blocks = (max_ctx + options.block_size - 1) / options.block_size;  // one sequence
-  ASSIGN_OR_RETURN(std::unique_ptr<CpuBackend> backend, CpuBackend::Create(std::move(weights), options));
+  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(flags.GetString("backend", "cpu"),
+                                                                    flags.GetString("dtype", "bf16"),
+                                                                    std::move(weights), options));
 
   std::vector<int32_t> echo;
   ASSIGN_OR_RETURN(const std::vector<int32_t> prompt, BuildPrompt(flags, *tokenizer, max_ctx, &echo));
@@ -98,7 +101,7 @@ absl::Status Generate(const CliFlags& flags) {
   std::fprintf(stderr, "prompt tokens: %zu\ngenerated tokens: %zu\ndecode: %.1f tokens/s (%d decode steps, %.1f ms; "
                "prefill %.1f ms, %d threads)\n",
                prompt.size(), result.tokens.size(), result.decode_tokens_per_second(), result.decode_steps,
-               result.decode_seconds * 1e3, result.prefill_seconds * 1e3, backend->num_threads());
+               result.decode_seconds * 1e3, result.prefill_seconds * 1e3, BackendThreads(*backend));
   return absl::OkStatus();
 }
 
@@ -113,7 +116,7 @@ int RunGenerate(int argc, char** argv) {
   if (HasPromptsFlag(argc, argv)) return RunGenerateBatch(argc, argv);
   absl::StatusOr<CliFlags> flags =
       CliFlags::Parse(argc, argv, {"model_dir", "prompt", "dialog", "max_tokens", "temperature", "top_p", "top_k",
-                                   "repetition_penalty", "seed", "threads"});
+                                   "repetition_penalty", "seed", "threads", "backend", "dtype"});
   if (!flags.ok()) return Fail("generate", flags.status());
   if (!flags->positional().empty()) {
     return Fail("generate", absl::InvalidArgumentError(absl::StrCat("unexpected argument '",

@@ -1,0 +1,36 @@
+#include "tools/backend_flags.h"
+
+#include "absl/strings/str_cat.h"
+#include "engine/status_macros.h"
+#ifdef LLAMA_HAVE_CUDA
+#include "engine/cuda/cuda_backend_factory.h"
+#endif
+
+namespace llama::cli {
+
+absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(const std::string& backend, const std::string& dtype,
+                                                       ModelWeights weights, const CpuBackendOptions& cpu_options) {
+  if (backend == "cpu") {
+    ASSIGN_OR_RETURN(std::unique_ptr<CpuBackend> cpu, CpuBackend::Create(std::move(weights), cpu_options));
+    return std::unique_ptr<Backend>(std::move(cpu));
+  }
+  if (backend != "cuda") {
+    return absl::InvalidArgumentError(absl::StrCat("--backend must be cpu or cuda, got '", backend, "'"));
+  }
+#ifdef LLAMA_HAVE_CUDA
+  cuda::CudaBackendOptions options;
+  options.dtype = dtype;
+  options.block_size = cpu_options.block_size;
+  options.num_blocks = cpu_options.num_blocks;
+  return cuda::CreateCudaBackendFromWeights(weights, options);
+#else
+  return absl::FailedPreconditionError("--backend cuda: this binary was built without CUDA (LLAMA_CUDA=OFF)");
+#endif
+}
+
+int BackendThreads(const Backend& backend) {
+  const auto* cpu = dynamic_cast<const CpuBackend*>(&backend);
+  return cpu != nullptr ? cpu->num_threads() : 0;
+}
+
+}  // namespace llama::cli
