@@ -12,6 +12,7 @@
 #include "engine/tokenizer.h"
 #include "engine/weights.h"
 #include "scheduler/batch_runner.h"
+#include "tools/backend_flags.h"
 #include "tools/cli_flags.h"
 
 namespace llama::cli {
@@ -22,6 +23,8 @@ struct GenerateBatchArgs {
   std::string prompts_path;
   int num_kv_blocks = 0;  // 0: the backend's default pool
   int num_threads = 0;
+  std::string backend = "cpu";  // --backend cpu|cuda
+  std::string dtype = "bf16";   // --dtype for cuda
   int max_tokens = 128;
   uint64_t seed = 0;
   SamplingParams sampling;
@@ -33,7 +36,7 @@ absl::StatusOr<GenerateBatchArgs> ParseArgs(int argc, char** argv) {
                    CliFlags::Parse(argc, argv,
                                    {"model_dir", "prompts", "num_kv_blocks", "max_num_batched_tokens",
                                     "max_num_seqs", "max_tokens", "temperature", "top_p", "top_k",
-                                    "repetition_penalty", "seed", "num_threads"}));
+                                    "repetition_penalty", "seed", "num_threads", "backend", "dtype"}));
   if (!flags.positional().empty()) {
     return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", flags.positional()[0], "'"));
   }
@@ -42,6 +45,8 @@ absl::StatusOr<GenerateBatchArgs> ParseArgs(int argc, char** argv) {
   ASSIGN_OR_RETURN(args.prompts_path, flags.RequireString("prompts"));
   ASSIGN_OR_RETURN(args.num_kv_blocks, flags.GetInt("num_kv_blocks", 0));
   ASSIGN_OR_RETURN(args.num_threads, flags.GetInt("num_threads", 0));
+  args.backend = flags.GetString("backend", args.backend);
+  args.dtype = flags.GetString("dtype", args.dtype);
   ASSIGN_OR_RETURN(args.max_tokens, flags.GetInt("max_tokens", 128));
   ASSIGN_OR_RETURN(const int seed, flags.GetInt("seed", 0));
   args.seed = static_cast<uint64_t>(seed);
@@ -96,7 +101,8 @@ absl::Status GenerateBatch(const GenerateBatchArgs& args) {
   CpuBackendOptions backend_options;
   backend_options.num_threads = args.num_threads;
   backend_options.num_blocks = args.num_kv_blocks;
-  ASSIGN_OR_RETURN(std::unique_ptr<CpuBackend> backend, CpuBackend::Create(std::move(weights), backend_options));
+  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
+                   CreateBackend(args.backend, args.dtype, std::move(weights), backend_options));
 
   std::vector<GenerationRequest> requests;
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -130,7 +136,7 @@ absl::Status GenerateBatch(const GenerateBatchArgs& args) {
                static_cast<long long>(result.num_generated_tokens), result.wall_s,
                result.wall_s > 0 ? result.num_generated_tokens / result.wall_s : 0.0, kv.num_blocks, kv.block_size,
                kv.total_bytes() / 1048576.0, args.loop.scheduler.max_num_seqs,
-               args.loop.scheduler.max_num_batched_tokens, backend->num_threads());
+               args.loop.scheduler.max_num_batched_tokens, BackendThreads(*backend));
   if (num_errors > 0) return absl::InternalError(absl::StrCat(num_errors, " prompt(s) failed"));
   return absl::OkStatus();
 }
