@@ -136,24 +136,16 @@ void CpuBackend::PrepareBatch(const ForwardInput& input) {
   }
 }
 
-// RMSNorm, then Q/K/V → RoPE → KV write (one region, a task per KV head with its query heads), then attention
-// (a task per (token, head)), then o_proj + residual (split by output row).
+// RMSNorm, then one region with a task per KV head g: the Q rows of g's query heads and g's K/V rows for every
+// batch token, RoPE, the KV write, then attention of g's query heads. Attention of group g needs only K/V head g,
+// cached earlier or written by this task, so no barrier separates projection and attention. Then o_proj +
+// residual, split by output row.
 void CpuBackend::AttentionBlock(int layer, const ForwardInput& input) {
   const ModelConfig& c = weights_.config;
   const LayerWeights& w = weights_.layers[layer];
   const int n = input.num_tokens(), dim = c.hidden_size, hd = c.head_dim();
   const int nh = c.num_attention_heads, nkv = c.num_key_value_heads, group = c.group_size();
   RmsNorm(x_.data(), w.attn_norm.data(), n, dim, c.rms_norm_eps, xnorm_.data());
-  pool_.ParallelFor(nkv, [&](int g, int) {
-    const float* xn = xnorm_.data();
-    MatMulRows(xn, w.wq.data(), q_.data(), n, dim, nh * hd, g * group * hd, (g + 1) * group * hd, false);
-    ApplyRope(q_.data(), input.positions.data(), n, nh, g * group, (g + 1) * group, rope_);
-    MatMulRows(xn, w.wk.data(), k_.data(), n, dim, nkv * hd, g * hd, (g + 1) * hd, false);
-    MatMulRows(xn, w.wv.data(), v_.data(), n, dim, nkv * hd, g * hd, (g + 1) * hd, false);
-    ApplyRope(k_.data(), input.positions.data(), n, nkv, g, g + 1, rope_);
-    WriteKvCache(k_.data(), v_.data(), input.slot_mapping.data(), n, nkv, hd, kv_.block_size, g, g + 1,
-                 k_cache_[layer].data(), v_cache_[layer].data());
-  });
   PagedAttentionArgs args;
   args.q = q_.data();
   args.k_cache = k_cache_[layer].data();
@@ -168,8 +160,20 @@ void CpuBackend::AttentionBlock(int layer, const ForwardInput& input) {
   args.head_dim = hd;
   args.block_size = kv_.block_size;
   args.max_blocks_per_seq = input.max_blocks_per_seq;
-  pool_.ParallelForRange(static_cast<int64_t>(n) * nh, 1, [&](int64_t i0, int64_t i1, int tid) {
-    PagedAttention(args, i0, i1, scores_[tid].data());
+  pool_.ParallelFor(nkv, [&](int g, int tid) {
+    const float* xn = xnorm_.data();
+    const int h0 = g * group, h1 = (g + 1) * group;
+    MatMulRows(xn, w.wq.data(), q_.data(), n, dim, nh * hd, h0 * hd, h1 * hd, false);
+    ApplyRope(q_.data(), input.positions.data(), n, nh, h0, h1, rope_);
+    MatMulRows(xn, w.wk.data(), k_.data(), n, dim, nkv * hd, g * hd, (g + 1) * hd, false);
+    MatMulRows(xn, w.wv.data(), v_.data(), n, dim, nkv * hd, g * hd, (g + 1) * hd, false);
+    ApplyRope(k_.data(), input.positions.data(), n, nkv, g, g + 1, rope_);
+    WriteKvCache(k_.data(), v_.data(), input.slot_mapping.data(), n, nkv, hd, kv_.block_size, g, g + 1,
+                 k_cache_[layer].data(), v_cache_[layer].data());
+    for (int t = 0; t < n; ++t) {
+      const int64_t item = static_cast<int64_t>(t) * nh;
+      PagedAttention(args, item + h0, item + h1, scores_[tid].data());
+    }
   });
   pool_.ParallelForRange(dim, kRowGrain, [&](int64_t r0, int64_t r1, int) {
     MatMulRows(attn_.data(), w.wo.data(), x_.data(), n, nh * hd, dim, r0, r1, true);
