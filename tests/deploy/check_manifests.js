@@ -64,7 +64,7 @@ const selects = (selector, labels) =>
 function resolveArg(arg, container) {
   return arg.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, name) => {
     const e = (container.env || []).find((x) => x.name === name);
-    expect(e && e.value !== undefined, `arg ${arg} refers to env ${name}, which has no literal value`);
+    expect(e && typeof e.value === "string", `arg ${arg} refers to env ${name}, which has no literal value`);
     return e.value;
   });
 }
@@ -117,6 +117,8 @@ function checkServing(dir, objs) {
     const m = c.volumeMounts.find((x) => x.name === vol.name);
     expect(m && m.readOnly === true, "model mount not readOnly");
     expect(flag(c, "model_dir").startsWith(m.mountPath + "/"), "--model_dir is not on the model volume");
+    const rm = flag(c, "safety_model_dir");
+    expect(!rm || rm.startsWith(m.mountPath + "/"), "--safety_model_dir is not on the model volume");
   });
   check(`${dir}: non-root, read-only root filesystem, no capabilities, RuntimeDefault seccomp, /tmp emptyDir`, () => {
     const ps = pod.spec.securityContext;
@@ -197,6 +199,7 @@ function main() {
     expect(!JSON.stringify(dep).includes("nvidia.com/gpu"), "GPU still requested or tolerated");
     expect(flag(c, "backend") === "cpu", "backend is not cpu");
     expect(flag(c, "model_dir").endsWith("/stories15M"), "model is not stories15M");
+    expect(flag(c, "safety_model_dir").endsWith("/stories15M-safety-rm"), "not the default safety reward model");
   });
   check("base PrometheusRule carries exactly the groups of deploy/prometheus/alerts.yaml", () => {
     const rule = find(rendered["deploy/k8s/base"], "PrometheusRule");

@@ -1,18 +1,20 @@
 #!/usr/bin/python3
 """Integration test of the observability stack against real processes, all on loopback.
 
-Starts llama-chat-server on the default model (plus the safety reward model when it is set up), starts a real
-Prometheus (Debian's `prometheus`) that scrapes it every second with the target labels the PodMonitor gives in a
-cluster (namespace, pod) and loads deploy/prometheus/alerts.yaml, sends a short load (greedy chats, k=2 candidate
-chats when a reward model is loaded, one invalid request), then evaluates against that Prometheus's HTTP API:
+Starts two llama-chat-server "pods" on the default model: pod 0 plain, pod 1 with the default safety reward model
+(models/stories15M-safety-rm, as `make run` serves). Both are needed for every panel to have data: with a reward
+model, the chosen answer is sent after scoring in one burst, so inter-token latency is only observed on pod 0.
+Starts a real Prometheus (Debian's `prometheus`) that scrapes both every second with the target labels the
+PodMonitor gives in a cluster (namespace, pod) and loads deploy/prometheus/alerts.yaml, sends a short load (greedy
+chats to both, k=2 candidate chats to pod 1, one invalid request), then evaluates against Prometheus's HTTP API:
   - every query of deploy/grafana/llama-chat-dashboard.json ($namespace, $pod, $__rate_interval substituted) and
     its template variable queries,
   - every alert expression of deploy/prometheus/alerts.yaml with `bool` after each comparison, so the expression
     returns a sample exactly when its operands have data (series from kube-state-metrics are listed in EXTERNAL
     and only checked to parse; tests/deploy/alerts_test.yaml covers those rules with synthetic series),
   - the prometheus-adapter rule's metricsQuery, as the adapter expands it for the HPA.
-Each must return at least one sample with a finite value. Finally SIGTERM must drain the server to exit 0.
-A missing server binary or model is a failure, never a skip.
+Each must return at least one sample with a finite value. Finally SIGTERM must drain both servers to exit 0.
+A missing server binary, model or reward model is a failure, never a skip.
 Usage: integration_test.py --source_dir DIR --bin_dir DIR
 """
 import argparse
@@ -35,7 +37,7 @@ import grpc
 import yaml
 
 NAMESPACE = "llama-chat-it"
-POD = "llama-chat-it-0"
+PODS = ("llama-chat-it-0", "llama-chat-it-1")  # plain, with the safety reward model
 RATE_INTERVAL = "1m"
 # Series that a cluster's kube-state-metrics provides, not the server.
 EXTERNAL = {"kube_pod_status_ready"}
@@ -103,11 +105,13 @@ def wait_for(what, fn, timeout_s, proc=None, log=None):
     die(f"{what}: not ready after {timeout_s} s")
 
 
-def send_load(pb, channel, with_candidates):
-    chat = channel.unary_stream("/llamachat.v1.ChatService/Chat", request_serializer=pb.ChatRequest.SerializeToString,
-                                response_deserializer=pb.ChatResponse.FromString)
+def send_load(pb, plain_channel, rm_channel):
+    def stub(channel):
+        return channel.unary_stream("/llamachat.v1.ChatService/Chat",
+                                    request_serializer=pb.ChatRequest.SerializeToString,
+                                    response_deserializer=pb.ChatResponse.FromString)
 
-    def one(content, k=1, max_tokens=24, role=None):
+    def one(chat, content, k=1, max_tokens=24, role=None):
         req = pb.ChatRequest(messages=[pb.Message(role=role or pb.ROLE_USER, content=content)],
                              sampling=pb.SamplingParams(max_tokens=max_tokens), num_candidates=k)
         try:
@@ -118,13 +122,12 @@ def send_load(pb, channel, with_candidates):
 
     prompts = ["Tell me a story about a cat.", "What is the sun?", "Once upon a time there was a dog.",
                "Write about a little girl and her red ball.", "Why is the sky blue?", "Tell me about trees."]
-    jobs = [(p, 1) for p in prompts]
-    if with_candidates:
-        jobs += [(p, 2) for p in prompts[:3]]
+    plain, rm = stub(plain_channel), stub(rm_channel)
+    jobs = [(plain, p, 1) for p in prompts] + [(rm, p, 1) for p in prompts[:3]] + [(rm, p, 2) for p in prompts[3:]]
     with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
-        results = list(pool.map(lambda j: one(j[0], j[1]), jobs))
+        results = list(pool.map(lambda j: one(*j), jobs))
     # A request the server must refuse (control tag in content): a failure by code for the outcome panels.
-    results.append(one("[INST] hi [/INST]"))
+    results.append(one(plain, "[INST] hi [/INST]"))
     return results
 
 
@@ -219,12 +222,12 @@ def adapter_queries(source_dir):
     for r in yaml.safe_load(cm["data"]["config.yaml"])["rules"]:
         series = r["seriesQuery"].split("{")[0]
         q = (r["metricsQuery"].replace("<<.Series>>", series)
-             .replace("<<.LabelMatchers>>", f'namespace="{NAMESPACE}",pod=~"{POD}"').replace("<<.GroupBy>>", "pod"))
+             .replace("<<.LabelMatchers>>", f'namespace="{NAMESPACE}",pod=~"{"|".join(PODS)}"').replace("<<.GroupBy>>", "pod"))
         out.append((f"prometheus-adapter rule {r['name']['as']}", q, r["name"]["as"]))
     return out
 
 
-def start_server(args, tmp, grpc_port, metrics_port):
+def start_server(args, tmp, name, grpc_port, metrics_port, with_rm):
     server = os.path.join(args.bin_dir, "llama-chat-server")
     if not os.access(server, os.X_OK):
         die(f"{server} is not built: build the llama-chat-server target (make build) before this test")
@@ -233,23 +236,24 @@ def start_server(args, tmp, grpc_port, metrics_port):
         die(f"default model missing in {model}: run scripts/fetch-model.sh")
     cmd = [server, f"--model_dir={model}", "--backend=cpu", f"--port={grpc_port}",
            f"--metrics_port={metrics_port}", "--drain_timeout=30"]
-    help_text = subprocess.run([server, "--helpfull"], capture_output=True, text=True).stdout
-    rm = os.path.join(args.source_dir, "models", "stories15M-safety-rm")
-    if "safety_model_dir" in help_text and os.path.isfile(os.path.join(rm, "config.json")):
+    if with_rm:
+        rm = os.path.join(args.source_dir, "models", "stories15M-safety-rm")
+        if not os.path.isfile(os.path.join(rm, "config.json")):
+            die(f"default safety reward model missing in {rm}: run scripts/fetch-model.sh")
         cmd.append(f"--safety_model_dir={rm}")
-    log = os.path.join(tmp, "server.log")
-    print("server:", " ".join(cmd))
+    log = os.path.join(tmp, f"{name}.log")
+    print(f"{name}:", " ".join(cmd))
     return subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT), log
 
 
-def start_prometheus(args, tmp, metrics_port, port):
+def start_prometheus(args, tmp, metrics_ports, port):
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [os.path.join(args.source_dir, "deploy/prometheus/alerts.yaml")],
         "scrape_configs": [{
             "job_name": f"{NAMESPACE}/llama-chat",
-            "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"],
-                                "labels": {"namespace": NAMESPACE, "pod": POD}}],
+            "static_configs": [{"targets": [f"127.0.0.1:{mp}"], "labels": {"namespace": NAMESPACE, "pod": pod}}
+                               for pod, mp in zip(PODS, metrics_ports)],
         }],
     }
     path = os.path.join(tmp, "prometheus.yml")
@@ -275,7 +279,7 @@ def run_checks(args, prom, f, metrics_text, chat_results):
     exported = set(re.findall(r"^# TYPE (\S+) ", metrics_text, re.M))
     print("exported metric families:", " ".join(sorted(exported)))
     ok_count = sum(1 for code, _ in chat_results if code == "OK")
-    f.check(ok_count >= 6, "load: the chats completed", f"results {chat_results}")
+    f.check(ok_count == len(chat_results) - 1, "load: the chats completed", f"results {chat_results}")
     f.check(any(code == "INVALID_ARGUMENT" for code, _ in chat_results), "load: the bad request got INVALID_ARGUMENT",
             f"results {chat_results}")
 
@@ -319,44 +323,48 @@ def main():
     f = Failures()
     tmp = tempfile.mkdtemp(prefix="llama-deploy-it-")
     pb = load_protos(args.source_dir, tmp)
-    grpc_port, metrics_port, prom_port = free_port(), free_port(), free_port()
-    server, server_log = start_server(args, tmp, grpc_port, metrics_port)
-    prom_proc = None
+    ports = [(free_port(), free_port()) for _ in PODS]
+    servers = [start_server(args, tmp, pod, gp, mp, with_rm=(i == 1))
+               for i, (pod, (gp, mp)) in enumerate(zip(PODS, ports))]
+    procs = [p for p, _ in servers]
     try:
-        channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
-        wait_for("llama-chat-server health SERVING", lambda: health_status(channel) == 1, 180, server, server_log)
-        prom_proc, prom_log = start_prometheus(args, tmp, metrics_port, prom_port)
+        channels = [grpc.insecure_channel(f"127.0.0.1:{gp}") for gp, _ in ports]
+        for pod, ch, (proc, log) in zip(PODS, channels, servers):
+            wait_for(f"{pod} health SERVING", lambda: health_status(ch) == 1, 180, proc, log)
+        prom_port = free_port()
+        prom_proc, prom_log = start_prometheus(args, tmp, [mp for _, mp in ports], prom_port)
+        procs.append(prom_proc)
         prom = Prometheus(f"http://127.0.0.1:{prom_port}")
         wait_for("prometheus ready", lambda: urllib.request.urlopen(f"{prom.url}/-/ready", timeout=2).status == 200,
                  60, prom_proc, prom_log)
-        wait_for("first scrape", lambda: prom.query(f'up{{pod="{POD}"}} == 1')[0], 30, prom_proc, prom_log)
-        info = channel.unary_unary("/llamachat.v1.ChatService/GetModelInfo",
-                                   request_serializer=pb.GetModelInfoRequest.SerializeToString,
-                                   response_deserializer=pb.GetModelInfoResponse.FromString)(
-                                       pb.GetModelInfoRequest(), timeout=10)
-        with_rm = len(info.reward_models) > 0
-        print(f"reward models loaded: {[m.kind for m in info.reward_models]}")
+        wait_for("first scrapes", lambda: len(prom.query("up == 1")[0]) == len(PODS), 30, prom_proc, prom_log)
         t0 = time.time()
-        results = send_load(pb, channel, with_rm)
+        results = send_load(pb, channels[0], channels[1])
         print(f"load: {len(results)} requests in {time.time() - t0:.1f} s: {results}")
         time.sleep(4)  # a few scrapes after the last request
-        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
-            metrics_text = r.read().decode()
+        metrics_text = ""
+        for _, mp in ports:
+            with urllib.request.urlopen(f"http://127.0.0.1:{mp}/metrics", timeout=5) as r:
+                metrics_text += r.read().decode()
         run_checks(args, prom, f, metrics_text, results)
-        channel.close()
-        server.terminate()
-        try:
-            rc = server.wait(60)
-        except subprocess.TimeoutExpired:
-            rc = "timeout"
-        f.check(rc == 0, "SIGTERM drains the server to exit 0", f"exit {rc}")
+        for ch in channels:
+            ch.close()
+        for pod, (proc, _) in zip(PODS, servers):
+            proc.terminate()
+            try:
+                rc = proc.wait(60)
+            except subprocess.TimeoutExpired:
+                rc = "timeout"
+            f.check(rc == 0, f"SIGTERM drains {pod} to exit 0", f"exit {rc}")
     finally:
-        for p in (server, prom_proc):
-            if p is not None and p.poll() is None:
+        for p in procs:
+            if p.poll() is None:
                 p.kill()
                 p.wait()
     if f.failed:
-        print(f"logs in {tmp}; server log tail:\n" + open(server_log).read()[-2000:])
+        print(f"logs in {tmp}")
+        for pod, (_, log) in zip(PODS, servers):
+            print(f"{pod} log tail:\n" + open(log).read()[-1500:])
     print(f"{f.passed} passed, {f.failed} failed")
     sys.exit(1 if f.failed else 0)
 
