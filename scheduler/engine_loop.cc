@@ -97,8 +97,10 @@ class EngineLoop::Impl {
     return absl::OkStatus();
   }
 
+  // Only the first cancel of a live request is queued, so the inbox stays bounded by the live requests.
   void Cancel(uint64_t request_id, absl::Status reason) {
     absl::MutexLock lock(&mu_);
+    if (!live_ids_.contains(request_id) || !cancelling_.insert(request_id).second) return;
     inbox_.push_back(InboxItem{std::nullopt, nullptr, request_id, std::move(reason)});
   }
 
@@ -148,6 +150,7 @@ class EngineLoop::Impl {
   mutable absl::Mutex mu_;
   std::vector<InboxItem> inbox_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<uint64_t> live_ids_ ABSL_GUARDED_BY(mu_);  // accepted and not finished
+  absl::flat_hash_set<uint64_t> cancelling_ ABSL_GUARDED_BY(mu_);  // live ids with a cancel in the inbox
   int num_queued_ ABSL_GUARDED_BY(mu_) = 0;                      // accepted and never scheduled
   bool accepting_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_requested_ ABSL_GUARDED_BY(mu_) = false;
@@ -321,6 +324,7 @@ void EngineLoop::Impl::Forget(uint64_t request_id, RequestState& state) {
     absl::MutexLock lock(&mu_);
     if (!state.scheduled()) --num_queued_;
     live_ids_.erase(request_id);
+    cancelling_.erase(request_id);
   }
   requests_.erase(request_id);
 }
