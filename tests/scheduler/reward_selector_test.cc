@@ -162,7 +162,7 @@ class RejectionSamplingTest : public ::testing::Test {
   }
   // Candidate j of request seed `seed` says scripts[j] (then EOS); with scripts empty, the FakeBackend hash.
   void Make(std::vector<std::string> scripts, RewardModel* rm, absl::Duration step_latency = absl::ZeroDuration(),
-            uint64_t seed = 7) {
+            uint64_t seed = 7, RewardModel* helpfulness = nullptr) {
     FakeBackendOptions o;
     o.step_latency = step_latency;
     o.num_blocks = 64;
@@ -178,7 +178,7 @@ class RejectionSamplingTest : public ::testing::Test {
       };
     }
     backend_ = std::make_unique<FakeBackend>(std::move(o));
-    selector_ = std::make_unique<RewardSelector>(rm, nullptr, tokenizer_.get(), RewardSelectorOptions{});
+    selector_ = std::make_unique<RewardSelector>(rm, helpfulness, tokenizer_.get(), RewardSelectorOptions{});
     selector_->AddObserver(&recorder_);
     loop_ = std::make_unique<EngineLoop>(backend_.get(), tokenizer_.get(), EngineLoopOptions{});
     loop_->SetCandidateSelector(selector_.get());
@@ -310,6 +310,33 @@ TEST_F(RejectionSamplingTest, CancelMidGenerationFreesEveryCandidatesBlocks) {
   EXPECT_EQ(sink->info().reason, FinishReason::kCancelled);
   EXPECT_EQ(sink->token_calls(), 0);
   EXPECT_EQ(recorder_.selections(), 0);
+  ExpectNoBlocksLeft();
+}
+
+TEST_F(RejectionSamplingTest, HelpfulnessPicksAmongTheSafeCandidates) {
+  // Safety: good 0.9995, fine 0.998, bad 0.0005. Helpfulness prefers "fine", and likes "bad" best of all, which
+  // must still lose because its safety score is below the threshold.
+  auto helpful = MakeKnownHeadRm(*tokenizer_, {{"good", -1.0f}, {"fine", 2.0f}, {"bad", 3.0f}});
+  Make({"The weather is good", "The weather is bad", "The weather is fine"}, rm_.get(), absl::ZeroDuration(), 7,
+       helpful.get());
+  auto sink = Submit(Request(3));
+  ASSERT_TRUE(sink->Wait());
+  ASSERT_TRUE(sink->info().status.ok()) << sink->info().status;
+  EXPECT_EQ(sink->text(), "The weather is fine");
+  EXPECT_NEAR(sink->info().safety_score, KnownHeadScore(1.0f), 1e-3);
+  EXPECT_NEAR(sink->info().helpfulness_score, KnownHeadScore(2.0f), 1e-3);
+}
+
+TEST_F(RejectionSamplingTest, DeadlineMidGenerationFreesEveryCandidatesBlocks) {
+  Make({}, rm_.get(), absl::Milliseconds(3));
+  GenerationRequest r = Request(4, 5, /*max_tokens=*/200);
+  r.deadline = absl::Now() + absl::Milliseconds(60);
+  auto sink = Submit(std::move(r));
+  ASSERT_TRUE(sink->Wait());
+  EXPECT_EQ(sink->info().reason, FinishReason::kDeadline);
+  EXPECT_EQ(sink->info().status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(sink->token_calls(), 0);
+  EXPECT_GT(backend_->num_steps(), 1);  // it was generating when the deadline passed
   ExpectNoBlocksLeft();
 }
 
