@@ -76,18 +76,30 @@ absl::StatusOr<ModelWeights> LoadBackboneAsRewardModel(const std::string& dir) {
   return w;
 }
 
+struct Featurized {
+  std::vector<std::vector<int32_t>> sequences;  // [n] reward inputs
+  std::vector<float> features;                  // [n, dim] final-norm hidden state of each last token
+};
+
+absl::StatusOr<Featurized> Featurize(RewardModel& rm, const Tokenizer& tokenizer,
+                                     const std::vector<RewardExample>& examples) {
+  Featurized f;
+  for (const RewardExample& ex : examples) {
+    ASSIGN_OR_RETURN(auto ids, BuildRewardSequence(tokenizer, ex.dialog, ex.response, rm.max_tokens()));
+    f.sequences.push_back(std::move(ids));
+  }
+  ASSIGN_OR_RETURN(f.features, rm.Features(f.sequences));
+  return f;
+}
+
 // Scores a second labeled file (e.g. hand-written examples outside the training templates) with the fitted head:
 // accuracy, ROC AUC, and every misclassified example printed, so the README can say what the probe misses.
 absl::StatusOr<Metrics> EvaluateFile(const std::string& path, RewardModel& rm, const Tokenizer& tokenizer,
                                      const RewardHead& head) {
   ASSIGN_OR_RETURN(const std::string text, ReadFile(path));
   ASSIGN_OR_RETURN(const std::vector<RewardExample> examples, ParseRewardDataJsonl(text));
-  std::vector<std::vector<int32_t>> sequences;
-  for (const RewardExample& ex : examples) {
-    ASSIGN_OR_RETURN(auto ids, BuildRewardSequence(tokenizer, ex.dialog, ex.response, rm.max_tokens()));
-    sequences.push_back(std::move(ids));
-  }
-  ASSIGN_OR_RETURN(const std::vector<float> features, rm.Features(sequences));
+  ASSIGN_OR_RETURN(const Featurized f, Featurize(rm, tokenizer, examples));
+  const std::vector<float>& features = f.features;
   const int dim = rm.config().hidden_size;
   Split split;
   for (size_t i = 0; i < examples.size(); ++i) {
@@ -116,6 +128,29 @@ absl::Status WriteReport(const std::string& out, const RewardHead& head, const M
   return f ? absl::OkStatus() : absl::InternalError("cannot write train_report.json");
 }
 
+// Writes the backbone + fitted head as LlamaForSequenceClassification with the tokenizer, then reloads it and checks
+// that the reloaded model reproduces the fitted head's scores on the first examples.
+absl::Status WriteAndVerify(ModelWeights saved, const RewardHead& head, const std::string& backbone,
+                            const std::string& out, const Featurized& f, int threads) {
+  saved.score = head.weight;
+  saved.score_bias = {head.bias};
+  RETURN_IF_ERROR(SaveModel(saved, out));
+  std::error_code ec;
+  std::filesystem::copy_file(backbone + "/tokenizer.model", out + "/tokenizer.model",
+                             std::filesystem::copy_options::overwrite_existing, ec);
+  if (ec) return absl::InternalError(absl::StrCat("copying tokenizer.model: ", ec.message()));
+  ASSIGN_OR_RETURN(auto reloaded, RewardModel::Load(out, CpuRewardBackend(threads), {}));
+  const int dim = saved.config.hidden_size;
+  for (size_t i = 0; i < std::min<size_t>(f.sequences.size(), 8); ++i) {
+    ASSIGN_OR_RETURN(auto p, reloaded->Score({f.sequences[i]}));
+    const double want = 1.0 / (1.0 + std::exp(-head.Logit(absl::MakeConstSpan(f.features).subspan(i * dim, dim))));
+    if (std::abs(p[0] - want) > 1e-4) {
+      return absl::InternalError(absl::StrCat("reloaded reward model scores ", p[0], ", the fit says ", want));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Train(const CliFlags& flags) {
   ASSIGN_OR_RETURN(const std::string backbone, flags.RequireString("backbone"));
   ASSIGN_OR_RETURN(const std::string data, flags.RequireString("data"));
@@ -137,12 +172,8 @@ absl::Status Train(const CliFlags& flags) {
   ASSIGN_OR_RETURN(auto rm, RewardModel::Create(std::move(weights), CpuRewardBackend(threads), {}));
 
   const absl::Time start = absl::Now();
-  std::vector<std::vector<int32_t>> sequences;
-  for (const RewardExample& ex : examples) {
-    ASSIGN_OR_RETURN(auto ids, BuildRewardSequence(*tokenizer, ex.dialog, ex.response, rm->max_tokens()));
-    sequences.push_back(std::move(ids));
-  }
-  ASSIGN_OR_RETURN(const std::vector<float> features, rm->Features(sequences));  // [n, dim]
+  ASSIGN_OR_RETURN(const Featurized featurized, Featurize(*rm, *tokenizer, examples));
+  const std::vector<float>& features = featurized.features;  // [n, dim]
   const int dim = rm->config().hidden_size;
   std::printf("train-rm-head: %zu examples, features [%zu, %d] in %.1f s\n", examples.size(), examples.size(), dim,
               absl::ToDoubleSeconds(absl::Now() - start));
@@ -167,24 +198,8 @@ absl::Status Train(const CliFlags& flags) {
                 eval_m->auc, flags.GetString("eval").c_str());
   }
 
-  saved.score = head.weight;
-  saved.score_bias = {head.bias};
-  RETURN_IF_ERROR(SaveModel(saved, out));
-  std::error_code ec;
-  std::filesystem::copy_file(backbone + "/tokenizer.model", out + "/tokenizer.model",
-                             std::filesystem::copy_options::overwrite_existing, ec);
-  if (ec) return absl::InternalError(absl::StrCat("copying tokenizer.model: ", ec.message()));
+  RETURN_IF_ERROR(WriteAndVerify(std::move(saved), head, backbone, out, featurized, threads));
   RETURN_IF_ERROR(WriteReport(out, head, train_m, test_m, eval_m ? &*eval_m : nullptr, holdout_frac, data));
-
-  // The written directory must load as a reward model and reproduce the fitted head's held-out scores.
-  ASSIGN_OR_RETURN(auto reloaded, RewardModel::Load(out, CpuRewardBackend(threads), {}));
-  for (size_t i = 0; i < std::min<size_t>(examples.size(), 8); ++i) {
-    ASSIGN_OR_RETURN(auto p, reloaded->Score({sequences[i]}));
-    const double want = 1.0 / (1.0 + std::exp(-head.Logit(absl::MakeConstSpan(features).subspan(i * dim, dim))));
-    if (std::abs(p[0] - want) > 1e-4) {
-      return absl::InternalError(absl::StrCat("reloaded reward model scores ", p[0], ", the fit says ", want));
-    }
-  }
   std::printf("train-rm-head: wrote %s (LlamaForSequenceClassification, reloaded and checked)\n", out.c_str());
   return absl::OkStatus();
 }
