@@ -9,6 +9,8 @@ Reads models/.cache/stories15M.bin (karpathy llama2.c legacy format) and writes 
   * GQA k_proj / v_proj rows after mean-pooling the key/value heads into G groups (G = 2, 3), in float64.
   * logits of a float64 forward of the original model over a short prompt, run exactly as llama2.c's run.c does
     (interleaved RoPE pairs (2i, 2i+1) on the raw weights): the top ids and values per position.
+  * greedy continuations (GREEDY_STEPS tokens) of that prompt by the mean-pooled GQA models (G = 2, 3), with the
+    smallest top-1/top-2 logit gap seen, so an fp32 engine can be held to the same tokens.
 
 Before writing, the script proves the permutation is the right one: a second forward that uses the HF rotate-half
 RoPE on the *permuted* q/k weights must give the same logits (to 1e-9), and the same forward on the *unpermuted*
@@ -30,6 +32,7 @@ OUT = os.path.join(ROOT, "tests/golden/llama2c/stories15M_golden.json")
 COLS = 16
 PROMPT = "Once upon a time, there was a little"
 TOP = 10
+GREEDY_STEPS = 6
 
 
 def read_llama2c(path):
@@ -120,6 +123,25 @@ def forward(cfg, w, tokens, wq, wk, rope):
     return x @ w["wcls"].T
 
 
+def pool_heads(m, kv_heads, groups):
+    """[kv_heads * hs, cols] -> [groups * hs, cols]: new head g = mean of heads g*r .. (g+1)*r-1."""
+    r = kv_heads // groups
+    return m.reshape(groups, r, -1, m.shape[-1]).mean(axis=1).reshape(-1, m.shape[-1])
+
+
+def greedy_gqa(cfg, w, wq_hf, wk_hf, tokens, groups):
+    c = dict(cfg, kv_heads=groups)
+    wk = np.stack([pool_heads(m, cfg["kv_heads"], groups) for m in wk_hf])
+    wg = dict(w, wv=np.stack([pool_heads(m, cfg["kv_heads"], groups) for m in w["wv"]]))
+    toks, min_gap = list(tokens), float("inf")
+    for _ in range(GREEDY_STEPS):
+        last = forward(c, wg, toks, wq_hf, wk, rope_rotate_half)[-1]
+        top2 = np.sort(last)[-2:]
+        min_gap = min(min_gap, float(top2[1] - top2[0]))
+        toks.append(int(np.argmax(last)))
+    return toks[len(tokens):], min_gap
+
+
 def rows(m, head, hs):
     return m[head * hs:(head + 1) * hs, :COLS].tolist()
 
@@ -157,6 +179,11 @@ def main():
         "top_logits": [[float(meta[t, i]) for i in top[t]] for t in range(len(tokens))],
         "greedy_next": int(np.argmax(meta[-1])),
     }
+    golden["gqa_greedy"] = []
+    for g_count in (2, 3):
+        ids, gap = greedy_gqa(cfg, w, wq_hf, wk_hf, tokens, g_count)
+        assert gap > 1e-2, f"near tie in the G={g_count} greedy continuation: {gap}"
+        golden["gqa_greedy"].append({"kv_heads": g_count, "ids": ids, "min_top2_gap": gap, "text": sp.decode(ids)})
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
         json.dump(golden, f, indent=None, separators=(",", ":"))
