@@ -14,6 +14,9 @@
 namespace llama::server::testing {
 namespace {
 
+// Replies this long fill stories15M's 256-token context after a short prompt: long enough to cancel mid-way.
+constexpr int kLongReply = 240;
+
 // Every Chat call made against the shared server, for the final reconciliation.
 std::atomic<int> g_chat_calls{0};
 
@@ -41,6 +44,14 @@ class ChatE2eTest : public ::testing::Test {
   bool EngineIdle() {
     const EngineSnapshot s = server_->engine().Snapshot();
     return s.num_running == 0 && s.num_waiting == 0 && s.kv_blocks_used == 0;
+  }
+  // Idle and no step for 300 ms. The snapshot is published after each step, so right after a client sees its
+  // Final the engine may still be finishing the step that produced it (and a one-token request's only step).
+  bool EngineQuiet() {
+    if (!EngineIdle()) return false;
+    const int64_t steps = server_->engine().Snapshot().num_steps;
+    absl::SleepFor(absl::Milliseconds(300));
+    return EngineIdle() && server_->engine().Snapshot().num_steps == steps;
   }
 
   static ChatServer* server_;
@@ -171,7 +182,7 @@ std::vector<BadCase> BadCases(const ValidationLimits& limits) {
 }
 
 TEST_F(ChatE2eTest, EveryValidationCaseIsInvalidArgumentWithZeroEngineSteps) {
-  ASSERT_TRUE(WaitFor([&] { return EngineIdle(); }));
+  ASSERT_TRUE(WaitFor([&] { return EngineQuiet(); }));
   const int64_t steps_before = server_->engine().Snapshot().num_steps;
   const double invalid_before =
       MetricValue(server_->metrics(), "llama_chat_request_failure_total", "code", "INVALID_ARGUMENT");
@@ -185,6 +196,8 @@ TEST_F(ChatE2eTest, EveryValidationCaseIsInvalidArgumentWithZeroEngineSteps) {
         << bad.name << ": '" << result.status.error_message() << "' does not name " << bad.field;
     EXPECT_TRUE(result.deltas.empty() && !result.has_final) << bad.name;
   }
+  // Had any refused request reached the engine, it would have run (and published) steps by the time it is quiet.
+  EXPECT_TRUE(WaitFor([&] { return EngineQuiet(); }));
   EXPECT_EQ(server_->engine().Snapshot().num_steps, steps_before) << "a refused request reached the engine";
   EXPECT_EQ(MetricValue(server_->metrics(), "llama_chat_request_failure_total", "code", "INVALID_ARGUMENT"),
             invalid_before + cases.size());
@@ -199,8 +212,9 @@ TEST_F(ChatE2eTest, ClientCancelFreesTheSequence) {
   const double tokens_before = MetricValue(server_->metrics(), "llama_chat_generation_tokens_total");
   const double cancelled_before =
       MetricValue(server_->metrics(), "llama_chat_request_failure_total", "code", "CANCELLED");
-  v1::ChatRequest request = MakeRequest({{v1::ROLE_USER, "Tell me a long story."}}, 200);
-  request.mutable_sampling()->set_temperature(1.0f);  // long replies; greedy may stop early
+  // The longest reply the context allows, sampled (greedy may stop early), so the cancel lands mid-generation.
+  v1::ChatRequest request = MakeRequest({{v1::ROLE_USER, "Tell me a long story."}}, kLongReply);
+  request.mutable_sampling()->set_temperature(1.0f);
   request.mutable_sampling()->set_seed(7);
   grpc::ClientContext context;
   ++g_chat_calls;
@@ -219,7 +233,7 @@ TEST_F(ChatE2eTest, ClientCancelFreesTheSequence) {
     return MetricValue(server_->metrics(), "llama_chat_request_failure_total", "code", "CANCELLED") ==
            cancelled_before + 1;
   }));
-  EXPECT_LT(MetricValue(server_->metrics(), "llama_chat_generation_tokens_total") - tokens_before, 200)
+  EXPECT_LT(MetricValue(server_->metrics(), "llama_chat_generation_tokens_total") - tokens_before, kLongReply)
       << "the request ran to completion instead of being cancelled";
 }
 
@@ -227,11 +241,13 @@ TEST_F(ChatE2eTest, ExpiredDeadlineFreesTheSequence) {
   const double deadline_before =
       MetricValue(server_->metrics(), "llama_chat_request_failure_total", "code", "DEADLINE_EXCEEDED");
   const double tokens_before = MetricValue(server_->metrics(), "llama_chat_generation_tokens_total");
-  v1::ChatRequest request = MakeRequest({{v1::ROLE_USER, "Tell me a long story."}}, 200);
+  v1::ChatRequest request = MakeRequest({{v1::ROLE_USER, "Tell me a long story."}}, kLongReply);
   request.mutable_sampling()->set_temperature(1.0f);
   request.mutable_sampling()->set_seed(7);
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Milliseconds(150)));
+  // Far shorter than kLongReply tokens take even on a fast machine (or the deadline passes before the first token:
+  // the sequence must be freed either way).
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Milliseconds(50)));
   ++g_chat_calls;
   auto reader = stub_->Chat(&context, request);
   StreamResult result = ReadStream(*reader);
@@ -242,7 +258,7 @@ TEST_F(ChatE2eTest, ExpiredDeadlineFreesTheSequence) {
     return MetricValue(server_->metrics(), "llama_chat_request_failure_total", "code", "DEADLINE_EXCEEDED") ==
            deadline_before + 1;
   }));
-  EXPECT_LT(MetricValue(server_->metrics(), "llama_chat_generation_tokens_total") - tokens_before, 200);
+  EXPECT_LT(MetricValue(server_->metrics(), "llama_chat_generation_tokens_total") - tokens_before, kLongReply);
 }
 
 TEST_F(ChatE2eTest, ModelInfoDescribesStories15M) {
@@ -316,7 +332,7 @@ TEST(ChatServerAdmission, FullQueueIsResourceExhausted) {
   std::unique_ptr<ChatServer> server = StartServer(options);
   ASSERT_NE(server, nullptr);
   auto stub = Connect(server->port());
-  v1::ChatRequest long_request = MakeRequest({{v1::ROLE_USER, "Tell me a long story."}}, 200);
+  v1::ChatRequest long_request = MakeRequest({{v1::ROLE_USER, "Tell me a long story."}}, kLongReply);
   long_request.mutable_sampling()->set_temperature(1.0f);
   long_request.mutable_sampling()->set_seed(3);
   grpc::ClientContext running_context, waiting_context;

@@ -3,7 +3,7 @@
 repository's chat.proto and the standard grpc.health.v1 health.proto), over a real loopback port, with the server
 binary as a subprocess:
 
-  health goes SERVING after warm-up; Chat streams deltas then one Final; Tokenize and GetModelInfo answer;
+  health goes SERVING after warm-up; reflection lists the services; Chat streams deltas then one Final; Tokenize and GetModelInfo answer;
   a bad request is INVALID_ARGUMENT; a /metrics scrape passes `promtool check metrics` and reconciles (requests by
   outcome sum to the requests sent, running and waiting back to 0); SIGTERM with streams in flight: health goes
   NOT_SERVING, new calls get UNAVAILABLE, the streams in flight complete with a Final, and the process exits 0.
@@ -34,15 +34,19 @@ def generate_stubs(source_dir, out_dir):
     health = next((p for p in HEALTH_PROTO_CANDIDATES if os.path.exists(p)), None)
     if health is None:
         sys.exit("FAIL: grpc.health.v1 health.proto not found (apt grpc-proto)")
-    # The Python module path must not be grpc.health.v1 (that would shadow the installed grpc package); the proto
-    # package, which is what the wire uses, stays grpc.health.v1.
-    os.makedirs(os.path.join(out_dir, "health_v1"))
-    shutil.copy(health, os.path.join(out_dir, "health_v1", "health.proto"))
+    reflection = health.replace("health/v1/health.proto", "reflection/v1alpha/reflection.proto")
+    if not os.path.exists(reflection):
+        sys.exit("FAIL: %s not found (apt grpc-proto)" % reflection)
+    # The Python module paths must not start with grpc. (that would shadow the installed grpc package); the proto
+    # packages, which are what the wire uses, stay grpc.health.v1 and grpc.reflection.v1alpha.
+    for module, source in [("health_v1", health), ("reflection_v1alpha", reflection)]:
+        os.makedirs(os.path.join(out_dir, module))
+        shutil.copy(source, os.path.join(out_dir, module, os.path.basename(source)))
     plugin = shutil.which("grpc_python_plugin")
     if plugin is None:
         sys.exit("FAIL: grpc_python_plugin not found (apt protobuf-compiler-grpc)")
     for include, proto in [(os.path.join(source_dir, "proto"), "llamachat/v1/chat.proto"),
-                           (out_dir, "health_v1/health.proto")]:
+                           (out_dir, "health_v1/health.proto"), (out_dir, "reflection_v1alpha/reflection.proto")]:
         subprocess.run(["protoc", "-I", include, "--python_out", out_dir, "--grpc_out", out_dir,
                         "--plugin=protoc-gen-grpc=" + plugin, proto], check=True)
     sys.path.insert(0, out_dir)
@@ -54,7 +58,7 @@ class ServerProcess:
     def __init__(self, server_bin, model_dir):
         self.proc = subprocess.Popen(
             [server_bin, "--model_dir", model_dir, "--port", "0", "--metrics_port", "0", "--threads", "2",
-             "--max_num_seqs", "8", "--drain_timeout", "120"],
+             "--max_num_seqs", "8", "--drain_timeout", "120", "--reflection"],
             stderr=subprocess.PIPE, text=True)
         self.lines = []
         self.ports = None
@@ -106,6 +110,7 @@ def main():
     import grpc
     from llamachat.v1 import chat_pb2, chat_pb2_grpc
     from health_v1 import health_pb2, health_pb2_grpc
+    from reflection_v1alpha import reflection_pb2, reflection_pb2_grpc
 
     server = ServerProcess(args.server_bin, model_dir)
     port, metrics_port = server.ports
@@ -129,6 +134,13 @@ def main():
     sent = 0
     try:
         check(wait_health(SERVING), "health never became SERVING")
+
+        # Server reflection (--reflection) lists our service and the health service.
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        answers = list(reflection.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10))
+        services = {s.name for a in answers for s in a.list_services_response.service}
+        check({"llamachat.v1.ChatService", "grpc.health.v1.Health"} <= services, "reflection lists %r" % services)
 
         def request(text, max_tokens, temperature=0.0, seed=None):
             r = chat_pb2.ChatRequest(messages=[chat_pb2.Message(role=chat_pb2.ROLE_USER, content=text)])
