@@ -60,13 +60,17 @@ RUN apt-get update \
  && groupadd --system --gid 10001 llama \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin llama
-# libllama_sentencepiece.so is dlopen'ed from the executables' directory (engine/sentencepiece_api.h).
-COPY --from=build /src/build/bin/llama-chat-server /src/build/bin/llama-chat /src/build/bin/libllama_sentencepiece.so \
-     /usr/local/bin/
 # The NVIDIA container runtime mounts the driver libraries into containers that ask for these.
 ENV NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     LD_LIBRARY_PATH=/usr/local/nvidia/lib64:/usr/local/cuda/lib64
+# libllama_sentencepiece.so is dlopen'ed from the executables' directory (engine/sentencepiece_api.h).
+COPY --from=build /src/build/bin/llama-chat-server /src/build/bin/llama-chat /src/build/bin/libllama_sentencepiece.so \
+     /usr/local/bin/
+# Fail the build if the runtime stage misses a library (libcuda comes from the host's driver at run time).
+RUN for f in /usr/local/bin/llama-chat-server /usr/local/bin/llama-chat /usr/local/bin/libllama_sentencepiece.so; do \
+      if ldd "$f" | grep "not found" | grep -Ev "libcuda\.so|libnvidia-"; then exit 1; fi; \
+    done
 USER 10001:10001
 WORKDIR /tmp
 # gRPC (ChatService, grpc.health.v1) and Prometheus /metrics.

@@ -25,6 +25,7 @@ import json
 import math
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -342,6 +343,9 @@ def main():
         results = send_load(pb, channels[0], channels[1])
         print(f"load: {len(results)} requests in {time.time() - t0:.1f} s: {results}")
         time.sleep(4)  # a few scrapes after the last request
+        for pod, (proc, log) in zip(PODS, servers):
+            if proc.poll() is not None:
+                die(f"{pod} exited with {proc.returncode} during the load\n{open(log).read()[-3000:]}")
         metrics_text = ""
         for _, mp in ports:
             with urllib.request.urlopen(f"http://127.0.0.1:{mp}/metrics", timeout=5) as r:
@@ -365,6 +369,8 @@ def main():
         print(f"logs in {tmp}")
         for pod, (_, log) in zip(PODS, servers):
             print(f"{pod} log tail:\n" + open(log).read()[-1500:])
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
     print(f"{f.passed} passed, {f.failed} failed")
     sys.exit(1 if f.failed else 0)
 
