@@ -77,6 +77,14 @@ grpc::ServerUnaryReactor* ChatServiceImpl::GetModelInfo(grpc::CallbackServerCont
   limits->set_max_num_batched_tokens(info_.max_num_batched_tokens);
   limits->set_max_stop_strings(deps_.limits.max_stop_strings);
   limits->set_max_message_bytes(deps_.limits.max_message_bytes);
+  if (deps_.rewards != nullptr) {
+    for (const RewardModelDescription& rm : deps_.rewards->models()) {
+      v1::RewardModelInfo* info = response->add_reward_models();
+      info->set_kind(rm.kind);
+      info->set_model_dir(rm.model_dir);
+      FillShape(rm.config, rm.config.max_position_embeddings, info->mutable_shape());
+    }
+  }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;

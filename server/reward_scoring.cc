@@ -71,10 +71,12 @@ absl::StatusOr<std::unique_ptr<RewardScoring>> RewardScoring::Load(const RewardS
   r->tokenizer_ = policy_tokenizer;
   ASSIGN_OR_RETURN(r->safety_, LoadOne(options.safety_model_dir, "safety", options, *policy_tokenizer));
   std::vector<std::string> names = {"safety"};
+  r->models_.push_back({"safety", options.safety_model_dir, r->safety_->config()});
   if (!options.helpfulness_model_dir.empty()) {
     ASSIGN_OR_RETURN(r->helpfulness_,
                      LoadOne(options.helpfulness_model_dir, "helpfulness", options, *policy_tokenizer));
     names.push_back("helpfulness");
+    r->models_.push_back({"helpfulness", options.helpfulness_model_dir, r->helpfulness_->config()});
   }
   r->metrics_ = std::make_unique<RewardMetrics>(registry, names);
   r->selector_ = std::make_unique<RewardSelector>(r->safety_.get(), r->helpfulness_.get(), policy_tokenizer,

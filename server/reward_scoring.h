@@ -33,6 +33,12 @@ struct RewardScoringOptions {
   absl::Status Validate() const;
 };
 
+struct RewardModelDescription {
+  std::string kind;       // "safety" or "helpfulness"
+  std::string model_dir;
+  ModelConfig config;
+};
+
 struct RewardScores {
   float safety = -1.0f;
   float helpfulness = -1.0f;  // -1 without a helpfulness model
@@ -47,6 +53,7 @@ class RewardScoring {
                                                              prometheus::Registry& registry);
 
   CandidateSelector* selector() { return selector_.get(); }
+  const std::vector<RewardModelDescription>& models() const { return models_; }  // for GetModelInfo
   // One scoring call per model (health turns SERVING only after the reward models ran a forward).
   absl::Status Warmup();
   // The Score RPC: the dialog (validated) and a response, scored by every loaded model.
@@ -60,6 +67,7 @@ class RewardScoring {
   std::unique_ptr<RewardModel> helpfulness_;
   std::unique_ptr<RewardMetrics> metrics_;
   std::unique_ptr<RewardSelector> selector_;
+  std::vector<RewardModelDescription> models_;
 };
 
 }  // namespace llama::server

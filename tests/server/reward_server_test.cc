@@ -123,6 +123,14 @@ TEST_F(RewardServerTest, SingleCandidateIsScoredToo) {
   EXPECT_EQ(result.final_message.num_candidates(), 1);
   EXPECT_GE(result.final_message.safety_score(), 0.0f);  // -1 would mean unscored
   EXPECT_EQ(MetricValue(server->metrics(), "llama_chat_candidates_per_request") - selections0, 1);
+
+  v1::GetModelInfoResponse info;
+  grpc::ClientContext context;
+  ASSERT_TRUE(stub->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).ok());
+  ASSERT_EQ(info.reward_models_size(), 1);
+  EXPECT_EQ(info.reward_models(0).kind(), "safety");
+  EXPECT_EQ(info.reward_models(0).model_dir(), RewardModelDir());
+  EXPECT_EQ(info.reward_models(0).shape().hidden_size(), 288);
 }
 
 }  // namespace
