@@ -356,16 +356,25 @@ TEST(ChatServerAdmission, FullQueueIsResourceExhausted) {
   }));
 }
 
-TEST(ChatServerAdmission, UnavailableUntilWarmUpAndWhileDraining) {
+TEST(ChatServerAdmission, NotServingAndUnavailableUntilWarmUpAndWhileDraining) {
   if (!HaveModel()) GTEST_SKIP() << "models/stories15M missing";
   std::unique_ptr<ChatServer> server = StartServer(ChatServerOptions(), /*warm_up=*/false);
   ASSERT_NE(server, nullptr);
   auto stub = Connect(server->port());
   const v1::ChatRequest request = MakeRequest({{v1::ROLE_USER, "Hi"}}, 4);
+  for (const std::string service : {"", "llamachat.v1.ChatService"}) {
+    EXPECT_EQ(HealthStatus(server->port(), service), kNotServing) << "'" << service << "' before warm-up";
+  }
   EXPECT_EQ(Chat(*stub, request).status.error_code(), grpc::StatusCode::UNAVAILABLE);
   ASSERT_TRUE(server->Warmup().ok());
+  for (const std::string service : {"", "llamachat.v1.ChatService"}) {
+    EXPECT_EQ(HealthStatus(server->port(), service), kServing) << "'" << service << "' after warm-up";
+  }
   EXPECT_TRUE(Chat(*stub, request).status.ok());
   server->serving().StartDrain();
+  for (const std::string service : {"", "llamachat.v1.ChatService"}) {
+    EXPECT_EQ(HealthStatus(server->port(), service), kNotServing) << "'" << service << "' while draining";
+  }
   EXPECT_EQ(Chat(*stub, request).status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_TRUE(server->Drain(absl::Seconds(5)));
 }

@@ -12,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "absl/synchronization/notification.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "llamachat/v1/chat.grpc.pb.h"
 #include "nlohmann/json.hpp"
@@ -146,6 +148,38 @@ inline double MetricValue(ServerMetrics& metrics, const std::string& family, con
   }
   return sum;
 }
+
+// grpc.health.v1.Health/Check for `service` through a generic stub (the health proto is not compiled into the C++
+// tests; its two messages are tiny enough to encode by hand). Returns the status enum: 1 SERVING, 2 NOT_SERVING,
+// 0 UNKNOWN; -1 when the call failed.
+inline int HealthStatus(int port, const std::string& service) {
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  // HealthCheckRequest{string service = 1}: tag 0x0A, length, bytes.
+  std::string request_bytes;
+  if (!service.empty()) request_bytes = std::string("\x0A") + static_cast<char>(service.size()) + service;
+  grpc::Slice slice(request_bytes);
+  grpc::ByteBuffer request(&slice, 1), response;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  absl::Notification done;
+  grpc::Status status;
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                 [&](grpc::Status s) {
+                   status = std::move(s);
+                   done.Notify();
+                 });
+  done.WaitForNotification();
+  if (!status.ok()) return -1;
+  std::vector<grpc::Slice> slices;
+  if (!response.Dump(&slices).ok()) return -1;
+  std::string bytes;
+  for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  // HealthCheckResponse{ServingStatus status = 1}: tag 0x08, varint (absent = 0).
+  return bytes.size() >= 2 && bytes[0] == 0x08 ? static_cast<int>(bytes[1]) : 0;
+}
+constexpr int kServing = 1;
+constexpr int kNotServing = 2;
 
 // Polls cond every 10 ms until it holds or timeout passes.
 template <typename Cond>
