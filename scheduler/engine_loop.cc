@@ -106,7 +106,9 @@ class EngineLoop::Impl {
 
   EngineSnapshot Snapshot() const {
     absl::MutexLock lock(&mu_);
-    return snapshot_;
+    EngineSnapshot snapshot = snapshot_;
+    snapshot.num_waiting = num_queued_ + num_preempted_waiting_;
+    return snapshot;
   }
 
  private:
@@ -155,6 +157,7 @@ class EngineLoop::Impl {
   bool accepting_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_requested_ ABSL_GUARDED_BY(mu_) = false;
   EngineSnapshot snapshot_ ABSL_GUARDED_BY(mu_);
+  int num_preempted_waiting_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 absl::Status EngineLoop::Impl::ValidateRequest(const GenerationRequest& request, const RequestSink* sink) const {
@@ -348,10 +351,8 @@ void EngineLoop::Impl::PublishStep(const SchedulerPlan& plan, absl::Duration ste
 
 void EngineLoop::Impl::PublishSnapshotLocked() {
   snapshot_.num_running = scheduler_.num_running();
-  // Waiting in the scheduler plus submissions the loop has not taken from the inbox yet.
-  snapshot_.num_waiting = scheduler_.num_waiting() +
-                          static_cast<int>(std::count_if(inbox_.begin(), inbox_.end(),
-                                                         [](const InboxItem& i) { return i.request.has_value(); }));
+  // Waiting = never scheduled (num_queued_, exact at any moment, read in Snapshot) + preempted and requeued.
+  num_preempted_waiting_ = scheduler_.num_preempted_waiting();
   snapshot_.kv_blocks_used = scheduler_.allocator().num_used();
   snapshot_.kv_blocks_total = scheduler_.allocator().num_total();
   snapshot_.num_steps = num_steps_;

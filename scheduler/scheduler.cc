@@ -117,6 +117,12 @@ Sequence* Scheduler::PreemptNewest(SchedulerPlan* plan) {
   return nullptr;
 }
 
+int Scheduler::num_preempted_waiting() const {
+  return static_cast<int>(std::count_if(waiting_.begin(), waiting_.end(), [](const Sequence* seq) {
+    return seq->status() == SequenceStatus::kPreempted;
+  }));
+}
+
 int Scheduler::RunningSlots() const {
   int slots = 0;
   for (const Sequence* seq : running_) slots += seq->fork_pending() ? seq->params().num_candidates : 1;

@@ -75,6 +75,7 @@ class Scheduler {
   const std::vector<std::unique_ptr<Sequence>>& Candidates(uint64_t request_id) const;
 
   int num_waiting() const { return static_cast<int>(waiting_.size()); }
+  int num_preempted_waiting() const;  // waiting sequences that ran before (requeued by preemption)
   int num_running() const { return static_cast<int>(running_.size()); }
   int num_requests() const { return static_cast<int>(requests_.size()); }
   bool has_work() const { return !waiting_.empty() || !running_.empty(); }
