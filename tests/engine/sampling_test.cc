@@ -1,6 +1,8 @@
 #include "engine/sampling.h"
 
+#include <algorithm>
 #include <cmath>
+#include <random>
 #include <map>
 #include <set>
 #include <vector>
@@ -72,6 +74,44 @@ TEST(SamplingTest, PlainTemperatureSamplingFollowsTheSoftmax) {
   std::map<int32_t, int> counts;
   for (int i = 0; i < n; ++i) counts[Sample(logits, Params(1.0f), 9, i)]++;
   for (int id = 0; id < 4; ++id) EXPECT_NEAR(counts[id] / static_cast<double>(n), probs[id], 0.02) << id;
+}
+
+// The nucleus search sorts only plausible candidates; a direct full-sort nucleus must pick the same token for
+// every draw (same probabilities, same tie order, same inverse CDF).
+int32_t DirectTopP(const std::vector<float>& logits, float top_p, uint64_t seed, int64_t step) {
+  const float max_logit = *std::max_element(logits.begin(), logits.end());
+  std::vector<std::pair<float, int32_t>> probs;
+  for (int i = 0; i < static_cast<int>(logits.size()); ++i) probs.push_back({std::exp(logits[i] - max_logit), i});
+  double sum = 0.0;
+  for (const auto& p : probs) sum += p.first;
+  std::sort(probs.begin(), probs.end(), [](const auto& a, const auto& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  });
+  double acc = 0.0;
+  size_t n = 0;
+  while (n < probs.size()) {
+    acc += probs[n++].first;
+    if (acc >= top_p * sum) break;
+  }
+  const double u = CounterUniform(seed, step) * acc;
+  double cdf = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    cdf += probs[i].first;
+    if (u < cdf) return probs[i].second;
+  }
+  return probs[n - 1].second;
+}
+
+TEST(SamplingTest, TopPMatchesAFullSortNucleus) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> d(0.0f, 3.0f);
+  for (int trial = 0; trial < 200; ++trial) {
+    std::vector<float> logits(2000);
+    for (float& l : logits) l = std::round(d(rng) * 4) / 4;  // rounded: many exact ties
+    const float top_p = 0.05f + 0.9f * (trial % 19) / 18.0f;
+    EXPECT_EQ(Sample(logits, Params(1.0f, top_p), trial, trial * 3), DirectTopP(logits, top_p, trial, trial * 3))
+        << "trial " << trial << " top_p " << top_p;
+  }
 }
 
 TEST(SamplingTest, TopPAlwaysKeepsAtLeastOneToken) {
