@@ -99,6 +99,7 @@ class EngineLoop::Impl {
 
   // Only the first cancel of a live request is queued, so the inbox stays bounded by the live requests.
   void Cancel(uint64_t request_id, absl::Status reason) {
+    if (reason.ok()) reason = absl::CancelledError("cancelled");
     absl::MutexLock lock(&mu_);
     if (!live_ids_.contains(request_id) || !cancelling_.insert(request_id).second) return;
     inbox_.push_back(InboxItem{std::nullopt, nullptr, request_id, std::move(reason)});
@@ -247,7 +248,12 @@ void EngineLoop::Impl::Apply(InboxItem item) {
 void EngineLoop::Impl::Step() {
   const absl::Time start = absl::Now();
   SchedulerPlan plan = scheduler_.Schedule();
-  if (plan.empty()) return;
+  if (plan.empty()) {
+    // Only when the inbox emptied the scheduler: with work, a step always schedules something (a sequence alone
+    // fits the pool, and the budget and sequence cap are >= 1), so the loop never spins.
+    CHECK(!scheduler_.has_work());
+    return;
+  }
   MarkScheduled(plan, start);
   const ForwardInput input = BuildForwardInput(plan);
   ForwardOutput output;
