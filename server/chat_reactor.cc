@@ -49,7 +49,7 @@ class ChatReactor::Sink : public RequestSink {
 
 ChatReactor::ChatReactor(const ChatDeps& deps, grpc::CallbackServerContext* context, const v1::ChatRequest& request,
                          uint64_t request_id, uint64_t fallback_seed)
-    : deps_(deps), context_(context), request_id_(request_id) {
+    : deps_(deps), request_id_(request_id) {
   const absl::Time arrival = absl::Now();
   if (absl::Status admit = deps_.serving->TryAdmit(); !admit.ok()) {
     FinishNow(admit);

@@ -68,7 +68,6 @@ class ChatReactor : public grpc::ServerWriteReactor<llamachat::v1::ChatResponse>
   grpc::Status FinalStatus() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ChatDeps deps_;
-  grpc::CallbackServerContext* const context_;
   const uint64_t request_id_;
   std::string client_request_id_;
   int dropped_turns_ = 0;
