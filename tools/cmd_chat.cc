@@ -1,14 +1,19 @@
 // llama-chat chat: a terminal client of llama-chat-server. Interactive by default: each line you type is a user
 // turn, the reply streams as it is generated, and the dialog (with the optional system message) is kept across
 // turns. --once "message" sends one turn, prints the reply to stdout and exits (for scripts).
-// Commands in interactive mode: /reset (forget the dialog), /exit (or end of input).
+// Commands in interactive mode: /reset (forget the dialog), /exit (or end of input). Ctrl-C while a reply streams
+// cancels that reply (the server frees its sequence); Ctrl-C at the prompt quits.
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "engine/status_macros.h"
 #include "grpcpp/grpcpp.h"
 #include "llamachat/v1/chat.grpc.pb.h"
@@ -28,6 +33,19 @@ struct ChatOptions {
   bool has_seed = false;
   uint64_t seed = 0;
 };
+
+// Set by the SIGINT handler in interactive mode (the only thing a handler may safely do); a watcher thread turns it
+// into ClientContext::TryCancel while a reply streams.
+volatile std::sig_atomic_t g_interrupted = 0;
+void OnInterrupt(int) { g_interrupted = 1; }
+
+void InstallInterruptHandler() {
+  struct sigaction action = {};
+  action.sa_handler = OnInterrupt;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;  // no SA_RESTART: Ctrl-C at the prompt ends the blocking read, and the loop quits
+  sigaction(SIGINT, &action, nullptr);
+}
 
 absl::Status FromGrpc(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
@@ -57,6 +75,15 @@ absl::StatusOr<std::string> StreamReply(v1::ChatService::Stub& stub, const ChatO
   if (options.has_seed) sampling->set_seed(options.seed);
   grpc::ClientContext context;
   std::unique_ptr<grpc::ClientReader<v1::ChatResponse>> reader = stub.Chat(&context, request);
+  absl::Notification stream_done;
+  std::thread watcher([&] {
+    while (!stream_done.WaitForNotificationWithTimeout(absl::Milliseconds(50))) {
+      if (g_interrupted) {
+        context.TryCancel();
+        return;
+      }
+    }
+  });
   std::string reply;
   v1::ChatResponse response;
   while (reader->Read(&response)) {
@@ -72,7 +99,10 @@ absl::StatusOr<std::string> StreamReply(v1::ChatService::Stub& stub, const ChatO
                    final_message.time_to_first_token_s(), final_message.total_time_s());
     }
   }
-  if (grpc::Status status = reader->Finish(); !status.ok()) return FromGrpc(status);
+  grpc::Status status = reader->Finish();
+  stream_done.Notify();
+  watcher.join();
+  if (!status.ok()) return FromGrpc(status);
   return reply;
 }
 
@@ -96,11 +126,13 @@ int Interactive(v1::ChatService::Stub& stub, const ChatOptions& options) {
   std::fprintf(stderr, "llama-chat: connected to %s. Type a message; /reset forgets the dialog, /exit quits.\n",
                options.server.c_str());
   v1::ChatRequest dialog = NewDialog(options);
+  InstallInterruptHandler();
   std::string line;
   while (true) {
     std::fputs("\nyou> ", stdout);
     std::fflush(stdout);
-    if (!std::getline(std::cin, line) || line == "/exit") break;
+    g_interrupted = 0;
+    if (!std::getline(std::cin, line) || g_interrupted || line == "/exit") break;
     if (line.empty()) continue;
     if (line == "/reset") {
       dialog = NewDialog(options);
@@ -113,7 +145,11 @@ int Interactive(v1::ChatService::Stub& stub, const ChatOptions& options) {
     if (!reply.ok()) {
       // The turn did not happen: forget it so the dialog stays user/assistant alternating.
       dialog.mutable_messages()->RemoveLast();
-      std::fprintf(stderr, "\nllama-chat chat: %s\n", reply.status().ToString().c_str());
+      if (g_interrupted) {
+        std::fputs("\n(reply cancelled)\n", stderr);
+      } else {
+        std::fprintf(stderr, "\nllama-chat chat: %s\n", reply.status().ToString().c_str());
+      }
       continue;
     }
     AddMessage(&dialog, v1::ROLE_ASSISTANT, *reply);
