@@ -5,7 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "engine/cpu/matmul.h"
+#include "engine/cpu/packed_matmul.h"
 #include "engine/cpu/paged_attention.h"
 #include "engine/status_macros.h"
 
@@ -94,11 +94,47 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(ModelWeights weig
 CpuBackend::CpuBackend(ModelWeights weights, const KvCacheSpec& kv, int num_threads)
     : weights_(std::move(weights)), kv_(kv), pool_(num_threads) {
   const ModelConfig& c = weights_.config;
+  PlaceMatrices();
   rope_ = BuildRopeTable(c.max_position_embeddings, c.head_dim(), c.rope_theta, c.rope_scaling_factor);
   const size_t per_layer = static_cast<size_t>(kv_.num_blocks) * kv_.num_kv_heads * kv_.block_size * kv_.head_dim;
   k_cache_.assign(c.num_hidden_layers, std::vector<float>(per_layer, 0.0f));
   v_cache_.assign(c.num_hidden_layers, std::vector<float>(per_layer, 0.0f));
   scores_.assign(pool_.num_threads(), std::vector<float>(c.max_position_embeddings));
+}
+
+// Packs every matrix (packed_matmul.h) into one huge-page arena (huge_page_buffer.h) and frees the originals.
+void CpuBackend::PlaceMatrices() {
+  const ModelConfig& c = weights_.config;
+  reward_model_ = weights_.is_reward_model();  // before score moves out of weights_
+  const int dim = c.hidden_size, hidden = c.intermediate_size, hd = c.head_dim();
+  const int q_rows = c.num_attention_heads * hd, kv_rows = c.num_key_value_heads * hd;
+  const int out_rows = reward_model_ ? c.num_labels : c.vocab_size;
+  const size_t layer_floats = PackedSize(q_rows, dim) + 2 * PackedSize(kv_rows, dim) + PackedSize(dim, q_rows) +
+                              2 * PackedSize(hidden, dim) + PackedSize(dim, hidden);
+  const bool untied = !weights_.lm_head.empty();
+  const size_t total = layer_floats * c.num_hidden_layers + PackedSize(c.vocab_size, dim) +
+                       (untied || reward_model_ ? PackedSize(out_rows, dim) : 0);
+  matrices_ = HugePageBuffer(total);
+  CHECK(matrices_.data() != nullptr);
+  float* cursor = matrices_.data();
+  auto place = [&](std::vector<float>* m, int rows, int cols) -> const float* {
+    const float* placed = cursor;
+    PackWeights(m->data(), rows, cols, cursor);
+    cursor += PackedSize(rows, cols);
+    std::vector<float>().swap(*m);
+    return placed;
+  };
+  for (LayerWeights& l : weights_.layers) {
+    layer_matrices_.push_back({place(&l.wq, q_rows, dim), place(&l.wk, kv_rows, dim), place(&l.wv, kv_rows, dim),
+                               place(&l.wo, dim, q_rows), place(&l.w_gate, hidden, dim),
+                               place(&l.w_up, hidden, dim), place(&l.w_down, dim, hidden)});
+  }
+  embed_tokens_ = place(&weights_.embed_tokens, c.vocab_size, dim);
+  if (reward_model_) {
+    output_proj_ = place(&weights_.score, out_rows, dim);
+  } else {
+    output_proj_ = untied ? place(&weights_.lm_head, out_rows, dim) : embed_tokens_;
+  }
 }
 
 void CpuBackend::ApplyBlockCopies(const ForwardInput& input) {
@@ -131,8 +167,7 @@ void CpuBackend::PrepareBatch(const ForwardInput& input) {
   }
   // Embedding lookup: x[t] = embed_tokens[token_ids[t]].
   for (size_t t = 0; t < n; ++t) {
-    std::memcpy(x_.data() + t * dim, weights_.embed_tokens.data() + static_cast<size_t>(input.token_ids[t]) * dim,
-                dim * sizeof(float));
+    UnpackRow(embed_tokens_, static_cast<int>(dim), input.token_ids[t], x_.data() + t * dim);
   }
 }
 
@@ -142,7 +177,8 @@ void CpuBackend::PrepareBatch(const ForwardInput& input) {
 // residual, split by output row.
 void CpuBackend::AttentionBlock(int layer, const ForwardInput& input) {
   const ModelConfig& c = weights_.config;
-  const LayerWeights& w = weights_.layers[layer];
+  const LayerWeights& w = weights_.layers[layer];  // norms
+  const LayerMatrices& m = layer_matrices_[layer];
   const int n = input.num_tokens(), dim = c.hidden_size, hd = c.head_dim();
   const int nh = c.num_attention_heads, nkv = c.num_key_value_heads, group = c.group_size();
   RmsNorm(x_.data(), w.attn_norm.data(), n, dim, c.rms_norm_eps, xnorm_.data());
@@ -163,10 +199,10 @@ void CpuBackend::AttentionBlock(int layer, const ForwardInput& input) {
   pool_.ParallelFor(nkv, [&](int g, int tid) {
     const float* xn = xnorm_.data();
     const int h0 = g * group, h1 = (g + 1) * group;
-    MatMulRows(xn, w.wq.data(), q_.data(), n, dim, nh * hd, h0 * hd, h1 * hd, false);
+    PackedMatMulRows(xn, m.wq, q_.data(), n, dim, nh * hd, h0 * hd, h1 * hd, false);
     ApplyRope(q_.data(), input.positions.data(), n, nh, h0, h1, rope_);
-    MatMulRows(xn, w.wk.data(), k_.data(), n, dim, nkv * hd, g * hd, (g + 1) * hd, false);
-    MatMulRows(xn, w.wv.data(), v_.data(), n, dim, nkv * hd, g * hd, (g + 1) * hd, false);
+    PackedMatMulRows(xn, m.wk, k_.data(), n, dim, nkv * hd, g * hd, (g + 1) * hd, false);
+    PackedMatMulRows(xn, m.wv, v_.data(), n, dim, nkv * hd, g * hd, (g + 1) * hd, false);
     ApplyRope(k_.data(), input.positions.data(), n, nkv, g, g + 1, rope_);
     WriteKvCache(k_.data(), v_.data(), input.slot_mapping.data(), n, nkv, hd, kv_.block_size, g, g + 1,
                  k_cache_[layer].data(), v_cache_[layer].data());
@@ -176,26 +212,27 @@ void CpuBackend::AttentionBlock(int layer, const ForwardInput& input) {
     }
   });
   pool_.ParallelForRange(dim, kRowGrain, [&](int64_t r0, int64_t r1, int) {
-    MatMulRows(attn_.data(), w.wo.data(), x_.data(), n, nh * hd, dim, r0, r1, true);
+    PackedMatMulRows(attn_.data(), m.wo, x_.data(), n, nh * hd, dim, r0, r1, true);
   });
 }
 
 // RMSNorm, then gate and up projections → silu(gate) * up (one region, split by FFN row), then down + residual.
 void CpuBackend::FfnBlock(int layer, int n) {
   const ModelConfig& c = weights_.config;
-  const LayerWeights& w = weights_.layers[layer];
+  const LayerWeights& w = weights_.layers[layer];  // norms
+  const LayerMatrices& m = layer_matrices_[layer];
   const int dim = c.hidden_size, hidden = c.intermediate_size;
   RmsNorm(x_.data(), w.ffn_norm.data(), n, dim, c.rms_norm_eps, xnorm_.data());
   pool_.ParallelForRange(hidden, kRowGrain, [&](int64_t r0, int64_t r1, int) {
-    MatMulRows(xnorm_.data(), w.w_gate.data(), gate_.data(), n, dim, hidden, r0, r1, false);
-    MatMulRows(xnorm_.data(), w.w_up.data(), up_.data(), n, dim, hidden, r0, r1, false);
+    PackedMatMulRows(xnorm_.data(), m.w_gate, gate_.data(), n, dim, hidden, r0, r1, false);
+    PackedMatMulRows(xnorm_.data(), m.w_up, up_.data(), n, dim, hidden, r0, r1, false);
     for (int t = 0; t < n; ++t) {
       float* g = gate_.data() + static_cast<int64_t>(t) * hidden;
       SiluMul(g + r0, up_.data() + static_cast<int64_t>(t) * hidden + r0, r1 - r0, g + r0);
     }
   });
   pool_.ParallelForRange(dim, kRowGrain, [&](int64_t r0, int64_t r1, int) {
-    MatMulRows(gate_.data(), w.w_down.data(), x_.data(), n, hidden, dim, r0, r1, true);
+    PackedMatMulRows(gate_.data(), m.w_down, x_.data(), n, hidden, dim, r0, r1, true);
   });
 }
 
@@ -204,8 +241,7 @@ void CpuBackend::ComputeOutputs(const ForwardInput& input, ForwardOutput* output
   const ModelConfig& c = weights_.config;
   const int dim = c.hidden_size;
   const int num_out = static_cast<int>(input.outputs.size());
-  const bool reward = weights_.is_reward_model();
-  const std::vector<float>& proj = reward ? weights_.score : weights_.output_projection();
+  const bool reward = reward_model_;
   const int vocab = reward ? c.num_labels : c.vocab_size;
   GrowTo(&out_hidden_, static_cast<size_t>(num_out) * dim);
   GrowTo(&out_logits_, static_cast<size_t>(num_out) * vocab);
@@ -213,7 +249,9 @@ void CpuBackend::ComputeOutputs(const ForwardInput& input, ForwardOutput* output
     RmsNorm(x_.data() + static_cast<int64_t>(input.outputs[o].token_index) * dim, weights_.final_norm.data(), 1,
             dim, c.rms_norm_eps, out_hidden_.data() + static_cast<int64_t>(o) * dim);
   }
-  MatMul(out_hidden_.data(), proj.data(), out_logits_.data(), num_out, dim, vocab, false, &pool_);
+  pool_.ParallelForRange(vocab, kRowGrain, [&](int64_t r0, int64_t r1, int) {
+    PackedMatMulRows(out_hidden_.data(), output_proj_, out_logits_.data(), num_out, dim, vocab, r0, r1, false);
+  });
   if (reward && !weights_.score_bias.empty()) {
     for (int o = 0; o < num_out; ++o)
       for (int j = 0; j < vocab; ++j) out_logits_[static_cast<size_t>(o) * vocab + j] += weights_.score_bias[j];
@@ -239,7 +277,7 @@ void CpuBackend::ComputeOutputs(const ForwardInput& input, ForwardOutput* output
 
 absl::Status CpuBackend::Forward(const ForwardInput& input, ForwardOutput* output) {
   RETURN_IF_ERROR(input.Validate(weights_.config, kv_));
-  if (weights_.is_reward_model()) {
+  if (reward_model_) {
     for (const OutputRow& row : input.outputs) {
       if (row.sample) return absl::InvalidArgumentError("ForwardInput.outputs: a reward model cannot sample");
     }

@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/backend.h"
+#include "engine/cpu/huge_page_buffer.h"
 #include "engine/cpu/ops.h"
 #include "engine/cpu/thread_pool.h"
 #include "engine/weights.h"
@@ -44,7 +45,19 @@ class CpuBackend : public Backend {
   absl::Status Forward(const ForwardInput& input, ForwardOutput* output) override;
 
  private:
+  // Each matrix's packed copy in the arena (packed_matmul.h layout; shapes are those of the unpacked matrix).
+  struct LayerMatrices {
+    const float* wq;      // [n_heads * head_dim, dim]
+    const float* wk;      // [n_kv_heads * head_dim, dim]
+    const float* wv;      // [n_kv_heads * head_dim, dim]
+    const float* wo;      // [dim, n_heads * head_dim]
+    const float* w_gate;  // [intermediate, dim]
+    const float* w_up;    // [intermediate, dim]
+    const float* w_down;  // [dim, intermediate]
+  };
+
   CpuBackend(ModelWeights weights, const KvCacheSpec& kv, int num_threads);
+  void PlaceMatrices();
 
   void ApplyBlockCopies(const ForwardInput& input);
   void PrepareBatch(const ForwardInput& input);
@@ -52,7 +65,12 @@ class CpuBackend : public Backend {
   void FfnBlock(int layer, int n);
   void ComputeOutputs(const ForwardInput& input, ForwardOutput* output);
 
-  ModelWeights weights_;
+  ModelWeights weights_;     // config, norms, score bias (the matrices are moved into matrices_)
+  HugePageBuffer matrices_;  // every matrix packed, layer by layer, then embed_tokens, lm_head or score
+  std::vector<LayerMatrices> layer_matrices_;
+  const float* embed_tokens_ = nullptr;  // [vocab, dim]
+  bool reward_model_ = false;            // weights had a score head
+  const float* output_proj_ = nullptr;   // [vocab, dim] (lm_head or the tied embeddings), or score [num_labels, dim]
   KvCacheSpec kv_;
   ThreadPool pool_;
   RopeTable rope_;
