@@ -34,7 +34,7 @@ void Tile(const float* x, const float* tile, float* y, int in, int out, int r0, 
   for (int b = 0; b < blocks; ++b) {
     const float* wb = tile + static_cast<size_t>(b) * kPackRows * kPackCols;
     __m512 wv[kPackRows];
-    for (int r = 0; r < kPackRows; ++r) wv[r] = _mm512_load_ps(wb + r * kPackCols);
+    for (int r = 0; r < kPackRows; ++r) wv[r] = _mm512_loadu_ps(wb + r * kPackCols);
     const __mmask16 m = b + 1 < blocks ? static_cast<__mmask16>(0xFFFF) : tail_mask;
     for (int t = 0; t < T; ++t) {
       const __m512 xv = _mm512_maskz_loadu_ps(m, x + static_cast<int64_t>(t0 + t) * in + b * kPackCols);

@@ -9,6 +9,7 @@
 
 #include "engine/cpu/matmul.h"
 #include "engine/cpu/ops.h"
+#include "engine/cpu/packed_matmul.h"
 #include "engine/cpu/paged_attention.h"
 #include "engine/cpu/thread_pool.h"
 #include "gtest/gtest.h"
@@ -41,6 +42,40 @@ TEST(MatMulTest, MatchesScalarReferenceOnAllTileAndTailShapes) {
             ASSERT_NEAR(got[i], want[i], 1e-4f) << n << "x" << in << "x" << out << " acc " << acc << " i " << i;
           }
           EXPECT_EQ(got, got_pool);  // the split across threads never changes a value
+        }
+      }
+    }
+  }
+}
+
+// The packed kernel computes each element with the same operation order as MatMulRows, so results are equal
+// bit for bit (AVX-512 builds; elsewhere within the fp32 reordering tolerance). Row ranges need not be tile
+// aligned, and rows outside the range are left untouched.
+TEST(PackedMatMulTest, EqualsMatMulRowsOnAnyShapeAndRowRange) {
+  std::mt19937 rng(4);
+  for (int n : {1, 3, 4, 6}) {
+    for (int in : {1, 16, 17, 40, 288}) {
+      for (int out : {1, 4, 7, 13}) {
+        const auto x = Random(n * in, &rng), w = Random(out * in, &rng), y0 = Random(n * out, &rng);
+        std::vector<float> packed(PackedSize(out, in));
+        PackWeights(w.data(), out, in, packed.data());
+        for (int row : {0, out - 1}) {
+          std::vector<float> unpacked(in);
+          UnpackRow(packed.data(), in, row, unpacked.data());
+          EXPECT_EQ(unpacked, std::vector<float>(w.begin() + row * in, w.begin() + (row + 1) * in));
+        }
+        for (bool acc : {false, true}) {
+          for (auto [lo, hi] : {std::pair{0, out}, std::pair{out / 3, out}, std::pair{1, out - 1}}) {
+            if (lo >= hi) continue;
+            std::vector<float> want = y0, got = y0;
+            MatMulRows(x.data(), w.data(), want.data(), n, in, out, lo, hi, acc);
+            PackedMatMulRows(x.data(), packed.data(), got.data(), n, in, out, lo, hi, acc);
+#if defined(__AVX512F__)
+            EXPECT_EQ(got, want) << n << "x" << in << "x" << out << " rows [" << lo << ", " << hi << ")";
+#else
+            for (int i = 0; i < n * out; ++i) ASSERT_NEAR(got[i], want[i], 1e-3f);
+#endif
+          }
         }
       }
     }
