@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
 // GCC 12 flags the intrinsics' internal _mm512_undefined_ps() inside _mm512_reduce_add_ps (a false positive).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -46,10 +46,51 @@ void Tile(const float* x, const float* tile, float* y, int in, int out, int r0, 
       Store(y + static_cast<int64_t>(t0 + t) * out + r0 + r, _mm512_reduce_add_ps(acc[r][t]), accumulate);
 }
 
+#elif defined(__AVX2__)
+
+inline float HorizontalSum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Each 16-value block as two 8-lane halves; the x tail is copied into a zero-padded block.
+template <int T>
+void Tile(const float* x, const float* tile, float* y, int in, int out, int r0, int lo, int hi, int t0,
+          bool accumulate) {
+  __m256 acc[kPackRows][T];
+  for (int r = 0; r < kPackRows; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  const int blocks = KBlocks(in);
+  for (int b = 0; b < blocks; ++b) {
+    const float* wb = tile + static_cast<size_t>(b) * kPackRows * kPackCols;
+    const int valid = in - b * kPackCols < kPackCols ? in - b * kPackCols : kPackCols;
+    for (int h = 0; h < kPackCols; h += 8) {
+      __m256 wv[kPackRows];
+      for (int r = 0; r < kPackRows; ++r) wv[r] = _mm256_loadu_ps(wb + r * kPackCols + h);
+      for (int t = 0; t < T; ++t) {
+        const float* xb = x + static_cast<int64_t>(t0 + t) * in + b * kPackCols;
+        alignas(32) float padded[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        __m256 xv;
+        if (valid >= h + 8) {
+          xv = _mm256_loadu_ps(xb + h);
+        } else {
+          for (int i = h; i < valid; ++i) padded[i - h] = xb[i];
+          xv = _mm256_load_ps(padded);
+        }
+        for (int r = 0; r < kPackRows; ++r) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
+      }
+    }
+  }
+  for (int t = 0; t < T; ++t)
+    for (int r = lo - r0; r < hi - r0; ++r)
+      Store(y + static_cast<int64_t>(t0 + t) * out + r0 + r, HorizontalSum(acc[r][t]), accumulate);
+}
+
 #else
 
-// Portable fallback: the same sums in the same order per 16-lane partial sum is not guaranteed here; only the
-// AVX-512 build promises bit equality with MatMulRows.
+// Portable fallback (the same sums, in another order: only the AVX-512 build is bit-equal to MatMulRows).
 template <int T>
 void Tile(const float* x, const float* tile, float* y, int in, int out, int r0, int lo, int hi, int t0,
           bool accumulate) {
