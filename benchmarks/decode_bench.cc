@@ -4,6 +4,7 @@
 // largest single matmul of a step. `llama-chat bench` is the end-to-end figure; this isolates the step.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -12,6 +13,7 @@
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cpu/huge_page_buffer.h"
 #include "engine/cpu/matmul.h"
+#include "engine/cpu/packed_matmul.h"
 #include "engine/cpu/thread_pool.h"
 #include "engine/weights.h"
 
@@ -78,26 +80,40 @@ void BM_DecodeStep(benchmark::State& state) {
 }
 BENCHMARK(BM_DecodeStep)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
-// logits[32000] = W[32000, 288] · x: 36.9 MB of fp32 weights per call, so this measures memory bandwidth; with
-// the weights on 4 KiB pages (a std::vector) or on huge pages (as the backend places them).
+// logits[32000] = W[32000, 288] · x: 36.9 MB of fp32 weights per call, so this measures how fast the kernel
+// streams weights. layout 0: row-major in a std::vector (4 KiB pages); 1: row-major on huge pages; 2: packed
+// 4-row tiles on huge pages (what the backend uses).
 void BM_OutputProjectionGemv(benchmark::State& state) {
   const int vocab = 32000, dim = 288;
+  const int threads = static_cast<int>(state.range(0)), layout = static_cast<int>(state.range(1));
   const size_t w_size = static_cast<size_t>(vocab) * dim;
-  std::vector<float> w_vector(state.range(1) ? 0 : w_size), x(dim), y(vocab);
-  HugePageBuffer w_huge(state.range(1) ? w_size : 0);
-  float* w = state.range(1) ? w_huge.data() : w_vector.data();
+  std::vector<float> w(w_size), x(dim), y(vocab);
   std::mt19937 rng(1);
   std::normal_distribution<float> d;
-  for (size_t i = 0; i < w_size; ++i) w[i] = d(rng);
+  for (float& v : w) v = d(rng);
   for (float& v : x) v = d(rng);
-  ThreadPool pool(static_cast<int>(state.range(0)));
+  HugePageBuffer huge(layout == 2 ? PackedSize(vocab, dim) : layout == 1 ? w_size : 0);
+  if (layout == 1) std::copy(w.begin(), w.end(), huge.data());
+  if (layout == 2) PackWeights(w.data(), vocab, dim, huge.data());
+  const float* weights = layout == 0 ? w.data() : huge.data();
+  ThreadPool pool(threads);
   for (auto _ : state) {
-    MatMul(x.data(), w, y.data(), 1, dim, vocab, false, &pool);
+    pool.ParallelForRange(vocab, 4, [&](int64_t r0, int64_t r1, int) {
+      if (layout == 2) {
+        PackedMatMulRows(x.data(), weights, y.data(), 1, dim, vocab, r0, r1, false);
+      } else {
+        MatMulRows(x.data(), weights, y.data(), 1, dim, vocab, r0, r1, false);
+      }
+    });
     benchmark::DoNotOptimize(y.data());
   }
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w_size * sizeof(float)));
 }
-BENCHMARK(BM_OutputProjectionGemv)->ArgsProduct({{1, 2}, {0, 1}})->ArgNames({"threads", "huge_pages"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_OutputProjectionGemv)
+    ->ArgsProduct({{1, 2}, {0, 1, 2}})
+    ->ArgNames({"threads", "layout"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace llama
