@@ -57,6 +57,18 @@ absl::Status CheckWeightShapes(const ModelWeights& w) {
   return absl::OkStatus();
 }
 
+// Floats of every matrix packed (the arena PlaceMatrices fills): layers, embed_tokens, then lm_head or score.
+size_t PackedWeightFloats(const ModelWeights& w) {
+  const ModelConfig& c = w.config;
+  const int dim = c.hidden_size, hidden = c.intermediate_size, hd = c.head_dim();
+  const int q_rows = c.num_attention_heads * hd, kv_rows = c.num_key_value_heads * hd;
+  const size_t layer = PackedSize(q_rows, dim) + 2 * PackedSize(kv_rows, dim) + PackedSize(dim, q_rows) +
+                       2 * PackedSize(hidden, dim) + PackedSize(dim, hidden);
+  size_t total = layer * c.num_hidden_layers + PackedSize(c.vocab_size, dim);
+  if (w.is_reward_model()) return total + PackedSize(c.num_labels, dim);
+  return total + (w.lm_head.empty() ? 0 : PackedSize(c.vocab_size, dim));
+}
+
 }  // namespace
 
 absl::Status CpuBackendOptions::Validate() const {
@@ -88,11 +100,16 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(ModelWeights weig
                                                    " holds no block of ", kv.bytes_per_block(), " bytes"));
   }
   const int num_threads = options.num_threads;
-  return std::unique_ptr<CpuBackend>(new CpuBackend(std::move(weights), kv, num_threads));
+  HugePageBuffer arena(PackedWeightFloats(weights));
+  if (arena.data() == nullptr) {
+    return absl::ResourceExhaustedError(absl::StrCat("cannot allocate ", PackedWeightFloats(weights) * 4,
+                                                     " bytes for the packed weights"));
+  }
+  return std::unique_ptr<CpuBackend>(new CpuBackend(std::move(weights), std::move(arena), kv, num_threads));
 }
 
-CpuBackend::CpuBackend(ModelWeights weights, const KvCacheSpec& kv, int num_threads)
-    : weights_(std::move(weights)), kv_(kv), pool_(num_threads) {
+CpuBackend::CpuBackend(ModelWeights weights, HugePageBuffer arena, const KvCacheSpec& kv, int num_threads)
+    : weights_(std::move(weights)), matrices_(std::move(arena)), kv_(kv), pool_(num_threads) {
   const ModelConfig& c = weights_.config;
   PlaceMatrices();
   rope_ = BuildRopeTable(c.max_position_embeddings, c.head_dim(), c.rope_theta, c.rope_scaling_factor);
@@ -102,20 +119,14 @@ CpuBackend::CpuBackend(ModelWeights weights, const KvCacheSpec& kv, int num_thre
   scores_.assign(pool_.num_threads(), std::vector<float>(c.max_position_embeddings));
 }
 
-// Packs every matrix (packed_matmul.h) into one huge-page arena (huge_page_buffer.h) and frees the originals.
+// Packs every matrix (packed_matmul.h) into the huge-page arena (huge_page_buffer.h) and frees the originals.
 void CpuBackend::PlaceMatrices() {
   const ModelConfig& c = weights_.config;
   reward_model_ = weights_.is_reward_model();  // before score moves out of weights_
   const int dim = c.hidden_size, hidden = c.intermediate_size, hd = c.head_dim();
   const int q_rows = c.num_attention_heads * hd, kv_rows = c.num_key_value_heads * hd;
-  const int out_rows = reward_model_ ? c.num_labels : c.vocab_size;
-  const size_t layer_floats = PackedSize(q_rows, dim) + 2 * PackedSize(kv_rows, dim) + PackedSize(dim, q_rows) +
-                              2 * PackedSize(hidden, dim) + PackedSize(dim, hidden);
   const bool untied = !weights_.lm_head.empty();
-  const size_t total = layer_floats * c.num_hidden_layers + PackedSize(c.vocab_size, dim) +
-                       (untied || reward_model_ ? PackedSize(out_rows, dim) : 0);
-  matrices_ = HugePageBuffer(total);
-  CHECK(matrices_.data() != nullptr);
+  CHECK_EQ(matrices_.size(), PackedWeightFloats(weights_));
   float* cursor = matrices_.data();
   auto place = [&](std::vector<float>* m, int rows, int cols) -> const float* {
     const float* placed = cursor;
@@ -131,9 +142,9 @@ void CpuBackend::PlaceMatrices() {
   }
   embed_tokens_ = place(&weights_.embed_tokens, c.vocab_size, dim);
   if (reward_model_) {
-    output_proj_ = place(&weights_.score, out_rows, dim);
+    output_proj_ = place(&weights_.score, c.num_labels, dim);
   } else {
-    output_proj_ = untied ? place(&weights_.lm_head, out_rows, dim) : embed_tokens_;
+    output_proj_ = untied ? place(&weights_.lm_head, c.vocab_size, dim) : embed_tokens_;
   }
 }
 

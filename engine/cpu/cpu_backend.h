@@ -56,7 +56,7 @@ class CpuBackend : public Backend {
     const float* w_down;  // [dim, intermediate]
   };
 
-  CpuBackend(ModelWeights weights, const KvCacheSpec& kv, int num_threads);
+  CpuBackend(ModelWeights weights, HugePageBuffer arena, const KvCacheSpec& kv, int num_threads);
   void PlaceMatrices();
 
   void ApplyBlockCopies(const ForwardInput& input);
