@@ -39,7 +39,7 @@ RUN BUILD_DIR=build \
     CMAKE_ARGS="-DLLAMA_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_BENCHMARKS=OFF -DLLAMA_CUDA=ON" \
     bash scripts/build.sh \
  && bash deploy/docker/runtime-packages.sh build/bin/llama-chat-server build/bin/llama-chat \
-      build/bin/libllama_sentencepiece.so > /src/runtime-packages.txt \
+      build/bin/libllama_sentencepiece.so build/bin/libllama_cuda.so > /src/runtime-packages.txt \
  && cat /src/runtime-packages.txt
 
 FROM debian:12-slim AS runtime
@@ -64,11 +64,13 @@ RUN apt-get update \
 ENV NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     LD_LIBRARY_PATH=/usr/local/nvidia/lib64:/usr/local/cuda/lib64
-# libllama_sentencepiece.so is dlopen'ed from the executables' directory (engine/sentencepiece_api.h).
+# libllama_sentencepiece.so and libllama_cuda.so are dlopen'ed from the executables' directory
+# (engine/sentencepiece_api.h, engine/cuda_plugin.h).
 COPY --from=build /src/build/bin/llama-chat-server /src/build/bin/llama-chat /src/build/bin/libllama_sentencepiece.so \
-     /usr/local/bin/
+     /src/build/bin/libllama_cuda.so /usr/local/bin/
 # Fail the build if the runtime stage misses a library (libcuda comes from the host's driver at run time).
-RUN for f in /usr/local/bin/llama-chat-server /usr/local/bin/llama-chat /usr/local/bin/libllama_sentencepiece.so; do \
+RUN for f in /usr/local/bin/llama-chat-server /usr/local/bin/llama-chat /usr/local/bin/libllama_sentencepiece.so \
+             /usr/local/bin/libllama_cuda.so; do \
       if ldd "$f" | grep "not found" | grep -Ev "libcuda\.so|libnvidia-"; then exit 1; fi; \
     done
 USER 10001:10001

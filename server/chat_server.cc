@@ -8,9 +8,7 @@
 #include "absl/synchronization/notification.h"
 #include "engine/config.h"
 #include "engine/cpu/cpu_backend.h"
-#ifdef LLAMA_HAVE_CUDA
-#include "engine/cuda/cuda_backend_factory.h"
-#endif
+#include "engine/cuda_plugin.h"
 #include "engine/status_macros.h"
 #include "engine/weights.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -42,13 +40,9 @@ class WarmupSink : public RequestSink {
 
 absl::StatusOr<std::unique_ptr<Backend>> MakeBackend(const ChatServerOptions& options, ModelWeights weights) {
   if (options.backend == "cuda") {
-#ifdef LLAMA_HAVE_CUDA
     cuda::CudaBackendOptions cuda_options;  // bf16 weights and KV, KV pool from free device memory
     cuda_options.num_blocks = options.num_kv_blocks;
-    return cuda::CreateCudaBackendFromWeights(weights, cuda_options);
-#else
-    return absl::FailedPreconditionError("--backend cuda: this binary was built without CUDA (LLAMA_CUDA=OFF)");
-#endif
+    return CreateCudaBackendViaPlugin(weights, cuda_options);
   }
   CpuBackendOptions cpu;
   cpu.num_threads = options.num_threads;

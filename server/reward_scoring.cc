@@ -4,9 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/cpu/cpu_backend.h"
-#ifdef LLAMA_HAVE_CUDA
-#include "engine/cuda/cuda_backend_factory.h"
-#endif
+#include "engine/cuda_plugin.h"
 #include "engine/status_macros.h"
 
 namespace llama::server {
@@ -20,14 +18,10 @@ RewardModel::BackendFactory MakeRewardBackendFactory(const RewardScoringOptions&
     const int blocks_per_seq = (weights.config.max_position_embeddings + kBlockSize - 1) / kBlockSize;
     const int num_blocks = options.max_candidates * blocks_per_seq;
     if (options.backend == "cuda") {
-#ifdef LLAMA_HAVE_CUDA
       cuda::CudaBackendOptions cuda_options;
       cuda_options.block_size = kBlockSize;
       cuda_options.num_blocks = num_blocks;
-      return cuda::CreateCudaBackendFromWeights(weights, cuda_options);
-#else
-      return absl::FailedPreconditionError("reward model on cuda: this binary was built without CUDA");
-#endif
+      return CreateCudaBackendViaPlugin(weights, cuda_options);
     }
     CpuBackendOptions cpu;
     cpu.num_threads = options.num_threads;

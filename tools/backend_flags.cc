@@ -2,9 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/status_macros.h"
-#ifdef LLAMA_HAVE_CUDA
-#include "engine/cuda/cuda_backend_factory.h"
-#endif
+#include "engine/cuda_plugin.h"
 
 namespace llama::cli {
 
@@ -17,15 +15,11 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(const std::string& backen
   if (backend != "cuda") {
     return absl::InvalidArgumentError(absl::StrCat("--backend must be cpu or cuda, got '", backend, "'"));
   }
-#ifdef LLAMA_HAVE_CUDA
   cuda::CudaBackendOptions options;
   options.dtype = dtype;
   options.block_size = cpu_options.block_size;
   options.num_blocks = cpu_options.num_blocks;
-  return cuda::CreateCudaBackendFromWeights(weights, options);
-#else
-  return absl::FailedPreconditionError("--backend cuda: this binary was built without CUDA (LLAMA_CUDA=OFF)");
-#endif
+  return CreateCudaBackendViaPlugin(weights, options);
 }
 
 int BackendThreads(const Backend& backend) {

@@ -1,6 +1,6 @@
 // --backend cpu|cuda and --dtype for llama-chat subcommands: one place that builds the chosen Backend, so each
-// subcommand needs two lines. CUDA is available when the binary was built with it (LLAMA_HAVE_CUDA); otherwise
-// --backend cuda is FAILED_PRECONDITION.
+// subcommand needs two lines. CUDA comes from the run-time plugin (engine/cuda_plugin.h); without it --backend cuda
+// is FAILED_PRECONDITION.
 #pragma once
 
 #include <memory>

@@ -17,10 +17,15 @@ for so in "$bin_dir"/lib*.so; do
   [[ -e $so ]] || continue
   modules+=("$so")
   grep -q "/src/build/bin/$(basename "$so")" "$src/Dockerfile" || fail "the Dockerfile does not copy $(basename "$so")"
-  grep -q "build/bin/$(basename "$so") > /src/runtime-packages.txt" "$src/Dockerfile" ||
+  # The runtime-packages.sh call (continued over several lines) must name the module.
+  sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$src/Dockerfile" | grep 'runtime-packages.sh ' |
+    grep -q "build/bin/$(basename "$so")[ ].*> /src/runtime-packages.txt\|build/bin/$(basename "$so") > /src/runtime-packages.txt" ||
     fail "the Dockerfile does not derive runtime packages from $(basename "$so")"
 done
-pkgs=$(bash "$src/deploy/docker/runtime-packages.sh" "$bin_dir/llama-chat-server" "$bin_dir/llama-chat" "${modules[@]}") ||
+# A CUDA toolkit unpacked outside dpkg (as on the build machines) owns no package here; the image installs NVIDIA's.
+allow=()
+[[ -d /usr/local/cuda ]] && allow=(--allow-unowned /usr/local/cuda)
+pkgs=$(bash "$src/deploy/docker/runtime-packages.sh" "${allow[@]}" "$bin_dir/llama-chat-server" "$bin_dir/llama-chat" "${modules[@]}") ||
   fail "runtime-packages.sh could not resolve every library"
 echo "runtime packages: $(echo $pkgs)"
 for want in 'libgrpc\+\+1' 'libprotobuf[0-9]' 'libabsl' 'libsentencepiece' 'libprometheus-cpp-pull' 'libstdc\+\+6'; do
