@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The benchmarks recorded in docs/benchmarks.md, on the CPU backend and the default model. Each prints its own
+# numbers (medians over repeats). Not part of `make test`. Run on a quiet machine; quote medians and ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${BUILD_DIR:-build}
+B=$BUILD_DIR/bin
+M=models/stories15M
+echo "== machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(date -u +%F' '%H:%M) UTC"
+echo "== single-stream decode (issue 2)"
+"$B/llama-chat" bench --model_dir "$M" --prompt_tokens 16 --gen_tokens 128 --repeats 5
+echo "== aggregate throughput vs concurrency through the engine loop (issue 3)"
+"$B/throughput_bench" --model_dir "$M" --concurrency 1,4,16,64 --prompt_tokens 32 --max_tokens 128 --repeats 3
+echo "== host cost of one scheduling step (issue 3)"
+"$B/scheduler_bench" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+echo "== gRPC serving overhead, 32 streaming clients (issue 4)"
+"$B/llama-chat" bench-serve --model_dir "$M" --clients 32 --max_tokens 64 --rounds 3
+echo "== rejection sampling: k=4 vs k=1 with the safety reward model (issue 5)"
+"$B/rejection_sampling_bench" --model_dir "$M" --rm_dir models/stories15M-safety-rm --repeats 5
