@@ -102,8 +102,8 @@ function checkServing(dir, objs) {
     () => {
       expect(preStop > 0 && drain > 0 && maxStream > 0, "preStop sleep, --drain_timeout or max-stream annotation unset");
       expect(drain >= maxStream, "--drain_timeout shorter than the longest stream: drains would cut streams");
-      expect(grace >= preStop + drain + EXIT_SLACK_S,
-        `terminationGracePeriodSeconds ${grace} < preStop ${preStop} + drain ${drain} + ${EXIT_SLACK_S}`);
+      expect(grace >= preStop + drain + maxStream + EXIT_SLACK_S,
+        `terminationGracePeriodSeconds ${grace} < preStop ${preStop} + drain ${drain} + longest stream ${maxStream} + ${EXIT_SLACK_S}`);
       const live = c.livenessProbe.periodSeconds * c.livenessProbe.failureThreshold;
       expect(live > drain, `liveness window ${live}s <= drain ${drain}s: a draining pod (NOT_SERVING) gets restarted`);
       const startup = c.startupProbe.periodSeconds * c.startupProbe.failureThreshold;
