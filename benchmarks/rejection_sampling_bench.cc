@@ -1,7 +1,9 @@
 // Rejection sampling cost on the CPU backend: end-to-end latency of one request with k = 4 candidates scored by the
 // co-hosted safety reward model, relative to k = 1 (with and without the reward model), throughput with concurrent
 // k = 4 requests, the reward model's share of the request time, and peak KV blocks (the k candidates share the
-// prompt's blocks). Everything runs in-process through the EngineLoop and the RewardSelector, as in the server.
+// prompt's blocks). Everything runs in-process through the EngineLoop and the RewardSelector, as in the server:
+// scoring runs as the loop's reward steps (scheduler/reward_queue.h), and the reward share is the time spent inside
+// the reward model's Forward calls (a timing wrapper around its backend) over the wall time.
 //
 //   rejection_sampling_bench [--model_dir models/stories15M] [--rm_dir models/stories15M-safety-rm]
 //                            [--max_tokens 64] [--repeats 5] [--concurrency 4] [--num_threads 0]
@@ -69,14 +71,13 @@ class WaitSink : public RequestSink {
   FinishInfo info_;  // written before Notify
 };
 
-// Sums reward-model time and tracks peak KV use (engine thread writes, bench thread reads between runs).
-class Probe : public RewardObserver, public StepObserver {
+// Sums reward-model Forward time and tracks peak KV use (engine thread writes, bench thread reads between runs).
+class Probe : public StepObserver {
  public:
-  void OnScored(const std::string&, absl::Span<const float>, double latency_s) override {
+  void AddRewardTime(double s) {
     absl::MutexLock lock(&mu_);
-    reward_s_ += latency_s;
+    reward_s_ += s;
   }
-  void OnSelected(int, bool) override {}
   void OnStep(const StepStats& s) override {
     absl::MutexLock lock(&mu_);
     peak_blocks_ = std::max(peak_blocks_, s.kv_blocks_used);
@@ -138,6 +139,25 @@ RunStats Median(std::vector<RunStats> runs) {
   return runs[runs.size() / 2];
 }
 
+// The reward model's backend, timed: every Forward's wall time goes to the probe.
+class TimedBackend : public Backend {
+ public:
+  TimedBackend(std::unique_ptr<Backend> inner, Probe* probe) : inner_(std::move(inner)), probe_(probe) {}
+  const ModelConfig& config() const override { return inner_->config(); }
+  const KvCacheSpec& kv_cache() const override { return inner_->kv_cache(); }
+  std::string name() const override { return inner_->name(); }
+  absl::Status Forward(const ForwardInput& input, ForwardOutput* output) override {
+    const absl::Time start = absl::Now();
+    absl::Status status = inner_->Forward(input, output);
+    probe_->AddRewardTime(absl::ToDoubleSeconds(absl::Now() - start));
+    return status;
+  }
+
+ private:
+  std::unique_ptr<Backend> inner_;
+  Probe* probe_;
+};
+
 std::unique_ptr<Backend> Cpu(ModelWeights w, int threads, int num_blocks) {
   CpuBackendOptions o;
   o.num_threads = threads;
@@ -156,16 +176,20 @@ int Main(int argc, char** argv) {
   CHECK_OK(policy_weights.status());
   const int ctx = policy_weights->config.max_position_embeddings;
   std::unique_ptr<Backend> policy = Cpu(std::move(*policy_weights), a.num_threads, 512);
+  Probe probe;
+  // The engine's reward steps get KV for 4 · concurrency full-context sequences; one more for direct calls.
+  const int blocks_per_seq = (ctx + 15) / 16;
+  RewardModelOptions rm_options;
+  rm_options.engine_kv_blocks = 4 * a.concurrency * blocks_per_seq;
   auto rm = RewardModel::Load(
       a.rm_dir,
       [&](ModelWeights w) -> absl::StatusOr<std::unique_ptr<Backend>> {
-        return Cpu(std::move(w), a.num_threads, 4 * a.concurrency * ((ctx + 15) / 16));
+        return std::unique_ptr<Backend>(std::make_unique<TimedBackend>(
+            Cpu(std::move(w), a.num_threads, rm_options.engine_kv_blocks + blocks_per_seq), &probe));
       },
-      {});
+      rm_options);
   CHECK_OK(rm.status());
   RewardSelector selector(rm->get(), nullptr, tokenizer->get(), {});
-  Probe probe;
-  selector.AddObserver(&probe);
   const std::vector<Message> dialog = {
       {Role::kSystem, "You are a helpful assistant who tells short, kind stories for children."},
       {Role::kUser, "Please tell me a story about a little dog who is afraid of the rain, and how a friend helps."}};

@@ -59,6 +59,7 @@ RewardModel::RewardModel(std::unique_ptr<Backend> backend, ModelConfig config, s
                          RewardModelOptions options)
     : backend_(std::move(backend)),
       config_(std::move(config)),
+      kv_(backend_->kv_cache()),
       head_(std::move(head)),
       bias_(bias),
       options_(std::move(options)) {}
@@ -77,6 +78,11 @@ absl::StatusOr<std::unique_ptr<RewardModel>> RewardModel::Create(ModelWeights we
   const float bias = weights.score_bias.empty() ? 0.0f : weights.score_bias[0];
   ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, factory(std::move(weights)));
   if (backend->kv_cache().num_blocks <= 0) return absl::InvalidArgumentError("reward model backend has no KV blocks");
+  if (options.engine_kv_blocks < 0 || options.engine_kv_blocks >= backend->kv_cache().num_blocks) {
+    return absl::InvalidArgumentError(absl::StrCat("reward model '", options.name, "': engine_kv_blocks ",
+                                                   options.engine_kv_blocks, " must be in [0, ",
+                                                   backend->kv_cache().num_blocks, ")"));
+  }
   return std::unique_ptr<RewardModel>(
       new RewardModel(std::move(backend), config, std::move(head), bias, std::move(options)));
 }
@@ -94,7 +100,7 @@ absl::StatusOr<std::unique_ptr<RewardModel>> RewardModel::Load(const std::string
 
 absl::Status RewardModel::ForwardChunk(const std::vector<std::vector<int32_t>>& sequences, size_t begin,
                                        size_t end, std::vector<float>* hidden) {
-  const KvCacheSpec& kv = backend_->kv_cache();
+  const KvCacheSpec& kv = kv_;
   ForwardInput in;
   in.return_hidden = true;
   in.max_blocks_per_seq = 0;
@@ -103,7 +109,7 @@ absl::Status RewardModel::ForwardChunk(const std::vector<std::vector<int32_t>>& 
     in.max_blocks_per_seq = std::max(in.max_blocks_per_seq, blocks);
   }
   in.block_tables.assign((end - begin) * in.max_blocks_per_seq, -1);  // [num_seqs, max_blocks_per_seq]
-  int next_block = 0;  // every call owns the whole pool: blocks are handed out from 0
+  int next_block = options_.engine_kv_blocks;  // each call owns the direct part of the pool: handed out from its start
   in.query_start.push_back(0);
   for (size_t s = begin; s < end; ++s) {
     const std::vector<int32_t>& seq = sequences[s];
@@ -137,14 +143,14 @@ absl::Status RewardModel::ForwardChunk(const std::vector<std::vector<int32_t>>& 
 absl::StatusOr<std::vector<float>> RewardModel::Features(const std::vector<std::vector<int32_t>>& sequences,
                                                          absl::Time deadline) {
   absl::MutexLock lock(&mu_);
-  const KvCacheSpec& kv = backend_->kv_cache();
+  const KvCacheSpec& kv = kv_;
   for (const auto& seq : sequences) {
     if (seq.empty()) return absl::InvalidArgumentError("reward model: empty sequence");
     if (static_cast<int>(seq.size()) > max_tokens()) {
       return absl::InvalidArgumentError(absl::StrCat("reward model: sequence of ", seq.size(),
                                                      " tokens exceeds its context of ", max_tokens()));
     }
-    if ((static_cast<int>(seq.size()) + kv.block_size - 1) / kv.block_size > kv.num_blocks) {
+    if ((static_cast<int>(seq.size()) + kv.block_size - 1) / kv.block_size > direct_blocks()) {
       return absl::ResourceExhaustedError("reward model: KV pool too small for one sequence");
     }
   }
@@ -158,7 +164,7 @@ absl::StatusOr<std::vector<float>> RewardModel::Features(const std::vector<std::
     while (end < sequences.size()) {
       const int len = static_cast<int>(sequences[end].size());
       const int b = (len + kv.block_size - 1) / kv.block_size;
-      if (end > begin && (blocks + b > kv.num_blocks || tokens + len > options_.max_batch_tokens)) break;
+      if (end > begin && (blocks + b > direct_blocks() || tokens + len > options_.max_batch_tokens)) break;
       blocks += b;
       tokens += len;
       ++end;
@@ -172,15 +178,31 @@ absl::StatusOr<std::vector<float>> RewardModel::Features(const std::vector<std::
   return hidden;
 }
 
+absl::Status RewardModel::EngineForward(const ForwardInput& input, ForwardOutput* output) {
+  absl::MutexLock lock(&mu_);
+  for (int32_t block : input.block_tables) {
+    if (block >= options_.engine_kv_blocks) {
+      return absl::InternalError(absl::StrCat("reward model '", options_.name, "': engine block ", block,
+                                              " outside the engine's ", options_.engine_kv_blocks, " blocks"));
+    }
+  }
+  return backend_->Forward(input, output);
+}
+
+float RewardModel::ScoreHidden(absl::Span<const float> hidden) const {
+  CHECK_EQ(static_cast<int>(hidden.size()), config_.hidden_size);
+  double logit = bias_;
+  for (int j = 0; j < config_.hidden_size; ++j) logit += static_cast<double>(head_[j]) * hidden[j];
+  return Sigmoid(logit);
+}
+
 absl::StatusOr<std::vector<float>> RewardModel::Score(const std::vector<std::vector<int32_t>>& sequences,
                                                       absl::Time deadline) {
   ASSIGN_OR_RETURN(std::vector<float> hidden, Features(sequences, deadline));
-  const int dim = config_.hidden_size;
+  const size_t dim = config_.hidden_size;
   std::vector<float> scores(sequences.size());
   for (size_t s = 0; s < sequences.size(); ++s) {
-    double logit = bias_;
-    for (int j = 0; j < dim; ++j) logit += static_cast<double>(head_[j]) * hidden[s * dim + j];
-    scores[s] = Sigmoid(logit);
+    scores[s] = ScoreHidden(absl::MakeConstSpan(hidden).subspan(s * dim, dim));
   }
   return scores;
 }

@@ -8,8 +8,13 @@
 // Candidates are scored from their decoded text (re-encoded), so a (dialog, response) pair gets the same tokens,
 // and hence the same score, whether it comes from generation or from a Score RPC.
 //
-// Threading: Score and Features may be called from any thread; calls are serialised on an internal mutex (the
-// backend runs one Forward at a time and every call reuses the whole KV pool, because nothing outlives a call).
+// Two users share the backend and its KV pool: the engine loop's reward steps (scheduler/reward_queue.h: chunked,
+// prefill-only, batched over requests; they own blocks [0, engine_kv_blocks) and keep them across steps) and the
+// direct calls Score/Features (the Score RPC, train-rm-head), which use the rest of the pool and nothing of theirs
+// outlives a call.
+//
+// Threading: every method may be called from any thread; Forward calls are serialised on an internal mutex (the
+// backend runs one Forward at a time).
 #pragma once
 
 #include <cstdint>
@@ -47,6 +52,9 @@ absl::StatusOr<std::vector<int32_t>> BuildRewardSequence(const Tokenizer& tokeni
 struct RewardModelOptions {
   std::string name = "safety";       // metrics label and logs
   int max_batch_tokens = 2048;       // tokens in one Forward at most; more sequences take several Forward calls
+  // Blocks [0, engine_kv_blocks) of the pool are lent to the engine loop's reward steps; Score/Features use the
+  // others. 0: the direct calls own the whole pool (tools, tests) and the engine loop cannot score with it.
+  int engine_kv_blocks = 0;
 };
 
 class RewardModel {
@@ -69,7 +77,15 @@ class RewardModel {
   absl::StatusOr<std::vector<float>> Features(const std::vector<std::vector<int32_t>>& sequences,
                                               absl::Time deadline = absl::InfiniteFuture());
 
+  // The engine loop's reward step: one prefill-only Forward whose block tables use only blocks
+  // [0, engine_kv_blocks()) (the caller's bookkeeping), serialised with Score/Features.
+  absl::Status EngineForward(const ForwardInput& input, ForwardOutput* output);
+  // sigmoid(head · hidden + bias) of one final-norm hidden state [hidden_size].
+  float ScoreHidden(absl::Span<const float> hidden) const;
+
   const std::string& name() const { return options_.name; }
+  const KvCacheSpec& kv_cache() const { return kv_; }
+  int engine_kv_blocks() const { return options_.engine_kv_blocks; }
   const ModelConfig& config() const { return config_; }
   int max_tokens() const { return config_.max_position_embeddings; }
   const std::vector<float>& head() const { return head_; }  // [hidden]
@@ -78,6 +94,7 @@ class RewardModel {
  private:
   RewardModel(std::unique_ptr<Backend> backend, ModelConfig config, std::vector<float> head, float bias,
               RewardModelOptions options);
+  int direct_blocks() const { return kv_.num_blocks - options_.engine_kv_blocks; }
   // Runs one Forward over sequences [begin, end), appending their hidden rows to hidden.
   absl::Status ForwardChunk(const std::vector<std::vector<int32_t>>& sequences, size_t begin, size_t end,
                             std::vector<float>* hidden) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -85,6 +102,7 @@ class RewardModel {
   absl::Mutex mu_;
   std::unique_ptr<Backend> backend_ ABSL_GUARDED_BY(mu_);
   const ModelConfig config_;
+  const KvCacheSpec kv_;           // the backend's, immutable
   const std::vector<float> head_;  // [hidden]  score.weight row 0
   const float bias_;               // score.bias[0], 0 when absent
   const RewardModelOptions options_;

@@ -2,6 +2,10 @@
 // The engine loop calls it on its own thread once all k candidates have finished (k > 1, or any k when
 // ScoresCandidates()), before anything of the answer is sent. The default takes candidate 0; the safety reward
 // model (scheduler/reward_selector.h, DESIGN §7) plugs in here.
+//
+// A selector that names reward models (RewardModels() not empty) is not asked to score: the engine loop turns each
+// candidate's RewardInput into prefill-only work of its reward steps (scheduler/reward_queue.h), batched with other
+// requests' scoring, and calls SelectScored with the scores once the last one is in.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "engine/reward_model.h"
 #include "scheduler/request.h"
 
 namespace llama {
@@ -40,6 +45,22 @@ class CandidateSelector {
   // An error fails the request (never sends unscored text).
   virtual absl::StatusOr<CandidateChoice> Select(const GenerationRequest& request,
                                                  absl::Span<const CandidateOutput> candidates) = 0;
+
+  // The reward models the loop must run for this selector (empty: Select decides alone). Fixed for its lifetime.
+  virtual std::vector<RewardModel*> RewardModels() const { return {}; }
+  // What reward model `model` (an index into RewardModels()) scores for one candidate: its token ids.
+  virtual absl::StatusOr<std::vector<int32_t>> RewardInput(int model, const GenerationRequest& request,
+                                                           const CandidateOutput& candidate) const {
+    return absl::UnimplementedError("this candidate selector has no reward models");
+  }
+  // The choice from the loop's scores: scores[m][c] = reward model m's score of candidate c; latency_s[m] = time
+  // from queueing to model m's last score. An error fails the request.
+  virtual absl::StatusOr<CandidateChoice> SelectScored(const GenerationRequest& request,
+                                                       absl::Span<const CandidateOutput> candidates,
+                                                       const std::vector<std::vector<float>>& scores,
+                                                       const std::vector<double>& latency_s) {
+    return Select(request, candidates);
+  }
 };
 
 // Picks candidate 0 (until the reward model exists).

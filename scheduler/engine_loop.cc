@@ -14,6 +14,7 @@
 #include "scheduler/candidate_selector.h"
 #include "scheduler/forward_input_builder.h"
 #include "scheduler/request_state.h"
+#include "scheduler/reward_queue.h"
 #include "scheduler/scheduler.h"
 
 namespace llama {
@@ -67,6 +68,9 @@ class EngineLoop::Impl {
   void Start() {
     absl::MutexLock lock(&mu_);
     CHECK(!thread_.joinable() && !stop_requested_);
+    if (std::vector<RewardModel*> models = selector->RewardModels(); !models.empty()) {
+      reward_queue_ = std::make_unique<RewardQueue>(std::move(models), scheduler_.config().max_num_batched_tokens);
+    }
     accepting_ = true;
     snapshot_.running = true;
     thread_ = std::thread([this] { Run(); });
@@ -131,9 +135,14 @@ class EngineLoop::Impl {
   void FailStep(const SchedulerPlan& plan, const absl::Status& status);
   void ExpireDeadlines(absl::Time now);
   void Complete(uint64_t request_id);
+  void EnqueueScoring(uint64_t request_id);
+  void RewardStep(StepStats* stats);
+  void FailRewardStep(const RewardStepStats& step, const absl::Status& status);
+  int NumPreemptions(uint64_t request_id) const;
+  bool has_work() const { return scheduler_.has_work() || (reward_queue_ != nullptr && !reward_queue_->empty()); }
   void Abort(uint64_t request_id, const absl::Status& status, FinishReason reason);
   void Forget(uint64_t request_id, RequestState& state);
-  void PublishStep(const SchedulerPlan& plan, absl::Duration step_time);
+  void PublishStep(const SchedulerPlan& plan, StepStats stats, absl::Duration step_time);
   void PublishSnapshotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool InboxReadyOrStopping() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return !inbox_.empty() || stop_requested_;
@@ -149,6 +158,10 @@ class EngineLoop::Impl {
   Scheduler scheduler_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<RequestState>> requests_;
   int64_t num_steps_ = 0;
+  // Scoring as scheduled work (null without reward models) and, per request in it, its preemption count (the
+  // scheduler has already let go of its sequences).
+  std::unique_ptr<RewardQueue> reward_queue_;
+  absl::flat_hash_map<uint64_t, int> scoring_;
 
   mutable absl::Mutex mu_;
   std::vector<InboxItem> inbox_ ABSL_GUARDED_BY(mu_);
@@ -217,10 +230,12 @@ bool EngineLoop::Impl::WaitForWork() {
   std::vector<InboxItem> items;
   {
     absl::MutexLock lock(&mu_);
-    if (!scheduler_.has_work()) {
-      // Idle: every block is back (free + used == total is checked inside).
+    if (!has_work()) {
+      // Idle: every block is back (free + used == total is checked inside), the reward models' too.
       scheduler_.allocator().CheckInvariants();
       CHECK_EQ(scheduler_.allocator().num_used(), 0);
+      if (reward_queue_ != nullptr) reward_queue_->CheckIdle();
+      CHECK(scoring_.empty());
       PublishSnapshotLocked();
       mu_.Await(absl::Condition(this, &Impl::InboxReadyOrStopping));
     }
@@ -245,30 +260,34 @@ void EngineLoop::Impl::Apply(InboxItem item) {
                                                  backend_->config().eos_token_id, selector->ScoresCandidates());
 }
 
+// The policy's forward (when anything is scheduled), then at most one reward step (when anything waits for
+// scoring), so scoring chunks and other requests' decodes alternate step by step.
 void EngineLoop::Impl::Step() {
   const absl::Time start = absl::Now();
   SchedulerPlan plan = scheduler_.Schedule();
-  if (plan.empty()) {
-    // Only when the inbox emptied the scheduler: with work, a step always schedules something (a sequence alone
-    // fits the pool, and the budget and sequence cap are >= 1), so the loop never spins.
-    CHECK(!scheduler_.has_work());
-    return;
+  // With policy work a step always schedules something (a sequence alone fits the pool, and the budget and
+  // sequence cap are >= 1), so the loop never spins.
+  if (plan.empty()) CHECK(!scheduler_.has_work());
+  if (!has_work()) return;  // the inbox emptied everything (cancels)
+  if (!plan.empty()) {
+    MarkScheduled(plan, start);
+    const ForwardInput input = BuildForwardInput(plan);
+    ForwardOutput output;
+    absl::Status status = backend_->Forward(input, &output);
+    if (status.ok() && static_cast<int>(output.sampled_tokens.size()) != plan.num_samples()) {
+      status = absl::InternalError(absl::StrCat("backend returned ", output.sampled_tokens.size(),
+                                                " tokens for ", plan.num_samples(), " output rows"));
+    }
+    if (status.ok()) {
+      ApplyTokens(scheduler_.Update(plan, output.sampled_tokens));
+    } else {
+      FailStep(plan, status);
+    }
   }
-  MarkScheduled(plan, start);
-  const ForwardInput input = BuildForwardInput(plan);
-  ForwardOutput output;
-  absl::Status status = backend_->Forward(input, &output);
-  if (status.ok() && static_cast<int>(output.sampled_tokens.size()) != plan.num_samples()) {
-    status = absl::InternalError(absl::StrCat("backend returned ", output.sampled_tokens.size(),
-                                              " tokens for ", plan.num_samples(), " output rows"));
-  }
-  if (status.ok()) {
-    ApplyTokens(scheduler_.Update(plan, output.sampled_tokens));
-  } else {
-    FailStep(plan, status);
-  }
+  StepStats stats;
+  RewardStep(&stats);
   ++num_steps_;
-  PublishStep(plan, absl::Now() - start);
+  PublishStep(plan, stats, absl::Now() - start);
 }
 
 void EngineLoop::Impl::MarkScheduled(const SchedulerPlan& plan, absl::Time now) {
@@ -289,7 +308,13 @@ void EngineLoop::Impl::ApplyTokens(const std::vector<Sequence*>& updated) {
     std::optional<SequenceStatus> finished = state.OnToken(*seq, now);
     if (!finished) continue;
     scheduler_.FinishSequence(seq, *finished);
-    if (state.all_candidates_finished()) Complete(id);
+    if (!state.all_candidates_finished()) continue;
+    const bool selects = state.request().num_candidates > 1 || selector->ScoresCandidates();
+    if (reward_queue_ != nullptr && selects) {
+      EnqueueScoring(id);
+    } else {
+      Complete(id);
+    }
   }
 }
 
@@ -310,20 +335,92 @@ void EngineLoop::Impl::ExpireDeadlines(absl::Time now) {
   for (uint64_t id : expired) Abort(id, absl::DeadlineExceededError("deadline exceeded"), FinishReason::kDeadline);
 }
 
-void EngineLoop::Impl::Complete(uint64_t request_id) {
-  RequestState& state = *requests_.at(request_id);
+int EngineLoop::Impl::NumPreemptions(uint64_t request_id) const {
+  if (auto it = scoring_.find(request_id); it != scoring_.end()) return it->second;
   int num_preemptions = 0;
   for (const auto& seq : scheduler_.Candidates(request_id)) num_preemptions += seq->num_preemptions();
+  return num_preemptions;
+}
+
+void EngineLoop::Impl::Complete(uint64_t request_id) {
+  RequestState& state = *requests_.at(request_id);
+  const int num_preemptions = NumPreemptions(request_id);
   scheduler_.RemoveRequest(request_id, SequenceStatus::kFinishedStopped);  // all finished already
   state.Complete(selector, num_preemptions, absl::Now());
   Forget(request_id, state);
 }
 
+// All candidates finished: the policy's blocks go back now and the request waits for reward steps (nothing is sent
+// until its choice).
+void EngineLoop::Impl::EnqueueScoring(uint64_t request_id) {
+  RequestState& state = *requests_.at(request_id);
+  const int num_preemptions = NumPreemptions(request_id);
+  scheduler_.RemoveRequest(request_id, SequenceStatus::kFinishedStopped);  // all finished already
+  const std::vector<CandidateOutput> outputs = state.Outputs();
+  const int num_models = static_cast<int>(selector->RewardModels().size());
+  std::vector<std::vector<std::vector<int32_t>>> inputs(num_models);  // [model][candidate] token ids
+  absl::Status status;
+  for (int m = 0; m < num_models && status.ok(); ++m) {
+    for (const CandidateOutput& c : outputs) {
+      absl::StatusOr<std::vector<int32_t>> ids = selector->RewardInput(m, state.request(), c);
+      if (!ids.ok()) {
+        status = ids.status();
+        break;
+      }
+      inputs[m].push_back(*std::move(ids));
+    }
+  }
+  if (status.ok()) status = reward_queue_->Add(request_id, std::move(inputs), absl::Now());
+  if (!status.ok()) {
+    state.CompleteWith(absl::InternalError(absl::StrCat("reward scoring: ", status.message())), num_preemptions,
+                       absl::Now());
+    Forget(request_id, state);
+    return;
+  }
+  scoring_[request_id] = num_preemptions;
+}
+
+// One reward step, then the choice of every request it completed. Scores that arrive after a request's deadline
+// are not used (DEADLINE_EXCEEDED).
+void EngineLoop::Impl::RewardStep(StepStats* stats) {
+  if (reward_queue_ == nullptr || reward_queue_->empty()) return;
+  RewardStepStats step;
+  const absl::Status status = reward_queue_->Step(&step);
+  stats->num_reward_seqs = step.num_seqs;
+  stats->num_reward_tokens = step.num_tokens;
+  if (!status.ok()) FailRewardStep(step, status);
+  const absl::Time now = absl::Now();
+  for (ScoredRequest& scored : reward_queue_->TakeFinished(now)) {
+    const uint64_t id = scored.request_id;
+    RequestState& state = *requests_.at(id);
+    const int num_preemptions = scoring_.at(id);
+    absl::StatusOr<CandidateChoice> choice =
+        state.request().deadline <= now
+            ? absl::DeadlineExceededError("reward scoring finished after the deadline")
+            : selector->SelectScored(state.request(), state.Outputs(), scored.scores, scored.latency_s);
+    state.CompleteWith(std::move(choice), num_preemptions, now);
+    Forget(id, state);
+  }
+}
+
+// The reward backend failed: exactly the requests with work in that step end (INTERNAL); nothing of theirs is sent.
+void EngineLoop::Impl::FailRewardStep(const RewardStepStats& step, const absl::Status& status) {
+  const std::string model = selector->RewardModels().at(step.model)->name();
+  const absl::Status error =
+      absl::InternalError(absl::StrCat("reward model '", model, "' failed: ", status.message()));
+  for (uint64_t id : step.request_ids) {
+    if (requests_.contains(id)) Abort(id, error, FinishReason::kError);
+  }
+}
+
 void EngineLoop::Impl::Abort(uint64_t request_id, const absl::Status& status, FinishReason reason) {
   RequestState& state = *requests_.at(request_id);
-  int num_preemptions = 0;
-  for (const auto& seq : scheduler_.Candidates(request_id)) num_preemptions += seq->num_preemptions();
-  scheduler_.RemoveRequest(request_id, SequenceStatusFor(reason));  // blocks back now
+  const int num_preemptions = NumPreemptions(request_id);
+  if (scoring_.contains(request_id)) {
+    reward_queue_->Remove(request_id);  // its reward-model blocks back now (the policy's went at EnqueueScoring)
+  } else {
+    scheduler_.RemoveRequest(request_id, SequenceStatusFor(reason));  // blocks back now
+  }
   state.Abort(status, reason, num_preemptions, absl::Now());
   Forget(request_id, state);
 }
@@ -335,11 +432,11 @@ void EngineLoop::Impl::Forget(uint64_t request_id, RequestState& state) {
     live_ids_.erase(request_id);
     cancelling_.erase(request_id);
   }
+  scoring_.erase(request_id);
   requests_.erase(request_id);
 }
 
-void EngineLoop::Impl::PublishStep(const SchedulerPlan& plan, absl::Duration step_time) {
-  StepStats stats;
+void EngineLoop::Impl::PublishStep(const SchedulerPlan& plan, StepStats stats, absl::Duration step_time) {
   stats.step = num_steps_;
   stats.num_seqs = static_cast<int>(plan.seqs.size());
   stats.num_prefill_tokens = plan.num_prefill_tokens;
@@ -361,6 +458,8 @@ void EngineLoop::Impl::PublishSnapshotLocked() {
   num_preempted_waiting_ = scheduler_.num_preempted_waiting();
   snapshot_.kv_blocks_used = scheduler_.allocator().num_used();
   snapshot_.kv_blocks_total = scheduler_.allocator().num_total();
+  snapshot_.reward_kv_blocks_used = reward_queue_ != nullptr ? reward_queue_->num_blocks_used() : 0;
+  snapshot_.num_scoring = static_cast<int>(scoring_.size());
   snapshot_.num_steps = num_steps_;
   snapshot_.num_preemptions = scheduler_.num_preemptions();
 }

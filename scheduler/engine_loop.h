@@ -27,6 +27,8 @@ struct EngineSnapshot {
   int num_waiting = 0;
   int kv_blocks_used = 0;
   int kv_blocks_total = 0;
+  int reward_kv_blocks_used = 0;  // the reward models' engine blocks held by requests waiting for scoring
+  int num_scoring = 0;            // requests whose candidates finished and wait for (or are in) reward steps
   int64_t num_steps = 0;
   int64_t num_preemptions = 0;
   bool running = false;
@@ -44,7 +46,9 @@ class EngineLoop {
 
   void AddObserver(StepObserver* observer);  // before Start
   // Chooses among the k candidates of a request (the reward model's hook); before Start; must outlive the loop.
-  // Default: candidate 0.
+  // Default: candidate 0. When the selector names reward models (each with engine_kv_blocks > 0), the loop scores
+  // finished requests itself: one prefill-only reward step per engine step, batched over requests and chunked
+  // under max_num_batched_tokens (scheduler/reward_queue.h).
   void SetCandidateSelector(CandidateSelector* selector);
   void Start();
   // Ends every live request with CANCELLED ("server shutting down") and joins the thread.

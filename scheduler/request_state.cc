@@ -69,18 +69,30 @@ void RequestState::SendTokens(absl::Span<const int32_t> ids, std::string_view te
 
 void RequestState::Complete(CandidateSelector* selector, int num_preemptions, absl::Time now) {
   CHECK(all_candidates_finished());
-  CandidateChoice choice;
-  if (!streams_directly()) {
-    absl::StatusOr<CandidateChoice> chosen = Choose(selector);
-    now = absl::Now();  // selection (reward-model scoring) takes time: TTFT and e2e latency include it
-    if (!chosen.ok()) {
-      // A reward model that ran out of the request's time is a deadline, not a server error.
-      const bool expired = chosen.status().code() == absl::StatusCode::kDeadlineExceeded;
-      Abort(chosen.status(), expired ? FinishReason::kDeadline : FinishReason::kError, num_preemptions, now);
-      return;
-    }
-    choice = *std::move(chosen);
+  if (streams_directly()) {
+    CompleteWith(CandidateChoice{}, num_preemptions, now);
+    return;
   }
+  absl::StatusOr<CandidateChoice> chosen = Choose(selector);
+  // Selection (reward-model scoring) takes time: TTFT and e2e latency include it.
+  CompleteWith(std::move(chosen), num_preemptions, absl::Now());
+}
+
+void RequestState::CompleteWith(absl::StatusOr<CandidateChoice> chosen, int num_preemptions, absl::Time now) {
+  CHECK(all_candidates_finished());
+  if (!chosen.ok()) {
+    // A reward model that ran out of the request's time is a deadline, not a server error.
+    const bool expired = chosen.status().code() == absl::StatusCode::kDeadlineExceeded;
+    Abort(chosen.status(), expired ? FinishReason::kDeadline : FinishReason::kError, num_preemptions, now);
+    return;
+  }
+  if (chosen->index < 0 || chosen->index >= request_.num_candidates) {
+    Abort(absl::InternalError(absl::StrCat("candidate selector chose ", chosen->index, " of ",
+                                           request_.num_candidates)),
+          FinishReason::kError, num_preemptions, now);
+    return;
+  }
+  const CandidateChoice& choice = *chosen;
   const Candidate& winner = candidates_[choice.index];
   FinishInfo info;
   info.reason = *winner.finished;
@@ -97,18 +109,17 @@ void RequestState::Complete(CandidateSelector* selector, int num_preemptions, ab
   SendFinish(std::move(info), now);
 }
 
-absl::StatusOr<CandidateChoice> RequestState::Choose(CandidateSelector* selector) const {
+std::vector<CandidateOutput> RequestState::Outputs() const {
   std::vector<CandidateOutput> outputs;
   for (int i = 0; i < request_.num_candidates; ++i) {
     const Candidate& c = candidates_[i];
-    outputs.push_back({i, c.token_ids, c.text, *c.finished});
+    outputs.push_back({i, c.token_ids, c.text, c.finished.value_or(FinishReason::kStop)});
   }
-  absl::StatusOr<CandidateChoice> chosen = selector->Select(request_, outputs);
-  if (chosen.ok() && (chosen->index < 0 || chosen->index >= request_.num_candidates)) {
-    return absl::InternalError(
-        absl::StrCat("candidate selector chose ", chosen->index, " of ", request_.num_candidates));
-  }
-  return chosen;
+  return outputs;
+}
+
+absl::StatusOr<CandidateChoice> RequestState::Choose(CandidateSelector* selector) const {
+  return selector->Select(request_, Outputs());
 }
 
 void RequestState::Abort(const absl::Status& status, FinishReason reason, int num_preemptions, absl::Time now) {

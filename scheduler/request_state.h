@@ -39,6 +39,11 @@ class RequestState {
 
   // The request ended normally: for k > 1 asks the selector, then sends the chosen output; then OnFinish.
   void Complete(CandidateSelector* selector, int num_preemptions, absl::Time now);
+  // Every candidate's output so far (all finished: what the selector chooses from). [num_candidates]
+  std::vector<CandidateOutput> Outputs() const;
+  // Ends the request with a choice made elsewhere (the engine loop's reward steps): sends the chosen output (or
+  // the refusal) and OnFinish; an error choice ends it like Complete's selector error.
+  void CompleteWith(absl::StatusOr<CandidateChoice> chosen, int num_preemptions, absl::Time now);
   // The request ended early (cancel, deadline, backend error, shutdown): OnFinish with `status`.
   void Abort(const absl::Status& status, FinishReason reason, int num_preemptions, absl::Time now);
 

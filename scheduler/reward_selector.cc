@@ -41,17 +41,32 @@ RewardSelector::RewardSelector(RewardModel* safety, RewardModel* helpfulness, co
 
 void RewardSelector::AddObserver(RewardObserver* observer) { observers_.push_back(observer); }
 
+std::vector<RewardModel*> RewardSelector::RewardModels() const {
+  std::vector<RewardModel*> models = {safety_};
+  if (helpfulness_ != nullptr) models.push_back(helpfulness_);
+  return models;
+}
+
+absl::StatusOr<std::vector<int32_t>> RewardSelector::RewardInput(int model, const GenerationRequest& request,
+                                                                 const CandidateOutput& candidate) const {
+  const int max_tokens = RewardModels().at(model)->max_tokens();
+  ASSIGN_OR_RETURN(std::vector<int32_t> ids,
+                   AppendRewardResponse(*tokenizer_, request.prompt_tokens, candidate.text, 0));
+  if (static_cast<int>(ids.size()) > max_tokens) {
+    // Re-encoding made prompt + answer longer than the reward model's context: keep BOS and the newest tokens, so
+    // every token of the answer is still scored (only the oldest dialog context is lost).
+    ids.erase(ids.begin() + 1, ids.begin() + 1 + (ids.size() - max_tokens));
+  }
+  return ids;
+}
+
 absl::StatusOr<std::vector<float>> RewardSelector::ScoreWith(RewardModel* model, const GenerationRequest& request,
                                                              absl::Span<const CandidateOutput> candidates) {
-  const int max_tokens = model->max_tokens();
+  const std::vector<RewardModel*> models = RewardModels();
+  const int m = static_cast<int>(std::find(models.begin(), models.end(), model) - models.begin());
   std::vector<std::vector<int32_t>> sequences;  // [k] prompt + candidate, one batch
   for (const CandidateOutput& c : candidates) {
-    ASSIGN_OR_RETURN(std::vector<int32_t> ids, AppendRewardResponse(*tokenizer_, request.prompt_tokens, c.text, 0));
-    if (static_cast<int>(ids.size()) > max_tokens) {
-      // Re-encoding made prompt + answer longer than the reward model's context: keep BOS and the newest tokens, so
-      // every token of the answer is still scored (only the oldest dialog context is lost).
-      ids.erase(ids.begin() + 1, ids.begin() + 1 + (ids.size() - max_tokens));
-    }
+    ASSIGN_OR_RETURN(std::vector<int32_t> ids, RewardInput(m, request, c));
     sequences.push_back(std::move(ids));
   }
   const absl::Time start = absl::Now();
@@ -72,13 +87,39 @@ absl::StatusOr<std::vector<float>> RewardSelector::ScoreWith(RewardModel* model,
 absl::StatusOr<CandidateChoice> RewardSelector::Select(const GenerationRequest& request,
                                                        absl::Span<const CandidateOutput> candidates) {
   if (candidates.empty()) return absl::InternalError("no candidates to select from");
-  ASSIGN_OR_RETURN(const std::vector<float> safety, ScoreWith(safety_, request, candidates));
-  std::vector<float> helpfulness;
-  if (helpfulness_ != nullptr) {
-    ASSIGN_OR_RETURN(helpfulness, ScoreWith(helpfulness_, request, candidates));
+  std::vector<std::vector<float>> scores;
+  for (RewardModel* model : RewardModels()) {
+    ASSIGN_OR_RETURN(std::vector<float> s, ScoreWith(model, request, candidates));
+    scores.push_back(std::move(s));
   }
+  return Choose(scores, static_cast<int>(candidates.size()));
+}
+
+absl::StatusOr<CandidateChoice> RewardSelector::SelectScored(const GenerationRequest& request,
+                                                             absl::Span<const CandidateOutput> candidates,
+                                                             const std::vector<std::vector<float>>& scores,
+                                                             const std::vector<double>& latency_s) {
+  const std::vector<RewardModel*> models = RewardModels();
+  if (candidates.empty()) return absl::InternalError("no candidates to select from");
+  if (scores.size() != models.size() || latency_s.size() != models.size()) {
+    return absl::InternalError(absl::StrCat("expected scores of ", models.size(), " reward models, got ",
+                                            scores.size()));
+  }
+  for (size_t m = 0; m < models.size(); ++m) {
+    if (scores[m].size() != candidates.size()) {
+      return absl::InternalError(absl::StrCat("reward model '", models[m]->name(), "' scored ", scores[m].size(),
+                                              " of ", candidates.size(), " candidates"));
+    }
+    for (RewardObserver* o : observers_) o->OnScored(models[m]->name(), scores[m], latency_s[m]);
+  }
+  return Choose(scores, static_cast<int>(candidates.size()));
+}
+
+CandidateChoice RewardSelector::Choose(const std::vector<std::vector<float>>& scores, int num_candidates) {
+  const std::vector<float>& safety = scores[0];
+  const std::vector<float> helpfulness = scores.size() > 1 ? scores[1] : std::vector<float>();
   const std::optional<int> chosen = SelectByRewards(safety, helpfulness, options_.safety_threshold);
-  for (RewardObserver* o : observers_) o->OnSelected(static_cast<int>(candidates.size()), !chosen.has_value());
+  for (RewardObserver* o : observers_) o->OnSelected(num_candidates, !chosen.has_value());
   CandidateChoice choice;
   if (chosen) {
     choice.index = *chosen;

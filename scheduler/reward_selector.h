@@ -8,8 +8,12 @@
 // nothing of any candidate is sent. Candidates are scored from their text (engine/reward_model.h), so a Score RPC
 // on (dialog, streamed text) reproduces the score used here.
 //
-// Threading: Select runs on the engine thread (it blocks the step for the scoring time: the engine loop calls the
-// hook synchronously). The reward models serialise their own calls, so a Score RPC may run concurrently.
+// In the engine loop the selector only formats (RewardInput) and decides (SelectScored): the loop runs the scoring
+// itself as prefill-only reward steps batched over requests (scheduler/reward_queue.h). Select, which scores
+// synchronously with RewardModel::Score, remains for direct use.
+//
+// Threading: called on the engine thread. The reward models serialise their own forwards, so a Score RPC may run
+// concurrently.
 #pragma once
 
 #include <optional>
@@ -55,10 +59,19 @@ class RewardSelector : public CandidateSelector {
   bool ScoresCandidates() const override { return true; }
   absl::StatusOr<CandidateChoice> Select(const GenerationRequest& request,
                                          absl::Span<const CandidateOutput> candidates) override;
+  std::vector<RewardModel*> RewardModels() const override;
+  absl::StatusOr<std::vector<int32_t>> RewardInput(int model, const GenerationRequest& request,
+                                                   const CandidateOutput& candidate) const override;
+  absl::StatusOr<CandidateChoice> SelectScored(const GenerationRequest& request,
+                                               absl::Span<const CandidateOutput> candidates,
+                                               const std::vector<std::vector<float>>& scores,
+                                               const std::vector<double>& latency_s) override;
 
  private:
   absl::StatusOr<std::vector<float>> ScoreWith(RewardModel* model, const GenerationRequest& request,
                                                absl::Span<const CandidateOutput> candidates);
+  // The Llama 2 rule on scores [models][k] (safety first), reported to the observers.
+  CandidateChoice Choose(const std::vector<std::vector<float>>& scores, int num_candidates);
 
   RewardModel* const safety_;
   RewardModel* const helpfulness_;

@@ -15,7 +15,9 @@ struct StepStats {
   int num_preemptions = 0;      // preemptions during this step's scheduling
   int num_running = 0;
   int num_waiting = 0;
-  double step_time_s = 0;       // wall time of schedule + forward + update
+  int num_reward_seqs = 0;      // reward-model sequences (prefill chunks) in this step's reward Forward
+  int num_reward_tokens = 0;    // reward-model tokens prefilled this step (0: no reward step)
+  double step_time_s = 0;       // wall time of schedule + forward + update (+ the reward step)
 };
 
 // Called on the engine thread after every step; must be cheap and must not block.

@@ -1,6 +1,6 @@
 // Prometheus metrics of the co-hosted reward models (DESIGN §7, §8), registered in the server's registry:
 //   llama_chat_reward_score{model}              histogram of every candidate's score (probability)
-//   llama_chat_reward_latency_seconds{model}    histogram of one batched scoring call (all k candidates)
+//   llama_chat_reward_latency_seconds{model}    histogram of a request's scoring: all k candidates queued → scored
 //   llama_chat_candidates_per_request           histogram of k over requests that went through selection
 //   llama_chat_safety_refusals_total            counter of requests answered with the refusal (finish SAFETY)
 //

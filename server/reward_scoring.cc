@@ -10,13 +10,18 @@
 namespace llama::server {
 namespace {
 
-// A reward model's backend: the policy's kind, with a KV pool for max_candidates full-context sequences (scoring
-// is prefill-only and nothing outlives a call, so that is all it ever needs).
+constexpr int kRewardBlockSize = 16;
+
+int BlocksPerSequence(const ModelConfig& config) {
+  return (config.max_position_embeddings + kRewardBlockSize - 1) / kRewardBlockSize;
+}
+
+// A reward model's backend: the policy's kind, with a KV pool for max_candidates full-context sequences lent to
+// the engine loop's reward steps (sequences in flight across steps) plus one for the Score RPC's direct calls.
 RewardModel::BackendFactory MakeRewardBackendFactory(const RewardScoringOptions& options) {
   return [options](ModelWeights weights) -> absl::StatusOr<std::unique_ptr<Backend>> {
-    constexpr int kBlockSize = 16;
-    const int blocks_per_seq = (weights.config.max_position_embeddings + kBlockSize - 1) / kBlockSize;
-    const int num_blocks = options.max_candidates * blocks_per_seq;
+    constexpr int kBlockSize = kRewardBlockSize;
+    const int num_blocks = (options.max_candidates + 1) * BlocksPerSequence(weights.config);
     if (options.backend == "cuda") {
       cuda::CudaBackendOptions cuda_options;
       cuda_options.block_size = kBlockSize;
@@ -34,8 +39,14 @@ RewardModel::BackendFactory MakeRewardBackendFactory(const RewardScoringOptions&
 
 absl::StatusOr<std::unique_ptr<RewardModel>> LoadOne(const std::string& dir, const std::string& name,
                                                      const RewardScoringOptions& options, const Tokenizer& policy) {
+  absl::StatusOr<ModelConfig> config = LoadModelConfig(dir);
+  if (!config.ok()) {
+    return absl::Status(config.status().code(), absl::StrCat(name, " reward model ", dir, ": ",
+                                                             config.status().message()));
+  }
   RewardModelOptions rm_options;
   rm_options.name = name;
+  rm_options.engine_kv_blocks = options.max_candidates * BlocksPerSequence(*config);
   absl::StatusOr<std::unique_ptr<RewardModel>> rm =
       RewardModel::Load(dir, MakeRewardBackendFactory(options), rm_options);
   if (!rm.ok()) {

@@ -5,8 +5,12 @@
 // The Score RPC and candidate selection share one input format (engine/reward_model.h), so Score on
 // (dialog, streamed answer) returns the safety score the selection used.
 //
-// Threading: Score runs on a gRPC thread and the selector on the engine thread; each RewardModel serialises its
-// own forwards, so they may run concurrently.
+// Each reward model's KV pool: max_candidates full-context sequences lent to the engine loop's reward steps
+// (engine_kv_blocks; scoring there is chunked, batched over requests, scheduler/reward_queue.h) plus one
+// full-context sequence for the Score RPC's direct path.
+//
+// Threading: Score runs on a gRPC thread and the engine's reward steps on the engine thread; each RewardModel
+// serialises its own forwards and the two use disjoint blocks, so they may run concurrently.
 #pragma once
 
 #include <memory>

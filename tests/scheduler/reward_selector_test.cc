@@ -98,7 +98,7 @@ std::unique_ptr<RewardModel> MakeKnownHeadRm(const Tokenizer& tok, const std::ve
                                   return std::unique_ptr<Backend>(
                                       std::make_unique<ControlledBackend>(std::move(*b), fail, latency));
                                 },
-                                {});
+                                RewardModelOptions{.engine_kv_blocks = 48});  // 16 blocks left for Score
   EXPECT_TRUE(rm.ok()) << rm.status();
   return std::move(*rm);
 }

@@ -1,0 +1,372 @@
+// Reward scoring as scheduled work of the EngineLoop (scheduler/reward_queue.h): a FakeBackend policy whose
+// candidates say scripted words, a small CPU reward model with a known head, both wrapped to log every Forward in
+// one shared order, so the tests see which steps ran on which model.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "engine/cpu/cpu_backend.h"
+#include "scheduler/engine_loop.h"
+#include "scheduler/fake_backend.h"
+#include "scheduler/reward_selector.h"
+
+namespace llama {
+namespace {
+
+constexpr char kTokenizerPath[] = LLAMA_SOURCE_DIR "/models/.cache/tokenizer.model";
+constexpr uint64_t kSeedStride = 0x9E3779B97F4A7C15ull;  // candidate j's seed = request seed + j · stride
+constexpr int kRmDim = 16;
+
+// One Forward, in the order they ran: on the policy ('P') or the reward model ('R').
+struct Event {
+  char model;
+  int num_seqs;
+  int num_tokens;
+  int num_decodes;  // policy: sequences with one new token
+  int num_outputs;
+  std::vector<int32_t> token_ids;
+};
+
+class EventLog {
+ public:
+  void Add(Event e) { absl::MutexLock lock(&mu_); events_.push_back(e); }
+  std::vector<Event> events() const { absl::MutexLock lock(&mu_); return events_; }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<Event> events_;
+};
+
+class LoggingBackend : public Backend {
+ public:
+  LoggingBackend(std::unique_ptr<Backend> inner, char model, EventLog* log) : inner_(std::move(inner)), model_(model), log_(log) {}
+  const ModelConfig& config() const override { return inner_->config(); }
+  const KvCacheSpec& kv_cache() const override { return inner_->kv_cache(); }
+  std::string name() const override { return std::string(1, model_); }
+  absl::Status Forward(const ForwardInput& input, ForwardOutput* output) override {
+    Event e{model_, input.num_seqs(), input.num_tokens(), 0, static_cast<int>(input.outputs.size()), input.token_ids};
+    for (int s = 0; s < input.num_seqs(); ++s) e.num_decodes += input.query_start[s + 1] - input.query_start[s] == 1;
+    log_->Add(e);
+    if (calls_.fetch_add(1) == 0 && hold_first_) {
+      entered_first_.Notify();
+      release_first_.WaitForNotification();
+    }
+    absl::SleepFor(latency_);
+    {
+      absl::MutexLock lock(&mu_);
+      if (fail_next_ > 0) {
+        --fail_next_;
+        return absl::InternalError("injected reward failure");
+      }
+    }
+    return inner_->Forward(input, output);
+  }
+  void FailNext(int n) { absl::MutexLock lock(&mu_); fail_next_ = n; }
+  void set_latency(absl::Duration d) { latency_ = d; }  // before the loop starts
+  void HoldFirstForward() { hold_first_ = true; }         // before the loop starts
+  void WaitUntilFirstForwardHeld() { entered_first_.WaitForNotification(); }
+  void ReleaseFirstForward() { release_first_.Notify(); }
+
+ private:
+  std::unique_ptr<Backend> inner_;
+  char model_;
+  EventLog* log_;
+  absl::Duration latency_ = absl::ZeroDuration();
+  bool hold_first_ = false;
+  std::atomic<int> calls_{0};
+  absl::Notification entered_first_, release_first_;
+  absl::Mutex mu_;
+  int fail_next_ = 0;
+};
+
+class Sink : public RequestSink {
+ public:
+  void OnTokens(absl::Span<const int32_t>, std::string_view text) override {
+    absl::MutexLock lock(&mu_);
+    ++token_calls_;
+    text_ += text;
+  }
+  void OnFinish(const FinishInfo& info) override {
+    absl::MutexLock lock(&mu_);
+    ++finishes_;
+    info_ = info;
+    done_.Notify();
+  }
+  bool Wait() { return done_.WaitForNotificationWithTimeout(absl::Seconds(30)); }
+  std::string text() const { absl::MutexLock lock(&mu_); return text_; }
+  FinishInfo info() const { absl::MutexLock lock(&mu_); return info_; }
+  int token_calls() const { absl::MutexLock lock(&mu_); return token_calls_; }
+  int finishes() const { absl::MutexLock lock(&mu_); return finishes_; }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::string text_;
+  FinishInfo info_;
+  int token_calls_ = 0, finishes_ = 0;
+  absl::Notification done_;
+};
+
+class RewardStepsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto tok = Tokenizer::Load(kTokenizerPath);
+    if (!tok.ok()) GTEST_SKIP() << "tokenizer.model not set up (bash scripts/fetch-model.sh)";
+    tokenizer_ = std::move(*tok);
+  }
+
+  // Known head as in reward_selector_test: the score is a function of the last token ("good" safe, "bad" not).
+  void MakeRm() {
+    ModelConfig c;
+    c.hidden_size = kRmDim;
+    c.intermediate_size = 32;
+    c.num_hidden_layers = 1;
+    c.num_attention_heads = 2;
+    c.num_key_value_heads = 2;
+    c.vocab_size = tokenizer_->vocab_size();
+    c.max_position_embeddings = 256;
+    c.num_labels = 1;
+    ModelWeights w = MakeRandomWeights(c, 3);
+    for (auto& layer : w.layers) std::fill(layer.wo.begin(), layer.wo.end(), 0.0f);
+    for (auto& layer : w.layers) std::fill(layer.w_down.begin(), layer.w_down.end(), 0.0f);
+    std::fill(w.embed_tokens.begin(), w.embed_tokens.end(), 0.0f);
+    for (int t = 0; t < c.vocab_size; ++t) w.embed_tokens[t * kRmDim + 1] = 1.0f;
+    w.embed_tokens[tokenizer_->Encode("good").back() * kRmDim] = 3.0f;
+    w.embed_tokens[tokenizer_->Encode("bad").back() * kRmDim] = -3.0f;
+    std::fill(w.final_norm.begin(), w.final_norm.end(), 1.0f);
+    std::fill(w.score.begin(), w.score.end(), 0.0f);
+    w.score[0] = 2.0f;
+    auto rm = RewardModel::Create(
+        std::move(w),
+        [this](ModelWeights weights) -> absl::StatusOr<std::unique_ptr<Backend>> {
+          CpuBackendOptions o;
+          o.num_threads = 1;
+          o.block_size = 4;
+          o.num_blocks = 256;
+          auto b = CpuBackend::Create(std::move(weights), o);
+          if (!b.ok()) return b.status();
+          auto logging = std::make_unique<LoggingBackend>(std::move(*b), 'R', &log_);
+          rm_backend_ = logging.get();
+          return std::unique_ptr<Backend>(std::move(logging));
+        },
+        RewardModelOptions{.engine_kv_blocks = 192});
+    ASSERT_TRUE(rm.ok()) << rm.status();
+    rm_ = std::move(*rm);
+  }
+
+  // scripts[seed]: what candidate 0 of the request with that seed says (then EOS); other seeds say "la" forever.
+  void Start(std::map<uint64_t, std::string> scripts, int max_num_batched_tokens,
+             absl::Duration rm_latency = absl::ZeroDuration(), bool hold_first_policy_step = false) {
+    MakeRm();
+    rm_backend_->set_latency(rm_latency);
+    std::map<uint64_t, std::vector<int32_t>> ids;
+    for (const auto& [seed, s] : scripts) ids[seed] = tokenizer_->Encode(s);
+    const int32_t la = tokenizer_->Encode("la").back();
+    FakeBackendOptions o;
+    o.num_blocks = 256;
+    o.next_token = [ids, la](absl::Span<const int32_t>, const OutputRow& row) -> int32_t {
+      for (const auto& [seed, script] : ids) {
+        for (uint64_t j = 0; j < 4; ++j) {
+          if (row.seed != seed + j * kSeedStride) continue;
+          return row.step < static_cast<int64_t>(script.size()) ? script[row.step] : 2;
+        }
+      }
+      return la;
+    };
+    policy_ = std::make_unique<LoggingBackend>(std::make_unique<FakeBackend>(std::move(o)), 'P', &log_);
+    if (hold_first_policy_step) policy_->HoldFirstForward();
+    selector_ = std::make_unique<RewardSelector>(rm_.get(), nullptr, tokenizer_.get(), RewardSelectorOptions{});
+    EngineLoopOptions options;
+    options.scheduler.max_num_batched_tokens = max_num_batched_tokens;
+    loop_ = std::make_unique<EngineLoop>(policy_.get(), tokenizer_.get(), options);
+    loop_->SetCandidateSelector(selector_.get());
+    loop_->Start();
+  }
+  std::shared_ptr<Sink> Submit(int k, uint64_t seed, int max_tokens, const std::string& user = "How is the weather?") {
+    GenerationRequest r;
+    r.id = next_id_++;
+    r.prompt_tokens = BuildChatPrompt(*tokenizer_, {{Role::kUser, user}})->token_ids;
+    r.num_candidates = k;
+    r.seed = seed;
+    r.max_tokens = max_tokens;
+    auto sink = std::make_shared<Sink>();
+    EXPECT_TRUE(loop_->Submit(std::move(r), sink).ok());
+    return sink;
+  }
+  void ExpectAllBlocksFree() {
+    for (int i = 0; i < 2000; ++i) {
+      const EngineSnapshot s = loop_->Snapshot();
+      if (s.kv_blocks_used == 0 && s.reward_kv_blocks_used == 0 && s.num_scoring == 0) break;
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    const EngineSnapshot s = loop_->Snapshot();
+    EXPECT_EQ(s.kv_blocks_used, 0);
+    EXPECT_EQ(s.reward_kv_blocks_used, 0);
+    EXPECT_EQ(s.num_scoring, 0);
+  }
+  void TearDown() override {
+    if (loop_) loop_->Stop();
+  }
+
+  EventLog log_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<RewardModel> rm_;
+  LoggingBackend* rm_backend_ = nullptr;
+  std::unique_ptr<LoggingBackend> policy_;
+  std::unique_ptr<RewardSelector> selector_;
+  std::unique_ptr<EngineLoop> loop_;
+  uint64_t next_id_ = 1;
+};
+
+TEST_F(RewardStepsTest, DecodesOfAnotherRequestRunBetweenScoringChunks) {
+  // Request 1 (k = 2) says "The weather is good" and is scored in chunks of <= 8 tokens; request 2 decodes "la"
+  // for 60 tokens meanwhile.
+  Start({{7, "The weather is good"}}, /*max_num_batched_tokens=*/8);
+  auto scored = Submit(2, 7, 32);
+  auto decoding = Submit(1, 99, 60);
+  ASSERT_TRUE(scored->Wait());
+  ASSERT_TRUE(scored->info().status.ok()) << scored->info().status;
+  EXPECT_EQ(scored->text(), "The weather is good");
+  const std::vector<Event> events = log_.events();
+  int first_r = -1, last_r = -1, reward_tokens = 0;
+  for (int i = 0; i < static_cast<int>(events.size()); ++i) {
+    if (events[i].model != 'R') continue;
+    if (first_r < 0) first_r = i;
+    last_r = i;
+    reward_tokens += events[i].num_tokens;
+    EXPECT_LE(events[i].num_tokens, 8);  // the budget
+  }
+  ASSERT_GE(first_r, 0);
+  EXPECT_GT(reward_tokens, 2 * 8);  // two (prompt + answer) inputs of > 8 tokens each: several chunks
+  int decodes_between = 0;
+  for (int i = first_r; i < last_r; ++i) {
+    if (events[i].model == 'P' && events[i].num_decodes > 0) ++decodes_between;
+  }
+  EXPECT_GT(decodes_between, 1);  // the other request kept decoding while request 1 was being scored
+  ASSERT_TRUE(decoding->Wait());
+  EXPECT_TRUE(decoding->info().status.ok()) << decoding->info().status;
+  ExpectAllBlocksFree();
+}
+
+TEST_F(RewardStepsTest, ScoreWorkOfTwoRequestsFinishingTogetherSharesOneForward) {
+  // Request 1 is alone in policy step 1 (held until request 2 is queued), request 2 joins at step 2; both say
+  // "la" until max_tokens (10 and 9), so all four candidates finish in step 10 and are scored together.
+  Start({}, /*max_num_batched_tokens=*/512, absl::ZeroDuration(), /*hold_first_policy_step=*/true);
+  auto first = Submit(2, 7, 10);
+  policy_->WaitUntilFirstForwardHeld();
+  auto second = Submit(2, 8, 9);
+  policy_->ReleaseFirstForward();
+  ASSERT_TRUE(first->Wait());
+  ASSERT_TRUE(second->Wait());
+  ASSERT_TRUE(first->info().status.ok()) << first->info().status;
+  ASSERT_TRUE(second->info().status.ok()) << second->info().status;
+  int rm_forwards = 0, rows = 0;
+  for (const Event& e : log_.events()) {
+    if (e.model != 'R') continue;
+    ++rm_forwards;
+    rows += e.num_outputs;
+    EXPECT_EQ(e.num_seqs, 4);
+  }
+  EXPECT_EQ(rm_forwards, 1);  // one reward Forward for both requests
+  EXPECT_EQ(rows, 4);         // 2 requests × 2 candidates
+  ExpectAllBlocksFree();
+}
+
+TEST_F(RewardStepsTest, ChunkedScoringOfTwoRequestsSharesForwards) {
+  // Scoring in chunks of 8: the second request's inputs join the first's in a reward Forward before it is done.
+  Start({{7, "The weather is good"}, {8, "It is bad"}}, /*max_num_batched_tokens=*/8);
+  auto first = Submit(2, 7, 32);
+  auto second = Submit(2, 8, 32);
+  ASSERT_TRUE(first->Wait());
+  ASSERT_TRUE(second->Wait());
+  EXPECT_EQ(first->info().reason, FinishReason::kStop);
+  EXPECT_EQ(second->info().reason, FinishReason::kSafety);
+  int rows = 0;
+  for (const Event& e : log_.events()) {
+    if (e.model == 'R') rows += e.num_outputs;
+  }
+  EXPECT_EQ(rows, 4);  // 2 requests × 2 candidates, each scored exactly once
+  ExpectAllBlocksFree();
+}
+
+TEST_F(RewardStepsTest, RewardFailureFailsOnlyTheRequestsInThatStep) {
+  Start({{7, "The weather is good"}, {8, "The weather is good"}}, /*max_num_batched_tokens=*/512);
+  rm_backend_->FailNext(1);
+  auto first = Submit(2, 7, 32);  // its scoring is the first reward step: fails
+  ASSERT_TRUE(first->Wait());
+  auto second = Submit(2, 8, 32);  // submitted after: scored by a later, healthy step
+  ASSERT_TRUE(second->Wait());
+  EXPECT_EQ(first->info().status.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(first->info().reason, FinishReason::kError);
+  EXPECT_EQ(first->token_calls(), 0);
+  EXPECT_EQ(first->finishes(), 1);
+  EXPECT_TRUE(second->info().status.ok()) << second->info().status;
+  EXPECT_EQ(second->text(), "The weather is good");
+  ExpectAllBlocksFree();
+}
+
+TEST_F(RewardStepsTest, FailureSparesARequestStillGenerating) {
+  // Request 2 decodes while request 1's scoring fails; request 2 is not in that reward step and finishes.
+  Start({{7, "The weather is good"}, {8, "la la la la la la la la la la la la la la good"}}, 512);
+  rm_backend_->FailNext(1);
+  auto first = Submit(1, 7, 32);
+  auto second = Submit(1, 8, 64);
+  ASSERT_TRUE(first->Wait());
+  ASSERT_TRUE(second->Wait());
+  EXPECT_EQ(first->info().status.code(), absl::StatusCode::kInternal);
+  EXPECT_TRUE(second->info().status.ok()) << second->info().status;
+  ExpectAllBlocksFree();
+}
+
+TEST_F(RewardStepsTest, CancelWhileWaitingForScoringFreesEverythingWithOneTerminalEvent) {
+  // 30 ms per reward chunk of <= 4 tokens: scoring the two ~20-token inputs takes many steps.
+  Start({{7, "The weather is good"}}, /*max_num_batched_tokens=*/4, absl::Milliseconds(30));
+  auto sink = Submit(2, 7, 32);
+  bool scoring = false;
+  for (int i = 0; i < 4000 && !scoring; ++i) {
+    const EngineSnapshot s = loop_->Snapshot();
+    scoring = s.num_scoring == 1 && s.reward_kv_blocks_used > 0;
+    if (!scoring) absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_TRUE(scoring);
+  EXPECT_EQ(loop_->Snapshot().kv_blocks_used, 0);  // the policy's blocks went back when the candidates finished
+  loop_->Cancel(1, absl::CancelledError("client went away"));
+  ASSERT_TRUE(sink->Wait());
+  EXPECT_EQ(sink->info().reason, FinishReason::kCancelled);
+  EXPECT_EQ(sink->info().status.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(sink->token_calls(), 0);
+  ExpectAllBlocksFree();
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(sink->finishes(), 1);
+}
+
+TEST_F(RewardStepsTest, DeadlineWhileWaitingForScoringIsDeadlineExceeded) {
+  Start({{7, "The weather is good"}}, /*max_num_batched_tokens=*/4, absl::Milliseconds(30));
+  GenerationRequest r;
+  auto sink = std::make_shared<Sink>();
+  r.id = next_id_++;
+  r.prompt_tokens = BuildChatPrompt(*tokenizer_, {{Role::kUser, "How is the weather?"}})->token_ids;
+  r.num_candidates = 2;
+  r.seed = 7;
+  r.max_tokens = 32;
+  r.deadline = absl::Now() + absl::Milliseconds(150);  // generation: a few ms; scoring: > 10 chunks of 30 ms
+  ASSERT_TRUE(loop_->Submit(std::move(r), sink).ok());
+  ASSERT_TRUE(sink->Wait());
+  EXPECT_EQ(sink->info().reason, FinishReason::kDeadline);
+  EXPECT_EQ(sink->info().status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(sink->token_calls(), 0);
+  ExpectAllBlocksFree();
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(sink->finishes(), 1);
+}
+
+}  // namespace
+}  // namespace llama
