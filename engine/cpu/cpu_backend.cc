@@ -12,8 +12,11 @@
 namespace llama {
 namespace {
 
-// Rows of a matrix are split across threads in multiples of the matmul's register tile.
-constexpr int kRowGrain = 4;
+// Rows of a matrix are split across threads in multiples of the packed matmul's 16-row vector (packed_matmul.h).
+constexpr int kRowGrain = kPackLanes;
+
+// From this many batch tokens on, attention runs as a region of its own after the projections (see AttentionBlock).
+constexpr int kSplitAttentionTokens = 8;
 
 template <typename T>
 void GrowTo(std::vector<T>* v, size_t size) {
@@ -178,14 +181,15 @@ void CpuBackend::PrepareBatch(const ForwardInput& input) {
   }
   // Embedding lookup: x[t] = embed_tokens[token_ids[t]].
   for (size_t t = 0; t < n; ++t) {
-    UnpackRow(embed_tokens_, static_cast<int>(dim), input.token_ids[t], x_.data() + t * dim);
+    UnpackRow(embed_tokens_, c.vocab_size, static_cast<int>(dim), input.token_ids[t], x_.data() + t * dim);
   }
 }
 
 // RMSNorm, then one region with a task per KV head g: the Q rows of g's query heads and g's K/V rows for every
 // batch token, RoPE, the KV write, then attention of g's query heads. Attention of group g needs only K/V head g,
-// cached earlier or written by this task, so no barrier separates projection and attention. Then o_proj +
-// residual, split by output row.
+// cached earlier or written by this task, so no barrier separates projection and attention (batches of
+// kSplitAttentionTokens or more run attention as a second region instead). Then o_proj + residual, split by
+// output row.
 void CpuBackend::AttentionBlock(int layer, const ForwardInput& input) {
   const ModelConfig& c = weights_.config;
   const LayerWeights& w = weights_.layers[layer];  // norms
@@ -217,11 +221,19 @@ void CpuBackend::AttentionBlock(int layer, const ForwardInput& input) {
     ApplyRope(k_.data(), input.positions.data(), n, nkv, g, g + 1, rope_);
     WriteKvCache(k_.data(), v_.data(), input.slot_mapping.data(), n, nkv, hd, kv_.block_size, g, g + 1,
                  k_cache_[layer].data(), v_cache_[layer].data());
+    if (n >= kSplitAttentionTokens) return;
     for (int t = 0; t < n; ++t) {
       const int64_t item = static_cast<int64_t>(t) * nh;
       PagedAttention(args, item + h0, item + h1, scores_[tid].data());
     }
   });
+  if (n >= kSplitAttentionTokens) {
+    // Large batches: attention in its own region, (token, head) items in small chunks, since the cost of an item
+    // grows with its position and num_kv_heads tasks balance poorly over the threads.
+    pool_.ParallelForRange(static_cast<int64_t>(n) * nh, 1, [&](int64_t i0, int64_t i1, int tid) {
+      PagedAttention(args, i0, i1, scores_[tid].data());
+    });
+  }
   pool_.ParallelForRange(dim, kRowGrain, [&](int64_t r0, int64_t r1, int) {
     PackedMatMulRows(attn_.data(), m.wo, x_.data(), n, nh * hd, dim, r0, r1, true);
   });

@@ -1,151 +1,219 @@
 #include "engine/cpu/packed_matmul.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <utility>
 
 #if defined(__AVX512F__) || defined(__AVX2__)
-// GCC 12 flags the intrinsics' internal _mm512_undefined_ps() inside _mm512_reduce_add_ps (a false positive).
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 #endif
 
 namespace llama {
 namespace {
 
-constexpr int kTokenTile = 4;
+// Tokens per register tile: 4 vectors × 6 tokens = 24 accumulators of the 32 AVX-512 registers, leaving room for
+// the 4 weight vectors and a broadcast. Per k: 4 loads + 6 broadcasts feed 24 FMAs.
+constexpr int kTokenTile = 6;
 
-inline int KBlocks(int in) { return (in + kPackCols - 1) / kPackCols; }
-inline size_t TileFloats(int in) { return static_cast<size_t>(KBlocks(in)) * kPackRows * kPackCols; }
+inline int Vectors(int out) { return (out + kPackLanes - 1) / kPackLanes; }
+// Vectors in panel p of a matrix with `vectors` vectors in all.
+inline int PanelVectors(int vectors, int p) { return std::min(kPanelVectors, vectors - p * kPanelVectors); }
+inline const float* PanelBase(const float* packed, int in, int p) {
+  return packed + static_cast<size_t>(p) * kPanelRows * in;
+}
 
-inline void Store(float* dst, float v, bool accumulate) { *dst = accumulate ? *dst + v : v; }
+// One call of the microkernel: V consecutive vectors of one panel × T consecutive tokens.
+struct TileArgs {
+  const float* x;  // [n, in]
+  const float* w;  // the first vector's values at k = 0; vector v at k is w[k * stride + v * 16]
+  float* y;        // [n, out]
+  int in, out, stride;
+  int row0;    // the first vector's first row
+  int lo, hi;  // rows to store: [lo, hi) within [row0, row0 + 16 V)
+  int t0;      // first token
+  bool accumulate;
+};
+
+// Mask of the lanes of the vector at rows [r, r + 16) that fall in [lo, hi).
+inline uint32_t LaneMask(int r, int lo, int hi) {
+  const int a = std::max(lo - r, 0), b = std::min(hi - r, kPackLanes);
+  if (b <= a) return 0;
+  return ((1u << (b - a)) - 1) << a;
+}
 
 #if defined(__AVX512F__)
 
-// One row tile × T tokens. The last k-block of x is loaded masked; the packed weights are zero there anyway.
-template <int T>
-void Tile(const float* x, const float* tile, float* y, int in, int out, int r0, int lo, int hi, int t0,
-          bool accumulate) {
-  __m512 acc[kPackRows][T];
-  for (int r = 0; r < kPackRows; ++r)
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-  const int blocks = KBlocks(in);
-  const int tail = in - (blocks - 1) * kPackCols;
-  const __mmask16 tail_mask = static_cast<__mmask16>((1u << tail) - 1);
-  for (int b = 0; b < blocks; ++b) {
-    const float* wb = tile + static_cast<size_t>(b) * kPackRows * kPackCols;
-    __m512 wv[kPackRows];
-    for (int r = 0; r < kPackRows; ++r) wv[r] = _mm512_loadu_ps(wb + r * kPackCols);
-    const __mmask16 m = b + 1 < blocks ? static_cast<__mmask16>(0xFFFF) : tail_mask;
+inline void StoreVector(float* dst, __m512 v, __mmask16 m, bool accumulate) {
+  if (m == 0xFFFF) {
+    _mm512_storeu_ps(dst, accumulate ? _mm512_add_ps(_mm512_loadu_ps(dst), v) : v);
+  } else if (m != 0) {
+    _mm512_mask_storeu_ps(dst, m, accumulate ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst), v) : v);
+  }
+}
+
+template <int V, int T>
+void Tile(const TileArgs& a) {
+  __m512 acc[V][T];
+  for (int v = 0; v < V; ++v)
+    for (int t = 0; t < T; ++t) acc[v][t] = _mm512_setzero_ps();
+  const float* xt[T];
+  for (int t = 0; t < T; ++t) xt[t] = a.x + static_cast<int64_t>(a.t0 + t) * a.in;
+  const float* wk = a.w;
+  for (int k = 0; k < a.in; ++k, wk += a.stride) {
+    __m512 wv[V];
+    for (int v = 0; v < V; ++v) wv[v] = _mm512_loadu_ps(wk + v * kPackLanes);
     for (int t = 0; t < T; ++t) {
-      const __m512 xv = _mm512_maskz_loadu_ps(m, x + static_cast<int64_t>(t0 + t) * in + b * kPackCols);
-      for (int r = 0; r < kPackRows; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
+      const __m512 xb = _mm512_set1_ps(xt[t][k]);
+      for (int v = 0; v < V; ++v) acc[v][t] = _mm512_fmadd_ps(wv[v], xb, acc[v][t]);
     }
   }
-  for (int t = 0; t < T; ++t)
-    for (int r = lo - r0; r < hi - r0; ++r)
-      Store(y + static_cast<int64_t>(t0 + t) * out + r0 + r, _mm512_reduce_add_ps(acc[r][t]), accumulate);
+  for (int v = 0; v < V; ++v) {
+    const int r = a.row0 + v * kPackLanes;
+    const __mmask16 m = static_cast<__mmask16>(LaneMask(r, a.lo, a.hi));
+    for (int t = 0; t < T; ++t) StoreVector(a.y + static_cast<int64_t>(a.t0 + t) * a.out + r, acc[v][t], m, a.accumulate);
+  }
 }
 
 #elif defined(__AVX2__)
 
-inline float HorizontalSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
+// A 16-row vector is two 8-lane halves; with 16 registers one vector × T tokens is blocked at a time.
+inline void StoreHalf(float* dst, __m256 v, uint32_t m8, bool accumulate) {
+  if (m8 == 0xFF) {
+    _mm256_storeu_ps(dst, accumulate ? _mm256_add_ps(_mm256_loadu_ps(dst), v) : v);
+  } else if (m8 != 0) {
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, v);
+    for (int i = 0; i < 8; ++i)
+      if (m8 >> i & 1) dst[i] = accumulate ? dst[i] + lanes[i] : lanes[i];
+  }
 }
 
-// Each 16-value block as two 8-lane halves; the x tail is copied into a zero-padded block.
-template <int T>
-void Tile(const float* x, const float* tile, float* y, int in, int out, int r0, int lo, int hi, int t0,
-          bool accumulate) {
-  __m256 acc[kPackRows][T];
-  for (int r = 0; r < kPackRows; ++r)
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
-  const int blocks = KBlocks(in);
-  for (int b = 0; b < blocks; ++b) {
-    const float* wb = tile + static_cast<size_t>(b) * kPackRows * kPackCols;
-    const int valid = in - b * kPackCols < kPackCols ? in - b * kPackCols : kPackCols;
-    for (int h = 0; h < kPackCols; h += 8) {
-      __m256 wv[kPackRows];
-      for (int r = 0; r < kPackRows; ++r) wv[r] = _mm256_loadu_ps(wb + r * kPackCols + h);
+template <int V, int T>
+void Tile(const TileArgs& a) {
+  const float* xt[T];
+  for (int t = 0; t < T; ++t) xt[t] = a.x + static_cast<int64_t>(a.t0 + t) * a.in;
+  for (int v = 0; v < V; ++v) {
+    __m256 acc[T][2];
+    for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+    const float* wk = a.w + v * kPackLanes;
+    for (int k = 0; k < a.in; ++k, wk += a.stride) {
+      const __m256 w0 = _mm256_loadu_ps(wk), w1 = _mm256_loadu_ps(wk + 8);
       for (int t = 0; t < T; ++t) {
-        const float* xb = x + static_cast<int64_t>(t0 + t) * in + b * kPackCols;
-        alignas(32) float padded[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        __m256 xv;
-        if (valid >= h + 8) {
-          xv = _mm256_loadu_ps(xb + h);
-        } else {
-          for (int i = h; i < valid; ++i) padded[i - h] = xb[i];
-          xv = _mm256_load_ps(padded);
-        }
-        for (int r = 0; r < kPackRows; ++r) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
+        const __m256 xb = _mm256_broadcast_ss(xt[t] + k);
+        acc[t][0] = _mm256_fmadd_ps(w0, xb, acc[t][0]);
+        acc[t][1] = _mm256_fmadd_ps(w1, xb, acc[t][1]);
       }
     }
+    const int r = a.row0 + v * kPackLanes;
+    const uint32_t m = LaneMask(r, a.lo, a.hi);
+    for (int t = 0; t < T; ++t) {
+      float* dst = a.y + static_cast<int64_t>(a.t0 + t) * a.out + r;
+      StoreHalf(dst, acc[t][0], m & 0xFF, a.accumulate);
+      StoreHalf(dst + 8, acc[t][1], m >> 8, a.accumulate);
+    }
   }
-  for (int t = 0; t < T; ++t)
-    for (int r = lo - r0; r < hi - r0; ++r)
-      Store(y + static_cast<int64_t>(t0 + t) * out + r0 + r, HorizontalSum(acc[r][t]), accumulate);
 }
 
 #else
 
-// Portable fallback (the same sums, in another order: only the AVX-512 build is bit-equal to MatMulRows).
-template <int T>
-void Tile(const float* x, const float* tile, float* y, int in, int out, int r0, int lo, int hi, int t0,
-          bool accumulate) {
-  const int blocks = KBlocks(in);
+// Portable: the same fused chain per element (std::fma), so results equal the vector paths' bit for bit.
+template <int V, int T>
+void Tile(const TileArgs& a) {
   for (int t = 0; t < T; ++t) {
-    const float* xt = x + static_cast<int64_t>(t0 + t) * in;
-    for (int r = lo - r0; r < hi - r0; ++r) {
-      float s = 0.0f;
-      for (int b = 0; b < blocks; ++b) {
-        const float* wr = tile + (static_cast<size_t>(b) * kPackRows + r) * kPackCols;
-        for (int i = 0; i < kPackCols && b * kPackCols + i < in; ++i) s += wr[i] * xt[b * kPackCols + i];
+    const float* xt = a.x + static_cast<int64_t>(a.t0 + t) * a.in;
+    for (int v = 0; v < V; ++v) {
+      const int r = a.row0 + v * kPackLanes;
+      const uint32_t m = LaneMask(r, a.lo, a.hi);
+      for (int i = 0; i < kPackLanes; ++i) {
+        if (!(m >> i & 1)) continue;
+        float s = 0.0f;
+        for (int k = 0; k < a.in; ++k) s = std::fma(a.w[static_cast<size_t>(k) * a.stride + v * kPackLanes + i], xt[k], s);
+        float* dst = a.y + static_cast<int64_t>(a.t0 + t) * a.out + r + i;
+        *dst = a.accumulate ? *dst + s : s;
       }
-      Store(y + static_cast<int64_t>(t0 + t) * out + r0 + r, s, accumulate);
     }
   }
 }
 
 #endif
 
+using TileFn = void (*)(const TileArgs&);
+
+template <int V, int... T>
+constexpr void FillRow(TileFn* row, std::integer_sequence<int, T...>) {
+  ((row[T] = &Tile<V, T + 1>), ...);
+}
+
+// kTiles[V - 1][T - 1] = Tile<V, T>.
+struct TileTable {
+  TileFn fn[kPanelVectors][kTokenTile];
+  constexpr TileTable() : fn{} {
+    FillRow<1>(fn[0], std::make_integer_sequence<int, kTokenTile>());
+    FillRow<2>(fn[1], std::make_integer_sequence<int, kTokenTile>());
+    FillRow<3>(fn[2], std::make_integer_sequence<int, kTokenTile>());
+    FillRow<4>(fn[3], std::make_integer_sequence<int, kTokenTile>());
+  }
+};
+constexpr TileTable kTiles;
+
 }  // namespace
 
-size_t PackedSize(int out, int in) {
-  return static_cast<size_t>((out + kPackRows - 1) / kPackRows) * TileFloats(in);
-}
+size_t PackedSize(int out, int in) { return static_cast<size_t>(Vectors(out)) * kPackLanes * in; }
 
 void PackWeights(const float* w, int out, int in, float* packed) {
   std::memset(packed, 0, PackedSize(out, in) * sizeof(float));
+  const int vectors = Vectors(out);
   for (int r = 0; r < out; ++r) {
-    float* tile = packed + static_cast<size_t>(r / kPackRows) * TileFloats(in);
-    for (int k = 0; k < in; ++k) {
-      tile[(static_cast<size_t>(k / kPackCols) * kPackRows + r % kPackRows) * kPackCols + k % kPackCols] =
-          w[static_cast<size_t>(r) * in + k];
-    }
+    const int p = r / kPanelRows;
+    const int stride = PanelVectors(vectors, p) * kPackLanes;
+    float* dst = packed + static_cast<size_t>(p) * kPanelRows * in + r % kPanelRows;
+    const float* src = w + static_cast<size_t>(r) * in;
+    for (int k = 0; k < in; ++k) dst[static_cast<size_t>(k) * stride] = src[k];
   }
 }
 
-void UnpackRow(const float* packed, int in, int row, float* out_row) {
-  const float* tile = packed + static_cast<size_t>(row / kPackRows) * TileFloats(in);
-  for (int b = 0; b < KBlocks(in); ++b) {
-    const int count = in - b * kPackCols < kPackCols ? in - b * kPackCols : kPackCols;
-    std::memcpy(out_row + b * kPackCols, tile + (static_cast<size_t>(b) * kPackRows + row % kPackRows) * kPackCols,
-                count * sizeof(float));
-  }
+void UnpackRow(const float* packed, int out, int in, int row, float* out_row) {
+  const int p = row / kPanelRows;
+  const int stride = PanelVectors(Vectors(out), p) * kPackLanes;
+  const float* src = PanelBase(packed, in, p) + row % kPanelRows;
+  for (int k = 0; k < in; ++k) out_row[k] = src[static_cast<size_t>(k) * stride];
 }
 
+// Panel by panel (a panel, ≤ 64 rows × in, stays in L2 while every token tile streams it); within a panel the
+// vectors that meet [row_begin, row_end), times tiles of 6 tokens and one tile of the n % 6 left.
 void PackedMatMulRows(const float* x, const float* packed, float* y, int n, int in, int out, int row_begin,
                       int row_end, bool accumulate) {
-  // Whole tiles are computed; only rows in [row_begin, row_end) are stored.
-  for (int r0 = row_begin / kPackRows * kPackRows; r0 < row_end; r0 += kPackRows) {
-    const float* tile = packed + static_cast<size_t>(r0 / kPackRows) * TileFloats(in);
-    const int lo = r0 > row_begin ? r0 : row_begin;
-    const int hi = r0 + kPackRows < row_end ? r0 + kPackRows : row_end;
+  if (n <= 0 || row_begin >= row_end) return;
+  const int vectors = Vectors(out);
+  const int v_end = (row_end + kPackLanes - 1) / kPackLanes;
+  for (int v = row_begin / kPackLanes; v < v_end;) {
+    const int p = v / kPanelVectors;
+    const int first = p * kPanelVectors;
+    const int panel_vectors = PanelVectors(vectors, p);
+    const int count = std::min(v_end, first + panel_vectors) - v;
+    TileArgs a;
+    a.x = x;
+    a.w = PanelBase(packed, in, p) + (v - first) * kPackLanes;
+    a.y = y;
+    a.in = in;
+    a.out = out;
+    a.stride = panel_vectors * kPackLanes;
+    a.row0 = v * kPackLanes;
+    a.lo = row_begin;
+    a.hi = std::min(row_end, out);
+    a.accumulate = accumulate;
+    const TileFn* fns = kTiles.fn[count - 1];
     int t = 0;
-    for (; t + kTokenTile <= n; t += kTokenTile) Tile<kTokenTile>(x, tile, y, in, out, r0, lo, hi, t, accumulate);
-    for (; t < n; ++t) Tile<1>(x, tile, y, in, out, r0, lo, hi, t, accumulate);
+    for (; t + kTokenTile <= n; t += kTokenTile) {
+      a.t0 = t;
+      fns[kTokenTile - 1](a);
+    }
+    if (t < n) {
+      a.t0 = t;
+      fns[n - t - 1](a);
+    }
+    v += count;
   }
 }
 

@@ -1,10 +1,19 @@
-// PackedMatMul: y = x · Wᵀ with W repacked once so that a row tile is one sequential stream of memory.
+// PackedMatMul: y = x · Wᵀ with W repacked once into row panels that are read as one sequential stream.
 //
-// Layout: rows in tiles of 4; a tile stores its k-blocks of 16 one after another, each block holding the 4 rows'
-// 16 values: [ceil(out / 4)][ceil(in / 16)][4][16], zero-padded at the row and column ends. The plain row-major
-// kernel (matmul.h) reads 4 rows as 4 streams 4·in bytes apart; on the EPYC here that pattern streamed at ~12 GB/s
-// on one core while the same bytes read in order streamed at 40+ GB/s, and a decode step is nothing but streaming
-// the weights. Results equal MatMulRows's bit for bit (same per-element operation order).
+// Layout: rows in panels of kPanelRows = 64; panel p stores, for k = 0, 1, ..., in - 1, the values w[r, k] of its
+// rows next to each other: [ceil(out / 64)][in][64 rows]. The last panel holds only ceil(rows / 16) · 16 rows
+// (zero-padded to the 16-lane vector). A 16-row vector of one k is one AVX-512 register.
+//
+// Why this layout: the kernel is the register-blocked outer product acc[v][t] += W[k][v] · broadcast(x[t][k]) for
+// up to 4 row vectors × 6 tokens: no horizontal reductions, each packed vector is loaded once per 6 tokens, and
+// single-stream decode (one token) still reads the weights in memory order (4 independent 16-row accumulators,
+// 256 contiguous bytes per k), as the earlier [tile][k-block][4 rows][16] layout did.
+//
+// Batch invariance: every element y[t, r] is ONE fused-multiply-add chain over k = 0, 1, ..., in - 1 starting from
+// 0 (then added to y when accumulating), whatever n is, whichever token tile t falls in and whichever row range or
+// thread computes row r. So a sequence's outputs do not depend on the rest of the batch, bit for bit. The AVX2 and
+// portable paths (std::fma) perform the same chain, so they agree with AVX-512 bit for bit too. The order differs
+// from MatMulRows (matmul.h), which sums 16 lanes then reduces; the two agree within fp32 rounding.
 #pragma once
 
 #include <cstddef>
@@ -12,8 +21,9 @@
 
 namespace llama {
 
-constexpr int kPackRows = 4;   // rows per tile
-constexpr int kPackCols = 16;  // values per k-block
+constexpr int kPackLanes = 16;                         // rows per vector (one AVX-512 register)
+constexpr int kPanelVectors = 4;                       // vectors per panel
+constexpr int kPanelRows = kPackLanes * kPanelVectors;  // rows per panel
 
 // Floats a packed [out, in] matrix takes.
 size_t PackedSize(int out, int in);
@@ -22,10 +32,10 @@ size_t PackedSize(int out, int in);
 void PackWeights(const float* w, int out, int in, float* packed);
 
 // Row `row` of the original matrix: out_row[0, in) = w[row, :].
-void UnpackRow(const float* packed, int in, int row, float* out_row);
+void UnpackRow(const float* packed, int out, int in, int row, float* out_row);
 
-// y[t, r] (+)= sum_k x[t, k] * w[r, k] for t in [0, n) and r in [row_begin, row_end) (any range; tiles that
-// straddle its ends are computed whole and stored in part).
+// y[t, r] (+)= sum_k x[t, k] * w[r, k] for t in [0, n) and r in [row_begin, row_end) (any range; 16-row vectors
+// that straddle its ends are computed whole and stored in part, so callers should split on multiples of 16).
 //   x: [n, in]   packed: PackWeights of w [out, in]   y: [n, out]
 void PackedMatMulRows(const float* x, const float* packed, float* y, int n, int in, int out, int row_begin,
                       int row_end, bool accumulate);

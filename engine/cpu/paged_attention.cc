@@ -1,5 +1,6 @@
 #include "engine/cpu/paged_attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -30,28 +31,91 @@ inline float Dot(const float* a, const float* b, int n) {
 #endif
 }
 
-// out[0, n) += w * v[0, n)
-inline void Axpy(float w, const float* v, int n, float* out) {
-  for (int i = 0; i < n; ++i) out[i] += w * v[i];
-}
-
 // Offset of (block, kv_head, offset-in-block) in a [num_blocks, num_kv_heads, block_size, head_dim] cache.
 inline int64_t CacheOffset(int64_t block, int kv_head, int offset, const PagedAttentionArgs& a) {
   return ((block * a.num_kv_heads + kv_head) * a.block_size + offset) * static_cast<int64_t>(a.head_dim);
 }
 
-void AttendOne(const PagedAttentionArgs& a, int token, int head, float* scores) {
+#if defined(__AVX512F__)
+// Prefetches a block's rows for one KV head (blocks are scattered and only bs · hd floats long, too short for the
+// hardware prefetcher to ramp up; at 64 sequences the cache is tens of MB and comes from DRAM).
+template <_mm_hint kHint>
+inline void PrefetchBlock(const float* rows, int bytes) {
+  for (int off = 0; off < bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(rows) + off, kHint);
+}
+
+// out[d0, d0 + 16 C) (masked to hd) = sum_p weights[p] * v_p[d0, ...), the accumulators in registers.
+template <int C>
+void WeightedValuesChunk(const PagedAttentionArgs& a, const int32_t* table, int kv_head, int num_keys,
+                         const float* weights, int d0, float* out) {
+  const int hd = a.head_dim, bs = a.block_size;
+  __mmask16 mask[C];
+  __m512 acc[C];
+  for (int c = 0; c < C; ++c) {
+    const int valid = hd - d0 - 16 * c;
+    mask[c] = valid >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << valid) - 1);
+    acc[c] = _mm512_setzero_ps();
+  }
+  for (int p0 = 0; p0 < num_keys; p0 += bs) {
+    const float* v = a.v_cache + CacheOffset(table[p0 / bs], kv_head, 0, a) + d0;
+    const int keys = num_keys - p0 < bs ? num_keys - p0 : bs;
+    for (int j = 0; j < keys; ++j, v += hd) {
+      const __m512 w = _mm512_set1_ps(weights[p0 + j]);
+      for (int c = 0; c < C; ++c) acc[c] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(mask[c], v + 16 * c), acc[c]);
+    }
+  }
+  for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(out + d0 + 16 * c, mask[c], acc[c]);
+}
+#endif
+
+// out[0, hd) = sum_p weights[p] * v_p over the sequence's positions p in [0, num_keys), block by block (the keys of
+// a block are contiguous rows of head_dim). AVX-512: up to 64 dims of out stay in registers for the whole pass.
+void WeightedValues(const PagedAttentionArgs& a, const int32_t* table, int kv_head, int num_keys,
+                    const float* weights, float* out) {
   const int hd = a.head_dim;
+#if defined(__AVX512F__)
+  for (int d0 = 0; d0 < hd; d0 += 64) {
+    switch ((std::min(hd - d0, 64) + 15) / 16) {
+      case 1: WeightedValuesChunk<1>(a, table, kv_head, num_keys, weights, d0, out); break;
+      case 2: WeightedValuesChunk<2>(a, table, kv_head, num_keys, weights, d0, out); break;
+      case 3: WeightedValuesChunk<3>(a, table, kv_head, num_keys, weights, d0, out); break;
+      default: WeightedValuesChunk<4>(a, table, kv_head, num_keys, weights, d0, out); break;
+    }
+  }
+#else
+  const int bs = a.block_size;
+  std::memset(out, 0, sizeof(float) * hd);
+  for (int p0 = 0; p0 < num_keys; p0 += bs) {
+    const float* v = a.v_cache + CacheOffset(table[p0 / bs], kv_head, 0, a);
+    const int keys = num_keys - p0 < bs ? num_keys - p0 : bs;
+    for (int j = 0; j < keys; ++j, v += hd)
+      for (int i = 0; i < hd; ++i) out[i] += weights[p0 + j] * v[i];
+  }
+#endif
+}
+
+void AttendOne(const PagedAttentionArgs& a, int token, int head, float* scores) {
+  const int hd = a.head_dim, bs = a.block_size;
   const int kv_head = head / (a.num_heads / a.num_kv_heads);
   const float* q = a.q + (static_cast<int64_t>(token) * a.num_heads + head) * hd;
   const int32_t* table = a.block_tables + static_cast<int64_t>(a.token_seq[token]) * a.max_blocks_per_seq;
   const int num_keys = a.positions[token] + 1;  // causal: positions 0..p
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   float max_score = -INFINITY;
-  for (int p = 0; p < num_keys; ++p) {
-    const float* k = a.k_cache + CacheOffset(table[p / a.block_size], kv_head, p % a.block_size, a);
-    scores[p] = Dot(q, k, hd) * scale;
-    max_score = scores[p] > max_score ? scores[p] : max_score;
+  for (int p0 = 0; p0 < num_keys; p0 += bs) {  // block by block: the keys of a block are contiguous
+    const float* k = a.k_cache + CacheOffset(table[p0 / bs], kv_head, 0, a);
+    const int keys = num_keys - p0 < bs ? num_keys - p0 : bs;
+#if defined(__AVX512F__)
+    // The next block's keys for this pass, and this block's values for the weighted sum that follows.
+    if (p0 + bs < num_keys)
+      PrefetchBlock<_MM_HINT_T0>(a.k_cache + CacheOffset(table[p0 / bs + 1], kv_head, 0, a), bs * hd * 4);
+    PrefetchBlock<_MM_HINT_T1>(a.v_cache + CacheOffset(table[p0 / bs], kv_head, 0, a), keys * hd * 4);
+#endif
+    for (int j = 0; j < keys; ++j, k += hd) {
+      const float s = Dot(q, k, hd) * scale;
+      scores[p0 + j] = s;
+      max_score = s > max_score ? s : max_score;
+    }
   }
   float sum = 0.0f;
   for (int p = 0; p < num_keys; ++p) {
@@ -59,12 +123,9 @@ void AttendOne(const PagedAttentionArgs& a, int token, int head, float* scores) 
     sum += scores[p];
   }
   const float inv_sum = 1.0f / sum;
-  float* out = a.out + (static_cast<int64_t>(token) * a.num_heads + head) * hd;
-  std::memset(out, 0, sizeof(float) * hd);
-  for (int p = 0; p < num_keys; ++p) {
-    const float* v = a.v_cache + CacheOffset(table[p / a.block_size], kv_head, p % a.block_size, a);
-    Axpy(scores[p] * inv_sum, v, hd, out);
-  }
+  for (int p = 0; p < num_keys; ++p) scores[p] *= inv_sum;
+  WeightedValues(a, table, kv_head, num_keys, scores,
+                 a.out + (static_cast<int64_t>(token) * a.num_heads + head) * hd);
 }
 
 }  // namespace
