@@ -23,11 +23,12 @@ inline const float* PanelBase(const float* packed, int in, int p) {
   return packed + static_cast<size_t>(p) * kPanelRows * in;
 }
 
-// One call of the microkernel: V consecutive vectors of one panel × T consecutive tokens.
+// One call of the microkernel: V consecutive vectors (possibly of two panels with the same stride) × T
+// consecutive tokens.
 struct TileArgs {
-  const float* x;  // [n, in]
-  const float* w;  // the first vector's values at k = 0; vector v at k is w[k * stride + v * 16]
-  float* y;        // [n, out]
+  const float* x;                 // [n, in]
+  const float* w[kPanelVectors];  // vector v's values at k are w[v][k * stride, + 16)
+  float* y;                       // [n, out]
   int in, out, stride;
   int row0;    // the first vector's first row
   int lo, hi;  // rows to store: [lo, hi) within [row0, row0 + 16 V)
@@ -59,10 +60,12 @@ void Tile(const TileArgs& a) {
     for (int t = 0; t < T; ++t) acc[v][t] = _mm512_setzero_ps();
   const float* xt[T];
   for (int t = 0; t < T; ++t) xt[t] = a.x + static_cast<int64_t>(a.t0 + t) * a.in;
-  const float* wk = a.w;
-  for (int k = 0; k < a.in; ++k, wk += a.stride) {
+  const float* w[V];
+  for (int v = 0; v < V; ++v) w[v] = a.w[v];
+  size_t off = 0;
+  for (int k = 0; k < a.in; ++k, off += a.stride) {
     __m512 wv[V];
-    for (int v = 0; v < V; ++v) wv[v] = _mm512_loadu_ps(wk + v * kPackLanes);
+    for (int v = 0; v < V; ++v) wv[v] = _mm512_loadu_ps(w[v] + off);
     for (int t = 0; t < T; ++t) {
       const __m512 xb = _mm512_set1_ps(xt[t][k]);
       for (int v = 0; v < V; ++v) acc[v][t] = _mm512_fmadd_ps(wv[v], xb, acc[v][t]);
@@ -96,7 +99,7 @@ void Tile(const TileArgs& a) {
   for (int v = 0; v < V; ++v) {
     __m256 acc[T][2];
     for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-    const float* wk = a.w + v * kPackLanes;
+    const float* wk = a.w[v];
     for (int k = 0; k < a.in; ++k, wk += a.stride) {
       const __m256 w0 = _mm256_loadu_ps(wk), w1 = _mm256_loadu_ps(wk + 8);
       for (int t = 0; t < T; ++t) {
@@ -128,7 +131,7 @@ void Tile(const TileArgs& a) {
       for (int i = 0; i < kPackLanes; ++i) {
         if (!(m >> i & 1)) continue;
         float s = 0.0f;
-        for (int k = 0; k < a.in; ++k) s = std::fma(a.w[static_cast<size_t>(k) * a.stride + v * kPackLanes + i], xt[k], s);
+        for (int k = 0; k < a.in; ++k) s = std::fma(a.w[v][static_cast<size_t>(k) * a.stride + i], xt[k], s);
         float* dst = a.y + static_cast<int64_t>(a.t0 + t) * a.out + r + i;
         *dst = a.accumulate ? *dst + s : s;
       }
@@ -180,29 +183,31 @@ void UnpackRow(const float* packed, int out, int in, int row, float* out_row) {
   for (int k = 0; k < in; ++k) out_row[k] = src[static_cast<size_t>(k) * stride];
 }
 
-// Panel by panel (a panel, ≤ 64 rows × in, stays in L2 while every token tile streams it); within a panel the
-// vectors that meet [row_begin, row_end), times tiles of 6 tokens and one tile of the n % 6 left.
+// Groups of up to 4 vectors that meet [row_begin, row_end) (a group may span two panels if their strides agree:
+// one token then still has 4 independent FMA chains), times tiles of 6 tokens and one tile of the n % 6 left.
+// Each vector is a stream of 64 bytes per k that stays in L2 while the token tiles pass over it.
 void PackedMatMulRows(const float* x, const float* packed, float* y, int n, int in, int out, int row_begin,
                       int row_end, bool accumulate) {
   if (n <= 0 || row_begin >= row_end) return;
   const int vectors = Vectors(out);
   const int v_end = (row_end + kPackLanes - 1) / kPackLanes;
+  auto stride_of = [&](int v) { return PanelVectors(vectors, v / kPanelVectors) * kPackLanes; };
+  TileArgs a;
+  a.x = x;
+  a.y = y;
+  a.in = in;
+  a.out = out;
+  a.lo = row_begin;
+  a.hi = std::min(row_end, out);
+  a.accumulate = accumulate;
   for (int v = row_begin / kPackLanes; v < v_end;) {
-    const int p = v / kPanelVectors;
-    const int first = p * kPanelVectors;
-    const int panel_vectors = PanelVectors(vectors, p);
-    const int count = std::min(v_end, first + panel_vectors) - v;
-    TileArgs a;
-    a.x = x;
-    a.w = PanelBase(packed, in, p) + (v - first) * kPackLanes;
-    a.y = y;
-    a.in = in;
-    a.out = out;
-    a.stride = panel_vectors * kPackLanes;
+    a.stride = stride_of(v);
     a.row0 = v * kPackLanes;
-    a.lo = row_begin;
-    a.hi = std::min(row_end, out);
-    a.accumulate = accumulate;
+    int count = 0;
+    for (; count < kPanelVectors && v + count < v_end && stride_of(v + count) == a.stride; ++count) {
+      const int u = v + count;
+      a.w[count] = PanelBase(packed, in, u / kPanelVectors) + (u % kPanelVectors) * kPackLanes;
+    }
     const TileFn* fns = kTiles.fn[count - 1];
     int t = 0;
     for (; t + kTokenTile <= n; t += kTokenTile) {
