@@ -61,6 +61,7 @@ class CpuBackend : public Backend {
 
   void ApplyBlockCopies(const ForwardInput& input);
   void PrepareBatch(const ForwardInput& input);
+  void ProjectQkv(int layer, int n);
   void AttentionBlock(int layer, const ForwardInput& input);
   void FfnBlock(int layer, int n);
   void ComputeOutputs(const ForwardInput& input, ForwardOutput* output);
