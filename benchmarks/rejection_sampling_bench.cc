@@ -7,6 +7,7 @@
 //
 //   rejection_sampling_bench [--model_dir models/stories15M] [--rm_dir models/stories15M-safety-rm]
 //                            [--max_tokens 64] [--repeats 5] [--concurrency 4] [--num_threads 0]
+//                            [--max_num_batched_tokens 512]  (the policy's step budget, and the reward step's)
 #include <algorithm>
 #include <cstdio>
 #include <memory>
@@ -36,6 +37,7 @@ struct Args {
   int repeats = 5;
   int concurrency = 4;
   int num_threads = 0;
+  int max_num_batched_tokens = 512;
 };
 
 bool ParseArgs(int argc, char** argv, Args* a) {
@@ -48,6 +50,7 @@ bool ParseArgs(int argc, char** argv, Args* a) {
     else if (flag == "--repeats") ok = absl::SimpleAtoi(value, &a->repeats);
     else if (flag == "--concurrency") ok = absl::SimpleAtoi(value, &a->concurrency);
     else if (flag == "--num_threads") ok = absl::SimpleAtoi(value, &a->num_threads);
+    else if (flag == "--max_num_batched_tokens") ok = absl::SimpleAtoi(value, &a->max_num_batched_tokens);
     else ok = false;
     if (!ok) return false;
   }
@@ -209,6 +212,7 @@ int Main(int argc, char** argv) {
     FirstCandidateSelector first;
     EngineLoopOptions options;
     options.scheduler.max_num_seqs = 64;
+    options.scheduler.max_num_batched_tokens = a.max_num_batched_tokens;
     EngineLoop loop(policy.get(), tokenizer->get(), options);
     loop.SetCandidateSelector(m.rm ? static_cast<CandidateSelector*>(&selector) : &first);
     loop.AddObserver(&probe);
