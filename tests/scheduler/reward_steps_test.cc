@@ -229,21 +229,28 @@ class RewardStepsTest : public ::testing::Test {
 TEST_F(RewardStepsTest, DecodesOfAnotherRequestRunBetweenScoringChunks) {
   // Request 1 (k = 2) says "The weather is good" and is scored in chunks of <= 8 tokens; request 2 decodes "la"
   // for 60 tokens meanwhile.
-  Start({{7, "The weather is good"}}, /*max_num_batched_tokens=*/8);
+  // The first policy step waits until request 2 is queued, so it is decoding long before request 1 is scored.
+  Start({{7, "The weather is good"}}, /*max_num_batched_tokens=*/8, absl::ZeroDuration(), true);
   auto scored = Submit(2, 7, 32);
+  policy_->WaitUntilFirstForwardHeld();
   auto decoding = Submit(1, 99, 60);
+  policy_->ReleaseFirstForward();
   ASSERT_TRUE(scored->Wait());
   ASSERT_TRUE(scored->info().status.ok()) << scored->info().status;
   EXPECT_EQ(scored->text(), "The weather is good");
   const std::vector<Event> events = log_.events();
-  int first_r = -1, last_r = -1, reward_tokens = 0;
-  for (int i = 0; i < static_cast<int>(events.size()); ++i) {
+  // Request 1's scoring: the reward Forwards up to the one that scores its second candidate (request 2 is scored
+  // later, when it finishes).
+  int first_r = -1, last_r = -1, reward_tokens = 0, outputs = 0;
+  for (int i = 0; i < static_cast<int>(events.size()) && outputs < 2; ++i) {
     if (events[i].model != 'R') continue;
     if (first_r < 0) first_r = i;
     last_r = i;
     reward_tokens += events[i].num_tokens;
+    outputs += events[i].num_outputs;
     EXPECT_LE(events[i].num_tokens, 8);  // the budget
   }
+  EXPECT_EQ(outputs, 2);
   ASSERT_GE(first_r, 0);
   EXPECT_GT(reward_tokens, 2 * 8);  // two (prompt + answer) inputs of > 8 tokens each: several chunks
   int decodes_between = 0;
@@ -315,14 +322,23 @@ TEST_F(RewardStepsTest, RewardFailureFailsOnlyTheRequestsInThatStep) {
 
 TEST_F(RewardStepsTest, FailureSparesARequestStillGenerating) {
   // Request 2 decodes while request 1's scoring fails; request 2 is not in that reward step and finishes.
-  Start({{7, "The weather is good"}, {8, "la la la la la la la la la la la la la la good"}}, 512);
+  Start({{7, "The weather is good"}, {8, "la la la la la la la la la la la la la la good"}}, 512,
+        absl::ZeroDuration(), /*hold_first_policy_step=*/true);
   rm_backend_->FailNext(1);
   auto first = Submit(1, 7, 32);
-  auto second = Submit(1, 8, 64);
+  policy_->WaitUntilFirstForwardHeld();
+  auto second = Submit(1, 8, 64);  // joins at step 2: still generating when request 1's scoring fails
+  policy_->ReleaseFirstForward();
   ASSERT_TRUE(first->Wait());
   ASSERT_TRUE(second->Wait());
   EXPECT_EQ(first->info().status.code(), absl::StatusCode::kInternal);
   EXPECT_TRUE(second->info().status.ok()) << second->info().status;
+  EXPECT_EQ(second->text(), "la la la la la la la la la la la la la la good");
+  for (const Event& e : log_.events()) {
+    if (e.model != 'R') continue;
+    EXPECT_EQ(e.num_seqs, 1);  // the failed step held request 1 alone
+    break;
+  }
   ExpectAllBlocksFree();
 }
 
