@@ -184,7 +184,7 @@ void UnpackRow(const float* packed, int out, int in, int row, float* out_row) {
 }
 
 // Groups of up to 4 vectors that meet [row_begin, row_end) (a group may span two panels if their strides agree:
-// one token then still has 4 independent FMA chains), times tiles of 6 tokens and one tile of the n % 6 left.
+// one token then still has 4 independent FMA chains), times tiles of up to 6 tokens.
 // Each vector is a stream of 64 bytes per k that stays in L2 while the token tiles pass over it.
 void PackedMatMulRows(const float* x, const float* packed, float* y, int n, int in, int out, int row_begin,
                       int row_end, bool accumulate) {
@@ -208,15 +208,15 @@ void PackedMatMulRows(const float* x, const float* packed, float* y, int n, int 
       const int u = v + count;
       a.w[count] = PanelBase(packed, in, u / kPanelVectors) + (u % kPanelVectors) * kPackLanes;
     }
+    // ceil(n / 6) token tiles of near-equal size (7 tokens as 4 + 3, not 6 + 1: a 1-token tile does 4 FMAs per
+    // 5 loads). Which tile a token lands in never changes its result.
     const TileFn* fns = kTiles.fn[count - 1];
-    int t = 0;
-    for (; t + kTokenTile <= n; t += kTokenTile) {
+    const int tiles = (n + kTokenTile - 1) / kTokenTile;
+    for (int i = 0, t = 0; i < tiles; ++i) {
+      const int size = n / tiles + (i < n % tiles ? 1 : 0);
       a.t0 = t;
-      fns[kTokenTile - 1](a);
-    }
-    if (t < n) {
-      a.t0 = t;
-      fns[n - t - 1](a);
+      fns[size - 1](a);
+      t += size;
     }
     v += count;
   }
