@@ -314,12 +314,14 @@ void CpuBackend::ComputeOutputs(const ForwardInput& input, ForwardOutput* output
   } else {
     output->hidden.clear();
   }
-  for (int o = 0; o < num_out; ++o) {
+  // Rows sample independently (a pure function of the row's logits, params, seed and step), so they run in
+  // parallel: with sampling on, a 32000-wide softmax per row is ~20% of a batched decode step.
+  pool_.ParallelFor(num_out, [&](int o, int) {
     const OutputRow& row = input.outputs[o];
-    if (!row.sample) continue;
+    if (!row.sample) return;
     absl::Span<float> logits(out_logits_.data() + static_cast<size_t>(o) * vocab, vocab);
     output->sampled_tokens[o] = SampleToken(logits, row.params, row.seed, row.step, row.penalty_tokens);
-  }
+  });
 }
 
 absl::Status CpuBackend::Forward(const ForwardInput& input, ForwardOutput* output) {
