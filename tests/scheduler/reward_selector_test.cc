@@ -15,6 +15,7 @@
 #include "engine/cpu/cpu_backend.h"
 #include "scheduler/engine_loop.h"
 #include "scheduler/fake_backend.h"
+#include "tests/scheduler/text_sink.h"
 
 namespace llama {
 namespace {
@@ -103,33 +104,7 @@ std::unique_ptr<RewardModel> MakeKnownHeadRm(const Tokenizer& tok, const std::ve
   return std::move(*rm);
 }
 
-class Sink : public RequestSink {
- public:
-  void OnTokens(absl::Span<const int32_t> ids, std::string_view text) override {
-    absl::MutexLock lock(&mu_);
-    ++token_calls_;
-    text_ += text;
-  }
-  void OnFinish(const FinishInfo& info) override {
-    absl::MutexLock lock(&mu_);
-    ++finishes_;
-    info_ = info;
-    done_.Notify();
-  }
-  bool Wait() { return done_.WaitForNotificationWithTimeout(absl::Seconds(30)); }
-  std::string text() const { absl::MutexLock lock(&mu_); return text_; }
-  FinishInfo info() const { absl::MutexLock lock(&mu_); return info_; }
-  int token_calls() const { absl::MutexLock lock(&mu_); return token_calls_; }
-  int finishes() const { absl::MutexLock lock(&mu_); return finishes_; }
-
- private:
-  mutable absl::Mutex mu_;
-  std::string text_;
-  FinishInfo info_;
-  int token_calls_ = 0;
-  int finishes_ = 0;
-  absl::Notification done_;
-};
+using Sink = ::llama::testing::TextSink;
 
 class Recorder : public RewardObserver {
  public:

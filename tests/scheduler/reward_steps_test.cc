@@ -18,6 +18,7 @@
 #include "scheduler/engine_loop.h"
 #include "scheduler/fake_backend.h"
 #include "scheduler/reward_selector.h"
+#include "tests/scheduler/text_sink.h"
 
 namespace llama {
 namespace {
@@ -88,32 +89,7 @@ class LoggingBackend : public Backend {
   int fail_next_ = 0;
 };
 
-class Sink : public RequestSink {
- public:
-  void OnTokens(absl::Span<const int32_t>, std::string_view text) override {
-    absl::MutexLock lock(&mu_);
-    ++token_calls_;
-    text_ += text;
-  }
-  void OnFinish(const FinishInfo& info) override {
-    absl::MutexLock lock(&mu_);
-    ++finishes_;
-    info_ = info;
-    done_.Notify();
-  }
-  bool Wait() { return done_.WaitForNotificationWithTimeout(absl::Seconds(30)); }
-  std::string text() const { absl::MutexLock lock(&mu_); return text_; }
-  FinishInfo info() const { absl::MutexLock lock(&mu_); return info_; }
-  int token_calls() const { absl::MutexLock lock(&mu_); return token_calls_; }
-  int finishes() const { absl::MutexLock lock(&mu_); return finishes_; }
-
- private:
-  mutable absl::Mutex mu_;
-  std::string text_;
-  FinishInfo info_;
-  int token_calls_ = 0, finishes_ = 0;
-  absl::Notification done_;
-};
+using Sink = ::llama::testing::TextSink;
 
 class RewardStepsTest : public ::testing::Test {
  protected:
