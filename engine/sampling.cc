@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "engine/counter_rng.h"
 
 namespace llama {
 
@@ -24,19 +25,7 @@ absl::Status SamplingParams::Validate() const {
   return absl::OkStatus();
 }
 
-float CounterUniform(uint64_t seed, int64_t step) {
-  // SplitMix64 finaliser over a state that mixes the seed and the step; two rounds so that nearby
-  // (seed, step) pairs give unrelated values.
-  auto mix = [](uint64_t z) {
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  };
-  const uint64_t z = mix(mix(seed) ^ static_cast<uint64_t>(step));
-  // Top 24 bits → a float in [0, 1) exactly representable (never rounds up to 1).
-  return static_cast<float>(z >> 40) * (1.0f / 16777216.0f);
-}
+float CounterUniform(uint64_t seed, int64_t step) { return CounterUniformOf(seed, step); }
 
 namespace {
 

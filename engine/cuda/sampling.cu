@@ -2,6 +2,7 @@
 #include <cub/block/block_scan.cuh>
 #include <cub/device/device_segmented_radix_sort.cuh>
 
+#include "engine/counter_rng.h"
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/numeric.cuh"
 #include "engine/cuda/sampling.cuh"
@@ -12,17 +13,8 @@ namespace {
 
 constexpr int kThreads = 1024;
 
-// Bit-for-bit the host CounterUniform (engine/sampling.cc): both backends draw the same u for (seed, step).
-__device__ float DeviceCounterUniform(uint64_t seed, int64_t step) {
-  auto mix = [](uint64_t z) {
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  };
-  const uint64_t z = mix(mix(seed) ^ static_cast<uint64_t>(step));
-  return static_cast<float>(z >> 40) * (1.0f / 16777216.0f);
-}
+// The host's CounterUniform, compiled for the device (engine/counter_rng.h): both backends draw the same u.
+__device__ float DeviceCounterUniform(uint64_t seed, int64_t step) { return CounterUniformOf(seed, step); }
 
 __device__ bool IsGreedy(const DeviceSampleRow& row) { return row.temperature == 0.0f || row.top_k == 1; }
 
