@@ -12,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/engine/llama2_tokenizer_fixture.h"
 
 namespace llama {
 namespace {
@@ -19,7 +20,6 @@ namespace {
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 
-constexpr char kModelPath[] = LLAMA_SOURCE_DIR "/models/.cache/tokenizer.model";
 constexpr char kGoldenPath[] = LLAMA_SOURCE_DIR "/tests/golden/chat_prompt_cases.json";
 
 nlohmann::json LoadGolden() {
@@ -34,20 +34,7 @@ Message System(std::string text) { return {Role::kSystem, std::move(text)}; }
 Message User(std::string text) { return {Role::kUser, std::move(text)}; }
 Message Assistant(std::string text) { return {Role::kAssistant, std::move(text)}; }
 
-class ChatPromptTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    auto loaded = Tokenizer::Load(kModelPath);
-    ASSERT_TRUE(loaded.ok()) << loaded.status();
-    tokenizer_ = loaded->release();
-  }
-  static void TearDownTestSuite() {
-    delete tokenizer_;
-    tokenizer_ = nullptr;
-  }
-  static Tokenizer* tokenizer_;
-};
-Tokenizer* ChatPromptTest::tokenizer_ = nullptr;
+class ChatPromptTest : public ::llama::testing::Llama2TokenizerTest {};
 
 void ExpectInvalid(const absl::Status& status, const std::string& fragment) {
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;

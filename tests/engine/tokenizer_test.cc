@@ -13,11 +13,11 @@
 #include "engine/utf8.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/engine/llama2_tokenizer_fixture.h"
 
 namespace llama {
 namespace {
 
-constexpr char kModelPath[] = LLAMA_SOURCE_DIR "/models/.cache/tokenizer.model";
 constexpr char kCasesPrefix[] = LLAMA_SHARED_DIR "/testdata/llama2-tokenizer-cases";
 
 std::string ReadFile(const std::string& path) {
@@ -59,20 +59,7 @@ std::vector<Case> LoadCases() {
   return cases;
 }
 
-class TokenizerTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    auto loaded = Tokenizer::Load(kModelPath);
-    ASSERT_TRUE(loaded.ok()) << loaded.status();
-    tokenizer_ = loaded->release();
-  }
-  static void TearDownTestSuite() {
-    delete tokenizer_;
-    tokenizer_ = nullptr;
-  }
-  static Tokenizer* tokenizer_;
-};
-Tokenizer* TokenizerTest::tokenizer_ = nullptr;
+class TokenizerTest : public ::llama::testing::Llama2TokenizerTest {};
 
 // Streams `ids` one at a time; every chunk must be valid UTF-8. Returns the concatenation (Flush included).
 std::string Stream(const Tokenizer& tokenizer, const std::vector<int32_t>& ids, int* empty_pushes = nullptr) {
