@@ -3,8 +3,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "engine/chat_prompt.h"
-#include "engine/status_macros.h"
 #include "nlohmann/json.hpp"
 
 namespace llama {

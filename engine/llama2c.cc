@@ -9,7 +9,8 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "engine/status_macros.h"
+#include "base/check.h"
+#include "base/status_macros.h"
 
 namespace llama {
 namespace {

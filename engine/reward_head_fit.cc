@@ -4,8 +4,8 @@
 #include <limits>
 
 #include "absl/status/status.h"
+#include "base/status_macros.h"
 #include "engine/logistic_regression.h"
-#include "engine/status_macros.h"
 
 namespace llama {
 namespace {

@@ -6,7 +6,8 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "engine/status_macros.h"
+#include "base/check.h"
+#include "base/status_macros.h"
 
 namespace llama {
 namespace {

@@ -7,8 +7,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "base/check.h"
+#include "base/status_macros.h"
 #include "engine/sentencepiece_model.h"
-#include "engine/status_macros.h"
 #include "engine/utf8.h"
 
 namespace llama {

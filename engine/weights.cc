@@ -8,9 +8,10 @@
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
+#include "base/check.h"
+#include "base/status_macros.h"
 #include "engine/checkpoint.h"
 #include "engine/safetensors.h"
-#include "engine/status_macros.h"
 
 namespace llama {
 namespace {

@@ -1,6 +1,6 @@
 #include "scheduler/block_allocator.h"
 
-#include "engine/status_macros.h"
+#include "base/check.h"
 
 namespace llama {
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "absl/container/flat_hash_set.h"
-#include "engine/status_macros.h"
+#include "base/check.h"
 
 namespace llama {
 namespace {

@@ -4,7 +4,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "engine/status_macros.h"
+#include "base/check.h"
+#include "base/status_macros.h"
 
 namespace llama {
 namespace {

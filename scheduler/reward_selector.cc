@@ -5,7 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "engine/status_macros.h"
+#include "base/check.h"
+#include "base/status_macros.h"
 
 namespace llama {
 

@@ -3,7 +3,7 @@
 #include <memory>
 #include <utility>
 
-#include "engine/status_macros.h"
+#include "base/check.h"
 
 namespace llama {
 

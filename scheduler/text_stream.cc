@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "engine/status_macros.h"
+#include "base/check.h"
 
 namespace llama {
 

@@ -6,10 +6,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "base/status_macros.h"
 #include "engine/config.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cuda_plugin.h"
-#include "engine/status_macros.h"
 #include "engine/weights.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"

@@ -3,9 +3,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cuda_plugin.h"
-#include "engine/status_macros.h"
 
 namespace llama::server {
 namespace {

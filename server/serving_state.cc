@@ -1,6 +1,6 @@
 #include "server/serving_state.h"
 
-#include "engine/status_macros.h"
+#include "base/check.h"
 
 namespace llama::server {
 

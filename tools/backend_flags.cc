@@ -1,7 +1,7 @@
 #include "tools/backend_flags.h"
 
 #include "absl/strings/str_cat.h"
-#include "engine/status_macros.h"
+#include "base/status_macros.h"
 #include "engine/cuda_plugin.h"
 
 namespace llama::cli {

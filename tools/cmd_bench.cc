@@ -11,11 +11,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "engine/cpu/cpu_backend.h"
-#include "tools/backend_flags.h"
 #include "engine/simple_generate.h"
-#include "engine/status_macros.h"
 #include "engine/weights.h"
+#include "tools/backend_flags.h"
 #include "tools/cli_flags.h"
 #include "tools/subcommands.h"
 

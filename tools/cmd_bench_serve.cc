@@ -16,7 +16,7 @@
 #include "absl/synchronization/barrier.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
-#include "engine/status_macros.h"
+#include "base/status_macros.h"
 #include "grpcpp/grpcpp.h"
 #include "llamachat/v1/chat.grpc.pb.h"
 #include "server/chat_server.h"

@@ -14,7 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
-#include "engine/status_macros.h"
+#include "base/status_macros.h"
 #include "grpcpp/grpcpp.h"
 #include "llamachat/v1/chat.grpc.pb.h"
 #include "tools/cli_flags.h"

@@ -12,13 +12,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "engine/chat_prompt.h"
 #include "engine/cpu/cpu_backend.h"
-#include "tools/backend_flags.h"
 #include "engine/simple_generate.h"
-#include "engine/status_macros.h"
 #include "engine/tokenizer.h"
 #include "engine/weights.h"
+#include "tools/backend_flags.h"
 #include "tools/cli_flags.h"
 #include "tools/generate_batch.h"
 #include "tools/subcommands.h"

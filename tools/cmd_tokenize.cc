@@ -8,9 +8,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/status_macros.h"
 #include "engine/chat_prompt.h"
 #include "engine/config.h"
-#include "engine/status_macros.h"
 #include "engine/tokenizer.h"
 #include "tools/cli_flags.h"
 #include "tools/subcommands.h"

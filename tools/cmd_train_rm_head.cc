@@ -16,12 +16,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/status_macros.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/logistic_regression.h"
 #include "engine/reward_data.h"
 #include "engine/reward_head_fit.h"
 #include "engine/reward_model.h"
-#include "engine/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "tools/cli_flags.h"
 #include "tools/subcommands.h"

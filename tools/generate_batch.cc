@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "engine/cpu/cpu_backend.h"
-#include "engine/status_macros.h"
 #include "engine/tokenizer.h"
 #include "engine/weights.h"
 #include "scheduler/batch_runner.h"

@@ -5,9 +5,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "base/check.h"
+#include "base/status_macros.h"
 #include "engine/cpu/packed_matmul.h"
 #include "engine/cpu/paged_attention.h"
-#include "engine/status_macros.h"
 
 namespace llama {
 namespace {

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/embedding.cuh"
 #include "engine/cuda/kv_write.cuh"
@@ -11,7 +12,6 @@
 #include "engine/cuda/rms_norm.cuh"
 #include "engine/cuda/rope.cuh"
 #include "engine/cuda/swiglu.cuh"
-#include "engine/status_macros.h"
 
 namespace llama::cuda {
 namespace {

@@ -4,9 +4,9 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/tensor_init.cuh"
-#include "engine/status_macros.h"
 
 namespace llama::cuda {
 namespace {

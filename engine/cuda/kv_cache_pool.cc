@@ -1,8 +1,8 @@
 #include "engine/cuda/kv_cache_pool.h"
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "engine/cuda/cuda_check.h"
-#include "engine/status_macros.h"
 
 namespace llama::cuda {
 

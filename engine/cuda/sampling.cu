@@ -2,11 +2,11 @@
 #include <cub/block/block_scan.cuh>
 #include <cub/device/device_segmented_radix_sort.cuh>
 
+#include "base/status_macros.h"
 #include "engine/counter_rng.h"
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/numeric.cuh"
 #include "engine/cuda/sampling.cuh"
-#include "engine/status_macros.h"
 
 namespace llama::cuda {
 namespace {

@@ -10,6 +10,7 @@
 //     margin while a wrong kernel gives order 1.
 #include <memory>
 
+#include "base/check.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cuda/cuda_backend.h"
 #include "engine/kv_head_pooling.h"

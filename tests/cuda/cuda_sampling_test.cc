@@ -1,6 +1,7 @@
 // The device sampler against the CPU SampleToken on identical logits: the same counter-based uniform and the same
 // candidate order, so the tokens must be identical (a tie at a CDF boundary has probability ~1e-7 per draw on
 // these continuous random logits).
+#include "base/check.h"
 #include "engine/cuda/sampling.cuh"
 #include "engine/sampling.h"
 #include "tests/cuda/cuda_test_util.h"

@@ -18,12 +18,12 @@
 #include <random>
 #include <vector>
 
+#include "base/check.h"
 #include "engine/cuda/cuda_backend_factory.h"
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/dtype.h"
 #include "engine/cuda/tensor_init.cuh"
-#include "engine/status_macros.h"
 
 namespace llama::cuda::testing {
 

@@ -8,11 +8,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/check.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/kv_head_pooling.h"
 #include "engine/llama2c.h"
 #include "engine/simple_generate.h"
-#include "engine/status_macros.h"
 #include "engine/weights.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -7,9 +7,9 @@
 #include <fstream>
 #include <functional>
 
+#include "base/check.h"
 #include "engine/config.h"
 #include "engine/safetensors.h"
-#include "engine/status_macros.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"

@@ -19,9 +19,9 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "base/status_macros.h"
 #include "engine/cuda/cuda_backend.h"
 #include "engine/cuda/cuda_check.h"
-#include "engine/status_macros.h"
 
 namespace llama::cuda {
 namespace {
