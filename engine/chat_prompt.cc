@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
-#include "engine/utf8.h"
+#include "base/utf8.h"
 
 namespace llama {
 namespace {

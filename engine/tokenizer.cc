@@ -9,8 +9,8 @@
 #include "absl/strings/str_replace.h"
 #include "base/check.h"
 #include "base/status_macros.h"
+#include "base/utf8.h"
 #include "engine/sentencepiece_model.h"
-#include "engine/utf8.h"
 
 namespace llama {
 namespace {
@@ -96,32 +96,20 @@ Tokenizer::PieceKind Tokenizer::piece_kind(int32_t id) const {
 
 namespace {
 
-// Takes the complete characters off the front of `pending` (a run of byte pieces); each byte that can no longer
-// start a valid character becomes one U+FFFD; a proper prefix of a character stays held back.
+// Takes the complete characters off the front of `pending` (a run of byte pieces): each byte that can no longer
+// start a valid character becomes one U+FFFD (SentencePiece's policy); an unfinished character at the end stays
+// held back.
 std::string TakeCompleteChars(std::string* pending) {
-  std::string out;
-  size_t pos = 0;
-  while (pos < pending->size()) {
-    const std::string_view rest = std::string_view(*pending).substr(pos);
-    if (const int length = utf8::ValidCharLength(rest); length > 0) {
-      out.append(rest.substr(0, length));
-      pos += length;
-    } else if (utf8::IsIncompletePrefix(rest)) {
-      break;
-    } else {
-      out.append(utf8::kReplacementChar);
-      ++pos;
-    }
-  }
-  pending->erase(0, pos);
+  const size_t complete = pending->size() - utf8::IncompleteSuffixLength(*pending);
+  std::string out = utf8::ReplaceEachInvalidByte(std::string_view(*pending).substr(0, complete));
+  pending->erase(0, complete);
   return out;
 }
 
-// The run ended: held-back bytes are a lead byte plus continuation bytes, and SentencePiece prints each of them
-// as one U+FFFD.
+// The run ended: the held-back bytes (a lead byte plus continuation bytes) can no longer complete, and
+// SentencePiece prints each of them as one U+FFFD.
 std::string ReplaceHeldBack(std::string* pending) {
-  std::string out;
-  for (size_t i = 0; i < pending->size(); ++i) out.append(utf8::kReplacementChar);
+  std::string out = utf8::ReplaceEachInvalidByte(*pending);
   pending->clear();
   return out;
 }

@@ -4,7 +4,7 @@
 #include <utility>
 
 #include "server/status_mapping.h"
-#include "server/utf8.h"
+#include "base/utf8.h"
 
 namespace llama::server {
 namespace {
@@ -147,7 +147,8 @@ bool ChatReactor::NextMessage() {
   if (!pending_text_.empty() || !pending_ids_.empty()) {
     v1::Delta* delta = response_.mutable_delta();
     // The engine emits whole UTF-8 characters; this guard keeps a bug there from breaking the client's parser.
-    delta->set_text(IsValidUtf8(pending_text_) ? std::move(pending_text_) : ToValidUtf8(pending_text_));
+    delta->set_text(utf8::IsValid(pending_text_) ? std::move(pending_text_)
+                                                : utf8::ReplaceEachInvalidRun(pending_text_));
     delta->mutable_token_ids()->Assign(pending_ids_.begin(), pending_ids_.end());
     pending_text_.clear();
     pending_ids_.clear();

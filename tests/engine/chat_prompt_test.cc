@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/utf8.h"
+#include "base/utf8.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"

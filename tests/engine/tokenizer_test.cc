@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/utf8.h"
+#include "base/utf8.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/engine/llama2_tokenizer_fixture.h"

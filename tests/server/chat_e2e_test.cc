@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_split.h"
 #include "engine/tokenizer.h"
-#include "server/utf8.h"
+#include "base/utf8.h"
 #include "tests/server/e2e_helpers.h"
 
 namespace llama::server::testing {
@@ -73,7 +73,7 @@ TEST_F(ChatE2eTest, StreamsDeltasThenOneFinal) {
   ASSERT_TRUE(result.status.ok()) << result.status.error_message();
   ASSERT_TRUE(result.has_final);
   EXPECT_GT(result.deltas.size(), 1u) << "the reply should arrive in several deltas";
-  for (const std::string& delta : result.deltas) EXPECT_TRUE(IsValidUtf8(delta));
+  for (const std::string& delta : result.deltas) EXPECT_TRUE(utf8::IsValid(delta));
   const v1::Final& final_message = result.final_message;
   EXPECT_TRUE(final_message.finish_reason() == v1::FINISH_REASON_STOP ||
               final_message.finish_reason() == v1::FINISH_REASON_LENGTH);

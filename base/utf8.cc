@@ -1,5 +1,6 @@
-#include "engine/utf8.h"
+#include "base/utf8.h"
 
+#include <algorithm>
 #include <cstdint>
 
 namespace llama::utf8 {
@@ -75,6 +76,13 @@ bool IsIncompletePrefix(std::string_view s) {
   return true;
 }
 
+size_t IncompleteSuffixLength(std::string_view s) {
+  for (size_t n = std::min<size_t>(3, s.size()); n > 0; --n) {
+    if (IsIncompletePrefix(s.substr(s.size() - n))) return n;
+  }
+  return 0;
+}
+
 bool IsValid(std::string_view s) {
   while (!s.empty()) {
     const int length = ValidCharLength(s);
@@ -82,6 +90,41 @@ bool IsValid(std::string_view s) {
     s.remove_prefix(length);
   }
   return true;
+}
+
+std::string ReplaceEachInvalidByte(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  while (!s.empty()) {
+    const int length = ValidCharLength(s);
+    if (length == 0) {
+      out.append(kReplacementChar);
+      s.remove_prefix(1);
+    } else {
+      out.append(s.substr(0, length));
+      s.remove_prefix(length);
+    }
+  }
+  return out;
+}
+
+std::string ReplaceEachInvalidRun(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  bool in_bad_run = false;
+  while (!s.empty()) {
+    const int length = ValidCharLength(s);
+    if (length == 0) {
+      if (!in_bad_run) out.append(kReplacementChar);
+      in_bad_run = true;
+      s.remove_prefix(1);
+    } else {
+      in_bad_run = false;
+      out.append(s.substr(0, length));
+      s.remove_prefix(length);
+    }
+  }
+  return out;
 }
 
 bool IsPythonWhitespace(char32_t c) {
