@@ -65,7 +65,7 @@ ENV NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     LD_LIBRARY_PATH=/usr/local/nvidia/lib64:/usr/local/cuda/lib64
 # libllama_sentencepiece.so and libllama_cuda.so are dlopen'ed from the executables' directory
-# (engine/sentencepiece_api.h, engine/cuda_plugin.h).
+# (engine/text/sentencepiece_api.h, engine/cuda_plugin.h).
 COPY --from=build /src/build/bin/llama-chat-server /src/build/bin/llama-chat /src/build/bin/libllama_sentencepiece.so \
      /src/build/bin/libllama_cuda.so /usr/local/bin/
 # Fail the build if the runtime stage misses a library (libcuda comes from the host's driver at run time).

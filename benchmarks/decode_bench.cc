@@ -15,7 +15,7 @@
 #include "engine/cpu/matmul.h"
 #include "engine/cpu/packed_matmul.h"
 #include "engine/cpu/thread_pool.h"
-#include "engine/weights.h"
+#include "engine/model/weights.h"
 
 #ifndef LLAMA_SOURCE_DIR
 #define LLAMA_SOURCE_DIR "."  // benchmarks/CMakeLists.txt defines none: run from the repository root

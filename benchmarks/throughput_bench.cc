@@ -15,8 +15,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "engine/cpu/cpu_backend.h"
-#include "engine/tokenizer.h"
-#include "engine/weights.h"
+#include "engine/model/weights.h"
+#include "engine/text/tokenizer.h"
 #include "scheduler/batch_runner.h"
 
 namespace llama {

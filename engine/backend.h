@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "engine/config.h"
+#include "engine/model/config.h"
 #include "engine/sampling.h"
 
 namespace llama {

@@ -14,7 +14,7 @@
 #include "absl/status/statusor.h"
 #include "engine/backend.h"
 #include "engine/cuda/cuda_backend_factory.h"
-#include "engine/weights.h"
+#include "engine/model/weights.h"
 
 namespace llama {
 

@@ -8,7 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/backend.h"
-#include "engine/tokenizer.h"
+#include "engine/text/tokenizer.h"
 #include "scheduler/engine_loop.h"
 #include "scheduler/request.h"
 

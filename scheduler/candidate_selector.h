@@ -14,7 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "engine/reward_model.h"
+#include "engine/reward/reward_model.h"
 #include "scheduler/request.h"
 
 namespace llama {

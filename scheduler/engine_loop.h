@@ -8,7 +8,7 @@
 
 #include "absl/status/status.h"
 #include "engine/backend.h"
-#include "engine/tokenizer.h"
+#include "engine/text/tokenizer.h"
 #include "scheduler/request.h"
 #include "scheduler/scheduler_config.h"
 #include "scheduler/step_stats.h"

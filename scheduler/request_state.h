@@ -13,7 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "engine/tokenizer.h"
+#include "engine/text/tokenizer.h"
 #include "scheduler/candidate_selector.h"
 #include "scheduler/request.h"
 #include "scheduler/sequence.h"

@@ -23,7 +23,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "engine/reward_model.h"
+#include "engine/reward/reward_model.h"
 #include "scheduler/block_allocator.h"
 
 namespace llama {

@@ -5,7 +5,7 @@
 //   helpfulness score wins (the best safety score with no helpfulness model); if none passes, the answer is the
 //   configured refusal with finish reason SAFETY.
 // A reward model failure (or the request's deadline passing) is an error: the engine loop fails the request and
-// nothing of any candidate is sent. Candidates are scored from their text (engine/reward_model.h), so a Score RPC
+// nothing of any candidate is sent. Candidates are scored from their text (engine/reward/reward_model.h), so a Score RPC
 // on (dialog, streamed text) reproduces the score used here.
 //
 // In the engine loop the selector only formats (RewardInput) and decides (SelectScored): the loop runs the scoring
@@ -22,8 +22,8 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
-#include "engine/reward_model.h"
-#include "engine/tokenizer.h"
+#include "engine/reward/reward_model.h"
+#include "engine/text/tokenizer.h"
 #include "scheduler/candidate_selector.h"
 
 namespace llama {

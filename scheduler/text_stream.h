@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "engine/tokenizer.h"
+#include "engine/text/tokenizer.h"
 
 namespace llama {
 

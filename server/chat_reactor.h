@@ -21,7 +21,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "engine/tokenizer.h"
+#include "engine/text/tokenizer.h"
 #include "grpcpp/grpcpp.h"
 #include "llamachat/v1/chat.pb.h"
 #include "scheduler/engine_loop.h"

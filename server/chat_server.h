@@ -15,7 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "engine/backend.h"
-#include "engine/tokenizer.h"
+#include "engine/text/tokenizer.h"
 #include "grpcpp/grpcpp.h"
 #include "scheduler/engine_loop.h"
 #include "server/chat_service.h"

@@ -8,8 +8,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "engine/chat_prompt.h"
-#include "engine/tokenizer.h"
+#include "engine/text/chat_prompt.h"
+#include "engine/text/tokenizer.h"
 #include "google/protobuf/repeated_field.h"
 #include "llamachat/v1/chat.pb.h"
 #include "scheduler/request.h"

@@ -2,7 +2,7 @@
 // model, each on its own backend (same kind and device as the policy, its own KV pool sized for max_candidates
 // full-context sequences), the RewardSelector the engine loop calls, the reward metrics, and the Score RPC.
 //
-// The Score RPC and candidate selection share one input format (engine/reward_model.h), so Score on
+// The Score RPC and candidate selection share one input format (engine/reward/reward_model.h), so Score on
 // (dialog, streamed answer) returns the safety score the selection used.
 //
 // Each reward model's KV pool: max_candidates full-context sequences lent to the engine loop's reward steps
@@ -18,9 +18,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "engine/chat_prompt.h"
-#include "engine/reward_model.h"
-#include "engine/tokenizer.h"
+#include "engine/reward/reward_model.h"
+#include "engine/text/chat_prompt.h"
+#include "engine/text/tokenizer.h"
 #include "prometheus/registry.h"
 #include "scheduler/reward_selector.h"
 #include "server/reward_metrics.h"

@@ -9,7 +9,7 @@
 #include "absl/status/statusor.h"
 #include "engine/backend.h"
 #include "engine/cpu/cpu_backend.h"
-#include "engine/weights.h"
+#include "engine/model/weights.h"
 
 namespace llama::cli {
 

@@ -4,9 +4,9 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
-#include "engine/kv_head_pooling.h"
-#include "engine/llama2c.h"
-#include "engine/weights.h"
+#include "convert/llama2c.h"
+#include "engine/model/kv_head_pooling.h"
+#include "engine/model/weights.h"
 #include "tools/cli_flags.h"
 #include "tools/subcommands.h"
 

@@ -9,9 +9,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/status_macros.h"
-#include "engine/chat_prompt.h"
-#include "engine/config.h"
-#include "engine/tokenizer.h"
+#include "engine/model/config.h"
+#include "engine/text/chat_prompt.h"
+#include "engine/text/dialog_json.h"
+#include "engine/text/tokenizer.h"
 #include "tools/cli_flags.h"
 #include "tools/subcommands.h"
 

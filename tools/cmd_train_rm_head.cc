@@ -3,9 +3,9 @@
 // config num_labels 1), plus tokenizer.model and train_report.json.
 //
 // Features: the final-norm hidden state of the last token of each (dialog, response) reward sequence
-// (engine/reward_model.h), computed by the CPU backend. Head: L2 logistic regression on standardised features,
-// λ by 5-fold cross-validation over asks on the training split (engine/reward_head_fit.h). The held-out split is
-// the fixed rule of engine/reward_data.h.
+// (engine/reward/reward_model.h), computed by the CPU backend. Head: L2 logistic regression on standardised features,
+// λ by 5-fold cross-validation over asks on the training split (training/reward_head_fit.h). The held-out split is
+// the fixed rule of training/reward_data.h.
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -18,13 +18,13 @@
 #include "absl/time/clock.h"
 #include "base/status_macros.h"
 #include "engine/cpu/cpu_backend.h"
-#include "engine/logistic_regression.h"
-#include "engine/reward_data.h"
-#include "engine/reward_head_fit.h"
-#include "engine/reward_model.h"
+#include "engine/reward/reward_model.h"
 #include "nlohmann/json.hpp"
 #include "tools/cli_flags.h"
 #include "tools/subcommands.h"
+#include "training/logistic_regression.h"
+#include "training/reward_data.h"
+#include "training/reward_head_fit.h"
 
 namespace llama::cli {
 namespace {

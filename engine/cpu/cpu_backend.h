@@ -19,7 +19,7 @@
 #include "engine/cpu/huge_page_buffer.h"
 #include "engine/cpu/ops.h"
 #include "engine/cpu/thread_pool.h"
-#include "engine/weights.h"
+#include "engine/model/weights.h"
 
 namespace llama {
 

@@ -7,11 +7,11 @@
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/embedding.cuh"
 #include "engine/cuda/kv_write.cuh"
-#include "engine/cuda/model_shapes.h"
 #include "engine/cuda/paged_attention.cuh"
 #include "engine/cuda/rms_norm.cuh"
 #include "engine/cuda/rope.cuh"
 #include "engine/cuda/swiglu.cuh"
+#include "engine/model/model_shapes.h"
 
 namespace llama::cuda {
 namespace {
@@ -63,7 +63,7 @@ absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const CudaBacke
     ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(options.model_dir));
     return Create(weights, options);
   }
-  ASSIGN_OR_RETURN(ModelConfig config, DummyModelConfig(options.dummy_weights));
+  ASSIGN_OR_RETURN(ModelConfig config, NamedModelConfig(options.dummy_weights));
   ASSIGN_OR_RETURN(DType dtype, ParseDType(options.dtype));
   RETURN_IF_ERROR(SelectDevice(options.device));
   auto backend = std::unique_ptr<CudaBackend>(new CudaBackend());

@@ -23,7 +23,7 @@
 #include "engine/cuda/gemm.h"
 #include "engine/cuda/kv_cache_pool.h"
 #include "engine/cuda/sampling.cuh"
-#include "engine/weights.h"
+#include "engine/model/weights.h"
 
 namespace llama::cuda {
 

@@ -15,7 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/backend.h"
-#include "engine/weights.h"
+#include "engine/model/weights.h"
 
 namespace llama::cuda {
 

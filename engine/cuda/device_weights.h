@@ -9,10 +9,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "engine/config.h"
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/dtype.h"
-#include "engine/weights.h"
+#include "engine/model/config.h"
+#include "engine/model/weights.h"
 
 namespace llama::cuda {
 

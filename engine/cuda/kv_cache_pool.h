@@ -13,9 +13,9 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "engine/backend.h"
-#include "engine/config.h"
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/dtype.h"
+#include "engine/model/config.h"
 
 namespace llama::cuda {
 

@@ -1,5 +1,5 @@
 // base/utf8: the one UTF-8 table (validity, incomplete prefixes), the two replacement policies, and where they
-// differ. Python's whitespace table is checked against Python in tests/engine/chat_prompt_test.cc.
+// differ. Python's whitespace table is checked against Python in tests/engine/text/chat_prompt_test.cc.
 #include "base/utf8.h"
 
 #include "gtest/gtest.h"

@@ -6,9 +6,9 @@
 #include <string>
 
 #include "engine/cpu/cpu_backend.h"
+#include "engine/model/weights.h"
 #include "engine/simple_generate.h"
-#include "engine/tokenizer.h"
-#include "engine/weights.h"
+#include "engine/text/tokenizer.h"
 #include "gtest/gtest.h"
 
 namespace llama {

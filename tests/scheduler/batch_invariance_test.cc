@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "engine/cpu/cpu_backend.h"
-#include "engine/tokenizer.h"
-#include "engine/weights.h"
+#include "engine/model/weights.h"
+#include "engine/text/tokenizer.h"
 #include "scheduler/batch_runner.h"
 
 namespace llama {

@@ -7,8 +7,8 @@
 #include <sstream>
 
 #include "absl/strings/str_split.h"
-#include "engine/tokenizer.h"
 #include "base/utf8.h"
+#include "engine/text/tokenizer.h"
 #include "tests/server/e2e_helpers.h"
 
 namespace llama::server::testing {

@@ -1,0 +1,211 @@
+#include "engine/reward/reward_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "base/check.h"
+#include "base/status_macros.h"
+
+namespace llama {
+namespace {
+
+// absl::string_view is not std::string_view in this Abseil build.
+std::string_view Strip(std::string_view text) {
+  const absl::string_view s = absl::StripAsciiWhitespace(absl::string_view(text.data(), text.size()));
+  return std::string_view(s.data(), s.size());
+}
+
+float Sigmoid(double x) {
+  if (x >= 0) return static_cast<float>(1.0 / (1.0 + std::exp(-x)));
+  const double e = std::exp(x);
+  return static_cast<float>(e / (1.0 + e));
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<int32_t>> AppendRewardResponse(const Tokenizer& tokenizer,
+                                                          absl::Span<const int32_t> prompt_ids,
+                                                          std::string_view response, int max_tokens) {
+  const std::string_view stripped = Strip(response);
+  std::vector<int32_t> ids(prompt_ids.begin(), prompt_ids.end());
+  const std::vector<int32_t> answer = stripped.empty() ? std::vector<int32_t>() : tokenizer.Encode(stripped);
+  ids.insert(ids.end(), answer.begin(), answer.end());
+  if (max_tokens > 0 && static_cast<int>(ids.size()) > max_tokens) {
+    return absl::InvalidArgumentError(absl::StrCat("reward model: prompt (", prompt_ids.size(), ") + response (",
+                                                   answer.size(), ") tokens exceed its context of ", max_tokens));
+  }
+  return ids;
+}
+
+absl::StatusOr<std::vector<int32_t>> BuildRewardSequence(const Tokenizer& tokenizer,
+                                                         const std::vector<Message>& dialog,
+                                                         std::string_view response, int max_tokens) {
+  const std::string_view stripped = Strip(response);
+  int prompt_budget = 0;  // 0 = no limit for BuildChatPrompt
+  if (max_tokens > 0) {
+    prompt_budget = max_tokens - static_cast<int>(stripped.empty() ? 0 : tokenizer.Encode(stripped).size());
+    if (prompt_budget <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("reward model: the response alone exceeds its context of ", max_tokens, " tokens"));
+    }
+  }
+  ASSIGN_OR_RETURN(ChatPrompt prompt, BuildChatPrompt(tokenizer, dialog, prompt_budget));
+  return AppendRewardResponse(tokenizer, prompt.token_ids, stripped, max_tokens);
+}
+
+RewardModel::RewardModel(std::unique_ptr<Backend> backend, ModelConfig config, std::vector<float> head, float bias,
+                         RewardModelOptions options)
+    : backend_(std::move(backend)),
+      config_(std::move(config)),
+      kv_(backend_->kv_cache()),
+      head_(std::move(head)),
+      bias_(bias),
+      options_(std::move(options)) {}
+
+absl::StatusOr<std::unique_ptr<RewardModel>> RewardModel::Create(ModelWeights weights,
+                                                                 const BackendFactory& factory,
+                                                                 RewardModelOptions options) {
+  const ModelConfig config = weights.config;
+  if (config.num_labels != 1 || weights.score.size() != static_cast<size_t>(config.hidden_size)) {
+    return absl::InvalidArgumentError(absl::StrCat("reward model '", options.name,
+                                                   "': expected a scalar score head (num_labels 1, score [1, ",
+                                                   config.hidden_size, "]), got num_labels ", config.num_labels));
+  }
+  if (options.max_batch_tokens <= 0) return absl::InvalidArgumentError("max_batch_tokens must be > 0");
+  std::vector<float> head = weights.score;
+  const float bias = weights.score_bias.empty() ? 0.0f : weights.score_bias[0];
+  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, factory(std::move(weights)));
+  if (backend->kv_cache().num_blocks <= 0) return absl::InvalidArgumentError("reward model backend has no KV blocks");
+  if (options.engine_kv_blocks < 0 || options.engine_kv_blocks >= backend->kv_cache().num_blocks) {
+    return absl::InvalidArgumentError(absl::StrCat("reward model '", options.name, "': engine_kv_blocks ",
+                                                   options.engine_kv_blocks, " must be in [0, ",
+                                                   backend->kv_cache().num_blocks, ")"));
+  }
+  return std::unique_ptr<RewardModel>(
+      new RewardModel(std::move(backend), config, std::move(head), bias, std::move(options)));
+}
+
+absl::StatusOr<std::unique_ptr<RewardModel>> RewardModel::Load(const std::string& model_dir,
+                                                               const BackendFactory& factory,
+                                                               RewardModelOptions options) {
+  ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(model_dir));
+  if (!weights.is_reward_model()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(model_dir, " is not a reward model (LlamaForSequenceClassification with score.weight)"));
+  }
+  return Create(std::move(weights), factory, std::move(options));
+}
+
+absl::Status RewardModel::ForwardChunk(const std::vector<std::vector<int32_t>>& sequences, size_t begin,
+                                       size_t end, std::vector<float>* hidden) {
+  const KvCacheSpec& kv = kv_;
+  ForwardInput in;
+  in.return_hidden = true;
+  in.max_blocks_per_seq = 0;
+  for (size_t s = begin; s < end; ++s) {
+    const int blocks = (static_cast<int>(sequences[s].size()) + kv.block_size - 1) / kv.block_size;
+    in.max_blocks_per_seq = std::max(in.max_blocks_per_seq, blocks);
+  }
+  in.block_tables.assign((end - begin) * in.max_blocks_per_seq, -1);  // [num_seqs, max_blocks_per_seq]
+  int next_block = options_.engine_kv_blocks;  // each call owns the direct part of the pool: handed out from its start
+  in.query_start.push_back(0);
+  for (size_t s = begin; s < end; ++s) {
+    const std::vector<int32_t>& seq = sequences[s];
+    const int len = static_cast<int>(seq.size());
+    const int row = static_cast<int>(s - begin);
+    const int first_block = next_block;
+    for (int b = 0; b * kv.block_size < len; ++b) in.block_tables[row * in.max_blocks_per_seq + b] = next_block++;
+    for (int t = 0; t < len; ++t) {
+      in.token_ids.push_back(seq[t]);
+      in.positions.push_back(t);
+      in.slot_mapping.push_back((first_block + t / kv.block_size) * kv.block_size + t % kv.block_size);
+    }
+    in.query_start.push_back(static_cast<int32_t>(in.token_ids.size()));
+    in.context_lens.push_back(len);
+    OutputRow out;
+    out.token_index = static_cast<int32_t>(in.token_ids.size()) - 1;  // the sequence's last token
+    out.sample = false;
+    in.outputs.push_back(std::move(out));
+  }
+  ForwardOutput result;
+  RETURN_IF_ERROR(backend_->Forward(in, &result));
+  const size_t want = (end - begin) * static_cast<size_t>(config_.hidden_size);
+  if (result.hidden.size() != want) {
+    return absl::InternalError(absl::StrCat("reward model '", options_.name, "': backend returned ",
+                                            result.hidden.size(), " hidden values, expected ", want));
+  }
+  hidden->insert(hidden->end(), result.hidden.begin(), result.hidden.end());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<float>> RewardModel::Features(const std::vector<std::vector<int32_t>>& sequences,
+                                                         absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  const KvCacheSpec& kv = kv_;
+  for (const auto& seq : sequences) {
+    if (seq.empty()) return absl::InvalidArgumentError("reward model: empty sequence");
+    if (static_cast<int>(seq.size()) > max_tokens()) {
+      return absl::InvalidArgumentError(absl::StrCat("reward model: sequence of ", seq.size(),
+                                                     " tokens exceeds its context of ", max_tokens()));
+    }
+    if ((static_cast<int>(seq.size()) + kv.block_size - 1) / kv.block_size > direct_blocks()) {
+      return absl::ResourceExhaustedError("reward model: KV pool too small for one sequence");
+    }
+  }
+  std::vector<float> hidden;  // [num_sequences, hidden_size]
+  hidden.reserve(sequences.size() * config_.hidden_size);
+  size_t begin = 0;
+  while (begin < sequences.size()) {
+    // Greedy packing: as many whole sequences as fit in the pool and the token cap (at least one).
+    size_t end = begin;
+    int blocks = 0, tokens = 0;
+    while (end < sequences.size()) {
+      const int len = static_cast<int>(sequences[end].size());
+      const int b = (len + kv.block_size - 1) / kv.block_size;
+      if (end > begin && (blocks + b > direct_blocks() || tokens + len > options_.max_batch_tokens)) break;
+      blocks += b;
+      tokens += len;
+      ++end;
+    }
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(absl::StrCat("reward model '", options_.name, "': deadline passed"));
+    }
+    RETURN_IF_ERROR(ForwardChunk(sequences, begin, end, &hidden));
+    begin = end;
+  }
+  return hidden;
+}
+
+absl::Status RewardModel::EngineForward(const ForwardInput& input, ForwardOutput* output) {
+  absl::MutexLock lock(&mu_);
+  for (int32_t block : input.block_tables) {
+    if (block >= options_.engine_kv_blocks) {
+      return absl::InternalError(absl::StrCat("reward model '", options_.name, "': engine block ", block,
+                                              " outside the engine's ", options_.engine_kv_blocks, " blocks"));
+    }
+  }
+  return backend_->Forward(input, output);
+}
+
+float RewardModel::ScoreHidden(absl::Span<const float> hidden) const {
+  CHECK_EQ(static_cast<int>(hidden.size()), config_.hidden_size);
+  double logit = bias_;
+  for (int j = 0; j < config_.hidden_size; ++j) logit += static_cast<double>(head_[j]) * hidden[j];
+  return Sigmoid(logit);
+}
+
+absl::StatusOr<std::vector<float>> RewardModel::Score(const std::vector<std::vector<int32_t>>& sequences,
+                                                      absl::Time deadline) {
+  ASSIGN_OR_RETURN(std::vector<float> hidden, Features(sequences, deadline));
+  const size_t dim = config_.hidden_size;
+  std::vector<float> scores(sequences.size());
+  for (size_t s = 0; s < sequences.size(); ++s) {
+    scores[s] = ScoreHidden(absl::MakeConstSpan(hidden).subspan(s * dim, dim));
+  }
+  return scores;
+}
+
+}  // namespace llama

@@ -1,0 +1,36 @@
+// The interface between the engine and the SentencePiece module (engine/text/sentencepiece_module.cc).
+//
+// Why a separate module: Debian's libsentencepiece.so carries and exports its own copy of protobuf-lite 3.14. In a
+// process that also loads libprotobuf.so 3.21 (the server, the chat client) the two copies interpose each other's
+// symbols and the process aborts at start-up. So libsentencepiece is never linked into our binaries: the module
+// libllama_sentencepiece.so links it and is dlopen'ed with RTLD_LOCAL | RTLD_DEEPBIND, which binds sentencepiece
+// to its own protobuf copy and keeps it out of the global symbol scope. std-only, no Abseil (see
+// sentencepiece_model.h).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace llama {
+
+class SentencePieceApi {
+ public:
+  virtual ~SentencePieceApi() = default;
+  virtual bool Encode(std::string_view text, std::vector<int>* ids) const = 0;
+  virtual std::string DecodeIds(const std::vector<int>& ids) const = 0;
+  virtual int piece_size() const = 0;
+  virtual const std::string& IdToPiece(int id) const = 0;
+  virtual bool IsControl(int id) const = 0;
+  virtual bool IsUnknown(int id) const = 0;
+  virtual bool IsByte(int id) const = 0;
+  virtual int bos_id() const = 0;
+  virtual int eos_id() const = 0;
+};
+
+// The module's one exported symbol: loads a model, or returns null with the reason in *error.
+using SentencePieceOpenFn = SentencePieceApi* (*)(const char* model_path, std::string* error);
+inline constexpr char kSentencePieceOpenSymbol[] = "LlamaSentencePieceOpen";
+inline constexpr char kSentencePieceModuleName[] = "libllama_sentencepiece.so";
+
+}  // namespace llama

@@ -1,0 +1,75 @@
+// No Abseil header may be included here (see sentencepiece_model.h).
+#include "engine/text/sentencepiece_model.h"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <climits>
+#include <mutex>
+
+#include "engine/text/sentencepiece_api.h"
+
+namespace llama {
+namespace {
+
+// Directory of the running executable ("" if unknown): the module is built next to the binaries.
+std::string ExecutableDir() {
+  char path[PATH_MAX];
+  const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (n <= 0) return "";
+  std::string exe(path, n);
+  const size_t slash = exe.rfind('/');
+  return slash == std::string::npos ? "" : exe.substr(0, slash);
+}
+
+// dlopen's the module once per process (it stays loaded). RTLD_DEEPBIND: see sentencepiece_api.h.
+SentencePieceOpenFn OpenModule(std::string* error) {
+  static std::once_flag once;
+  static SentencePieceOpenFn open_fn = nullptr;
+  static std::string open_error;
+  std::call_once(once, [] {
+    std::vector<std::string> candidates = {ExecutableDir() + "/" + kSentencePieceModuleName};
+#ifdef LLAMA_SENTENCEPIECE_MODULE_PATH
+    candidates.push_back(LLAMA_SENTENCEPIECE_MODULE_PATH);  // the build tree, for binaries run from elsewhere
+#endif
+    candidates.push_back(kSentencePieceModuleName);  // the loader's search path (installed libraries)
+    for (const std::string& candidate : candidates) {
+      void* handle = dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      if (handle == nullptr) {
+        open_error += std::string(dlerror()) + "; ";
+        continue;
+      }
+      open_fn = reinterpret_cast<SentencePieceOpenFn>(dlsym(handle, kSentencePieceOpenSymbol));
+      if (open_fn != nullptr) return;
+      open_error += candidate + ": no symbol " + kSentencePieceOpenSymbol + "; ";
+    }
+  });
+  if (open_fn == nullptr) *error = "cannot load the SentencePiece module: " + open_error;
+  return open_fn;
+}
+
+}  // namespace
+
+std::unique_ptr<SentencePieceModel> SentencePieceModel::Load(const std::string& model_path, std::string* error) {
+  SentencePieceOpenFn open_fn = OpenModule(error);
+  if (open_fn == nullptr) return nullptr;
+  std::unique_ptr<SentencePieceApi> sp(open_fn(model_path.c_str(), error));
+  if (sp == nullptr) return nullptr;
+  std::unique_ptr<SentencePieceModel> model(new SentencePieceModel());
+  model->sp_ = std::move(sp);
+  return model;
+}
+
+SentencePieceModel::~SentencePieceModel() = default;
+
+bool SentencePieceModel::Encode(std::string_view text, std::vector<int>* ids) const { return sp_->Encode(text, ids); }
+std::string SentencePieceModel::DecodeIds(const std::vector<int>& ids) const { return sp_->DecodeIds(ids); }
+int SentencePieceModel::piece_size() const { return sp_->piece_size(); }
+const std::string& SentencePieceModel::IdToPiece(int id) const { return sp_->IdToPiece(id); }
+bool SentencePieceModel::IsControl(int id) const { return sp_->IsControl(id); }
+bool SentencePieceModel::IsUnknown(int id) const { return sp_->IsUnknown(id); }
+bool SentencePieceModel::IsByte(int id) const { return sp_->IsByte(id); }
+int SentencePieceModel::bos_id() const { return sp_->bos_id(); }
+int SentencePieceModel::eos_id() const { return sp_->eos_id(); }
+
+}  // namespace llama

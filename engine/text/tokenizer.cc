@@ -1,0 +1,149 @@
+#include "engine/text/tokenizer.h"
+
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "base/check.h"
+#include "base/status_macros.h"
+#include "base/utf8.h"
+#include "engine/text/sentencepiece_model.h"
+
+namespace llama {
+namespace {
+
+constexpr char kSpaceSymbol[] = "\xE2\x96\x81";  // "▁", SentencePiece's visible space
+
+// "<0xNN>" → the byte NN.
+absl::StatusOr<std::string> BytePieceToByte(const std::string& piece) {
+  int value = 0;
+  if (piece.size() != 6 || piece.rfind("<0x", 0) != 0 || piece.back() != '>' ||
+      !absl::SimpleHexAtoi(piece.substr(3, 2), &value)) {
+    return absl::InvalidArgumentError(absl::StrCat("malformed byte piece '", piece, "'"));
+  }
+  return std::string(1, static_cast<char>(value));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& model_path) {
+  if (std::error_code ec; !std::filesystem::is_regular_file(model_path, ec)) {
+    return absl::NotFoundError(absl::StrCat("tokenizer '", model_path, "': no such file"));
+  }
+  std::string error;
+  std::unique_ptr<SentencePieceModel> sp = SentencePieceModel::Load(model_path, &error);
+  if (sp == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot load tokenizer '", model_path, "': ", error));
+  }
+  std::unique_ptr<Tokenizer> tokenizer(new Tokenizer());
+  const int vocab_size = sp->piece_size();
+  tokenizer->piece_bytes_.resize(vocab_size);
+  tokenizer->piece_kinds_.resize(vocab_size);
+  for (int id = 0; id < vocab_size; ++id) {
+    std::string& bytes = tokenizer->piece_bytes_[id];
+    PieceKind& kind = tokenizer->piece_kinds_[id];
+    const std::string& piece = sp->IdToPiece(id);
+    if (sp->IsControl(id)) {
+      kind = PieceKind::kControl;
+    } else if (sp->IsUnknown(id)) {
+      kind = PieceKind::kUnknown;
+      // SentencePiece prints the model's unknown surface (" \u2047 " by default), never the piece text.
+      bytes = sp->DecodeIds({id});
+    } else if (sp->IsByte(id)) {
+      kind = PieceKind::kByte;
+      ASSIGN_OR_RETURN(bytes, BytePieceToByte(piece));
+    } else {
+      kind = PieceKind::kNormal;
+      bytes = absl::StrReplaceAll(piece, {{kSpaceSymbol, " "}});
+    }
+  }
+  if (sp->bos_id() < 0 || sp->eos_id() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("tokenizer '", model_path, "' has no BOS or EOS piece"));
+  }
+  tokenizer->bos_id_ = sp->bos_id();
+  tokenizer->eos_id_ = sp->eos_id();
+  tokenizer->sp_ = std::move(sp);
+  return tokenizer;
+}
+
+Tokenizer::~Tokenizer() = default;
+
+std::vector<int32_t> Tokenizer::Encode(std::string_view text) const {
+  std::vector<int> ids;
+  // Encoding only fails on an unloaded model, which Load rules out.
+  CHECK(sp_->Encode(text, &ids));
+  return std::vector<int32_t>(ids.begin(), ids.end());
+}
+
+std::string Tokenizer::Decode(absl::Span<const int32_t> ids) const {
+  std::vector<int> sp_ids(ids.begin(), ids.end());
+  for (int id : sp_ids) CHECK(id >= 0 && id < vocab_size());  // ids come from our own model and sampler
+  return sp_->DecodeIds(sp_ids);
+}
+
+const std::string& Tokenizer::PieceBytes(int32_t id) const {
+  CHECK(id >= 0 && id < vocab_size());
+  return piece_bytes_[id];
+}
+
+Tokenizer::PieceKind Tokenizer::piece_kind(int32_t id) const {
+  CHECK(id >= 0 && id < vocab_size());
+  return piece_kinds_[id];
+}
+
+namespace {
+
+// Takes the complete characters off the front of `pending` (a run of byte pieces): each byte that can no longer
+// start a valid character becomes one U+FFFD (SentencePiece's policy); an unfinished character at the end stays
+// held back.
+std::string TakeCompleteChars(std::string* pending) {
+  const size_t complete = pending->size() - utf8::IncompleteSuffixLength(*pending);
+  std::string out = utf8::ReplaceEachInvalidByte(std::string_view(*pending).substr(0, complete));
+  pending->erase(0, complete);
+  return out;
+}
+
+// The run ended: the held-back bytes (a lead byte plus continuation bytes) can no longer complete, and
+// SentencePiece prints each of them as one U+FFFD.
+std::string ReplaceHeldBack(std::string* pending) {
+  std::string out = utf8::ReplaceEachInvalidByte(*pending);
+  pending->clear();
+  return out;
+}
+
+}  // namespace
+
+// Mirrors SentencePiece's decoder: consecutive byte pieces form one run decoded as UTF-8; any other piece (control
+// pieces included) ends the run; the first piece that is not a control piece loses one leading "▁" if it is a
+// normal piece (after BOS too, since BOS is a control piece).
+std::string IncrementalDetokenizer::Push(int32_t id) {
+  using Kind = Tokenizer::PieceKind;
+  const Kind kind = tokenizer_->piece_kind(id);
+  const std::string& bytes = tokenizer_->PieceBytes(id);
+  std::string out;
+  if (kind == Kind::kByte) {
+    pending_ += bytes;
+    out = TakeCompleteChars(&pending_);
+  } else {
+    out = ReplaceHeldBack(&pending_);
+    std::string_view piece_text = bytes;
+    if (first_piece_ && kind == Kind::kNormal && !piece_text.empty() && piece_text[0] == ' ') {
+      piece_text.remove_prefix(1);
+    }
+    out += piece_text;
+  }
+  if (kind != Kind::kControl) first_piece_ = false;
+  text_ += out;
+  return out;
+}
+
+std::string IncrementalDetokenizer::Flush() {
+  std::string out = ReplaceHeldBack(&pending_);
+  text_ += out;
+  return out;
+}
+
+}  // namespace llama

@@ -1,0 +1,68 @@
+// Tokenizer: the LLaMA 2 SentencePiece model (tokenizer.model), and an incremental detokenizer for streaming.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+
+namespace llama {
+
+class SentencePieceModel;  // engine/text/sentencepiece_model.h
+
+class Tokenizer {
+ public:
+  static absl::StatusOr<std::unique_ptr<Tokenizer>> Load(const std::string& model_path);
+  ~Tokenizer();
+
+  // Text → ids exactly as SentencePiece encodes it (a leading "▁" is added by the model's normalizer); no BOS/EOS.
+  std::vector<int32_t> Encode(std::string_view text) const;
+  // Ids → text as SentencePiece decodes it (BOS/EOS dropped).
+  std::string Decode(absl::Span<const int32_t> ids) const;
+  // The raw bytes one piece stands for: "▁" → " ", byte pieces <0xNN> → that byte; control pieces → "";
+  // the unknown piece → SentencePiece's unknown surface " \u2047 " (what Decode prints for it).
+  const std::string& PieceBytes(int32_t id) const;
+
+  // How decoding treats a piece: byte pieces form UTF-8 runs, control pieces print nothing, only a normal piece
+  // loses its leading space when it is the first printed piece.
+  enum class PieceKind : uint8_t { kNormal, kByte, kControl, kUnknown };
+  PieceKind piece_kind(int32_t id) const;
+
+  int vocab_size() const { return static_cast<int>(piece_bytes_.size()); }
+  int32_t bos_id() const { return bos_id_; }
+  int32_t eos_id() const { return eos_id_; }
+
+ private:
+  Tokenizer() = default;
+  std::unique_ptr<SentencePieceModel> sp_;
+  std::vector<std::string> piece_bytes_;  // [vocab] bytes of each piece
+  std::vector<PieceKind> piece_kinds_;    // [vocab]
+  int32_t bos_id_ = 1;
+  int32_t eos_id_ = 2;
+};
+
+// Turns a stream of generated ids into text deltas that are always whole UTF-8: bytes of a character split over
+// several byte-fallback tokens are held back until the character completes. Matches Tokenizer::Decode of the
+// whole sequence (including SentencePiece's removal of the leading space of the first piece).
+class IncrementalDetokenizer {
+ public:
+  explicit IncrementalDetokenizer(const Tokenizer* tokenizer) : tokenizer_(tokenizer) {}
+  // Returns the new complete text (possibly empty).
+  std::string Push(int32_t id);
+  // Returns whatever is held back at the end of the stream (invalid trailing bytes become U+FFFD).
+  std::string Flush();
+  // All text emitted so far.
+  const std::string& text() const { return text_; }
+
+ private:
+  const Tokenizer* tokenizer_;
+  std::string pending_;  // bytes of an incomplete UTF-8 character
+  std::string text_;
+  bool first_piece_ = true;
+};
+
+}  // namespace llama
