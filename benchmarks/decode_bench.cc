@@ -15,6 +15,7 @@
 #include "engine/cpu/matmul.h"
 #include "engine/cpu/packed_matmul.h"
 #include "engine/cpu/thread_pool.h"
+#include "engine/forward_batch.h"
 #include "engine/model/weights.h"
 
 #ifndef LLAMA_SOURCE_DIR
@@ -44,18 +45,14 @@ ModelWeights BenchWeights() {
 
 // A one-token step of sequence 0 at position pos over blocks 0..15 (block_size 16).
 ForwardInput DecodeStep(int32_t token, int pos) {
-  ForwardInput in;
-  in.token_ids = {token};
-  in.positions = {pos};
-  in.query_start = {0, 1};
-  in.context_lens = {pos + 1};
-  in.max_blocks_per_seq = 16;
-  in.block_tables.resize(16);
-  std::iota(in.block_tables.begin(), in.block_tables.end(), 0);
-  in.slot_mapping = {pos};
-  in.outputs.resize(1);
-  in.outputs[0].params.temperature = 0.0f;
-  return in;
+  std::vector<int32_t> blocks(16);
+  std::iota(blocks.begin(), blocks.end(), 0);
+  ForwardBatchBuilder batch(16);
+  batch.AddSequence({token}, pos, blocks);
+  OutputRow row;
+  row.params.temperature = 0.0f;
+  batch.AddOutput(std::move(row));
+  return std::move(batch).Build();
 }
 
 void BM_DecodeStep(benchmark::State& state) {

@@ -69,8 +69,7 @@ absl::Status ValidateSequence(const ForwardInput& in, int s, const ModelConfig& 
       return Invalid("positions", absl::StrCat("token ", i, " of seq ", s, " has position ", in.positions[i],
                                                ", expected ", expected_pos, " from context_lens"));
     }
-    const int64_t slot = static_cast<int64_t>(row[expected_pos / kv.block_size]) * kv.block_size +
-                         expected_pos % kv.block_size;
+    const int64_t slot = KvSlot(absl::MakeConstSpan(row, in.max_blocks_per_seq), expected_pos, kv.block_size);
     if (in.slot_mapping[i] != slot) {
       return Invalid("slot_mapping", absl::StrCat("token ", i, " of seq ", s, " maps to slot ", in.slot_mapping[i],
                                                   ", but its block table puts position ", expected_pos,

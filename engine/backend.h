@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/types/span.h"
 #include "engine/model/config.h"
 #include "engine/sampling.h"
 
@@ -32,6 +33,12 @@ struct KvCacheSpec {
   int64_t total_bytes() const { return bytes_per_block() * num_blocks; }
 };
 
+// Where position `position` of a sequence with block table `blocks` keeps its K/V: block `position / block_size`,
+// offset `position % block_size`, i.e. slot block_id · block_size + offset. The one definition of a slot.
+inline int64_t KvSlot(absl::Span<const int32_t> blocks, int position, int block_size) {
+  return static_cast<int64_t>(blocks[position / block_size]) * block_size + position % block_size;
+}
+
 // One row that needs output: logits (and a sampled token) and/or the final hidden state.
 struct OutputRow {
   int32_t token_index = 0;       // row in the batch's tokens (usually a sequence's last new token)
@@ -42,6 +49,8 @@ struct OutputRow {
   std::vector<int32_t> penalty_tokens;  // distinct token ids seen so far, for the repetition penalty
 };
 
+// A ragged batch. Build one with ForwardBatchBuilder (engine/forward_batch.h), which derives every field below
+// from the sequences' tokens, start positions and blocks.
 struct ForwardInput {
   std::vector<int32_t> token_ids;      // [num_tokens]
   std::vector<int32_t> positions;      // [num_tokens] absolute position of each token in its sequence

@@ -7,26 +7,19 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "engine/forward_batch.h"
 
 namespace llama {
 namespace {
 
-// A single-sequence step over blocks 0..: tokens at positions [start, start + ids.size()).
-ForwardInput MakeStep(const std::vector<int32_t>& ids, int start, int max_blocks, int block_size) {
-  ForwardInput in;
-  const int n = static_cast<int>(ids.size());
-  in.token_ids = ids;
-  in.positions.resize(n);
-  std::iota(in.positions.begin(), in.positions.end(), start);
-  in.query_start = {0, n};
-  in.context_lens = {start + n};
-  in.max_blocks_per_seq = max_blocks;
-  in.block_tables.resize(max_blocks);
-  std::iota(in.block_tables.begin(), in.block_tables.end(), 0);
-  in.slot_mapping = in.positions;  // block b holds positions [b * block_size, (b + 1) * block_size)
-  in.outputs.resize(1);
-  in.outputs[0].token_index = n - 1;
-  return in;
+// A single-sequence step over blocks 0, 1, 2, ...: tokens at positions [start, start + ids.size()), sampling the
+// last one.
+ForwardInput MakeStep(const std::vector<int32_t>& ids, int start, const std::vector<int32_t>& blocks,
+                      int block_size, OutputRow row) {
+  ForwardBatchBuilder batch(block_size);
+  batch.AddSequence(ids, start, blocks);
+  batch.AddOutput(std::move(row));
+  return std::move(batch).Build();
 }
 
 }  // namespace
@@ -47,18 +40,20 @@ absl::StatusOr<GenerateResult> SimpleGenerate(Backend* backend, const std::vecto
   if (max_blocks > kv.num_blocks) {
     return absl::ResourceExhaustedError(absl::StrCat("need ", max_blocks, " KV blocks, the cache has ", kv.num_blocks));
   }
+  std::vector<int32_t> blocks(max_blocks);
+  std::iota(blocks.begin(), blocks.end(), 0);
   absl::flat_hash_set<int32_t> seen(prompt.begin(), prompt.end());
   GenerateResult result;
   std::vector<int32_t> step_ids = prompt;
   ForwardOutput out;
   for (int i = 0; i < max_new; ++i) {
     const int start = i == 0 ? 0 : prompt_len + i - 1;
-    ForwardInput in = MakeStep(step_ids, start, max_blocks, kv.block_size);
-    OutputRow& row = in.outputs[0];
+    OutputRow row;
     row.params = options.params;
     row.seed = options.seed;
     row.step = i;
     if (options.params.repetition_penalty != 1.0f) row.penalty_tokens.assign(seen.begin(), seen.end());
+    const ForwardInput in = MakeStep(step_ids, start, blocks, kv.block_size, std::move(row));
     const auto t0 = std::chrono::steady_clock::now();
     RETURN_IF_ERROR(backend->Forward(in, &out));
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

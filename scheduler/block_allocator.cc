@@ -116,11 +116,4 @@ void BlockTable::Clear() {
   blocks_.clear();
 }
 
-int32_t BlockTable::SlotOf(int position) const {
-  const int block_size = allocator_->block_size();
-  CHECK_GE(position, 0);
-  CHECK_LT(position / block_size, num_blocks());
-  return blocks_[position / block_size] * block_size + position % block_size;
-}
-
 }  // namespace llama

@@ -45,7 +45,8 @@ class BlockAllocator {
 };
 
 // The blocks holding one sequence's KV, in token order: token i lives in blocks()[i / block_size] at offset
-// i % block_size. Move-only; destruction releases every block.
+// i % block_size (its slot is KvSlot(blocks(), i, block_size), engine/backend.h). Move-only; destruction releases
+// every block.
 class BlockTable {
  public:
   explicit BlockTable(BlockAllocator* allocator) : allocator_(allocator) {}
@@ -66,7 +67,6 @@ class BlockTable {
   // Releases every block.
   void Clear();
 
-  int32_t SlotOf(int position) const;  // block_id * block_size + offset of token `position`
   const std::vector<BlockId>& blocks() const { return blocks_; }
   int num_blocks() const { return static_cast<int>(blocks_.size()); }
   BlockAllocator* allocator() const { return allocator_; }

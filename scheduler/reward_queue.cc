@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/check.h"
 #include "base/status_macros.h"
+#include "engine/forward_batch.h"
 
 namespace llama {
 namespace {
@@ -48,7 +49,9 @@ absl::Status RewardQueue::Add(uint64_t request_id, std::vector<std::vector<std::
                          models_[m]->name(), "' (context ", models_[m]->max_tokens(), ", ",
                          allocators_[m]->num_total(), " engine blocks of ", block_size, ")"));
       }
-      seqs.push_back(Seq{std::move(tokens)});
+      Seq seq;
+      seq.tokens = std::move(tokens);
+      seqs.push_back(std::move(seq));
     }
     if (seqs.empty()) job->done_at[m] = now;  // no candidates: nothing to score
   }
@@ -126,33 +129,21 @@ absl::Status RewardQueue::Step(RewardStepStats* stats) {
 // One prefill-only Forward over the chunks; output rows (hidden states) only for sequences it completes.
 absl::Status RewardQueue::Run(int model, const std::vector<Chunk>& chunks) {
   RewardModel& rm = *models_[model];
-  const int block_size = rm.kv_cache().block_size;
-  ForwardInput in;
-  in.return_hidden = true;
-  for (const Chunk& c : chunks) in.max_blocks_per_seq = std::max(in.max_blocks_per_seq, c.seq->blocks->num_blocks());
-  in.block_tables.assign(chunks.size() * in.max_blocks_per_seq, -1);  // [num_seqs, max_blocks_per_seq]
-  in.query_start.push_back(0);
+  ForwardBatchBuilder batch(rm.kv_cache().block_size);
   std::vector<Seq*> finishing;  // [num_outputs] in output-row order
-  for (size_t s = 0; s < chunks.size(); ++s) {
-    const Chunk& c = chunks[s];
-    const std::vector<BlockId>& blocks = c.seq->blocks->blocks();
-    std::copy(blocks.begin(), blocks.end(), in.block_tables.begin() + s * in.max_blocks_per_seq);
+  for (const Chunk& c : chunks) {
     const int end = c.seq->num_computed + c.num_tokens;
-    for (int t = c.seq->num_computed; t < end; ++t) {
-      in.token_ids.push_back(c.seq->tokens[t]);
-      in.positions.push_back(t);
-      in.slot_mapping.push_back(blocks[t / block_size] * block_size + t % block_size);
-    }
-    in.query_start.push_back(static_cast<int32_t>(in.token_ids.size()));
-    in.context_lens.push_back(end);
+    batch.AddSequence(absl::MakeConstSpan(c.seq->tokens).subspan(c.seq->num_computed, c.num_tokens),
+                      c.seq->num_computed, c.seq->blocks->blocks());
     if (end == static_cast<int>(c.seq->tokens.size())) {
       OutputRow row;
-      row.token_index = static_cast<int32_t>(in.token_ids.size()) - 1;  // the sequence's last token
-      row.sample = false;
-      in.outputs.push_back(std::move(row));
+      row.sample = false;  // the hidden state of the sequence's last token
+      batch.AddOutput(std::move(row));
       finishing.push_back(c.seq);
     }
   }
+  ForwardInput in = std::move(batch).Build();
+  in.return_hidden = true;
   ForwardOutput out;
   RETURN_IF_ERROR(rm.EngineForward(in, &out));
   const size_t dim = rm.config().hidden_size;

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/check.h"
 #include "base/status_macros.h"
+#include "engine/forward_batch.h"
 
 namespace llama {
 namespace {
@@ -101,35 +102,22 @@ absl::StatusOr<std::unique_ptr<RewardModel>> RewardModel::Load(const std::string
 
 absl::Status RewardModel::ForwardChunk(const std::vector<std::vector<int32_t>>& sequences, size_t begin,
                                        size_t end, std::vector<float>* hidden) {
-  const KvCacheSpec& kv = kv_;
-  ForwardInput in;
-  in.return_hidden = true;
-  in.max_blocks_per_seq = 0;
+  const int block_size = kv_.block_size;
+  ForwardBatchBuilder batch(block_size);
+  // Each call owns the direct part of the pool: its blocks are handed out from the start of that part.
+  int32_t next_block = options_.engine_kv_blocks;
+  std::vector<int32_t> blocks;
   for (size_t s = begin; s < end; ++s) {
-    const int blocks = (static_cast<int>(sequences[s].size()) + kv.block_size - 1) / kv.block_size;
-    in.max_blocks_per_seq = std::max(in.max_blocks_per_seq, blocks);
-  }
-  in.block_tables.assign((end - begin) * in.max_blocks_per_seq, -1);  // [num_seqs, max_blocks_per_seq]
-  int next_block = options_.engine_kv_blocks;  // each call owns the direct part of the pool: handed out from its start
-  in.query_start.push_back(0);
-  for (size_t s = begin; s < end; ++s) {
-    const std::vector<int32_t>& seq = sequences[s];
-    const int len = static_cast<int>(seq.size());
-    const int row = static_cast<int>(s - begin);
-    const int first_block = next_block;
-    for (int b = 0; b * kv.block_size < len; ++b) in.block_tables[row * in.max_blocks_per_seq + b] = next_block++;
-    for (int t = 0; t < len; ++t) {
-      in.token_ids.push_back(seq[t]);
-      in.positions.push_back(t);
-      in.slot_mapping.push_back((first_block + t / kv.block_size) * kv.block_size + t % kv.block_size);
-    }
-    in.query_start.push_back(static_cast<int32_t>(in.token_ids.size()));
-    in.context_lens.push_back(len);
+    const int len = static_cast<int>(sequences[s].size());
+    blocks.resize((len + block_size - 1) / block_size);
+    for (int32_t& block : blocks) block = next_block++;
+    batch.AddSequence(sequences[s], /*start=*/0, blocks);
     OutputRow out;
-    out.token_index = static_cast<int32_t>(in.token_ids.size()) - 1;  // the sequence's last token
-    out.sample = false;
-    in.outputs.push_back(std::move(out));
+    out.sample = false;  // the hidden state of the sequence's last token
+    batch.AddOutput(std::move(out));
   }
+  ForwardInput in = std::move(batch).Build();
+  in.return_hidden = true;
   ForwardOutput result;
   RETURN_IF_ERROR(backend_->Forward(in, &result));
   const size_t want = (end - begin) * static_cast<size_t>(config_.hidden_size);

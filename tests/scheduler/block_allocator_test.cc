@@ -5,6 +5,8 @@
 #include <optional>
 #include <vector>
 
+#include "engine/backend.h"
+
 namespace llama {
 namespace {
 
@@ -74,8 +76,8 @@ TEST_F(BlockAllocatorTest, TableAppendAllocatesWholeBlocksAndMapsSlots) {
   ASSERT_EQ(table.num_blocks(), 2);
   EXPECT_EQ(table.NumBlocksNeeded(5, 3), 0);  // 5..7 fit in the second block
   EXPECT_EQ(table.NumBlocksNeeded(5, 4), 1);
-  EXPECT_EQ(table.SlotOf(0), table.blocks()[0] * 4);
-  EXPECT_EQ(table.SlotOf(6), table.blocks()[1] * 4 + 2);
+  EXPECT_EQ(KvSlot(table.blocks(), 0, 4), table.blocks()[0] * 4);
+  EXPECT_EQ(KvSlot(table.blocks(), 6, 4), table.blocks()[1] * 4 + 2);
 }
 
 TEST_F(BlockAllocatorTest, TableAppendIsAllOrNothing) {

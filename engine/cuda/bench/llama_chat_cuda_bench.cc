@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,7 @@
 #include "base/status_macros.h"
 #include "engine/cuda/cuda_backend.h"
 #include "engine/cuda/cuda_check.h"
+#include "engine/forward_batch.h"
 
 namespace llama::cuda {
 namespace {
@@ -66,25 +68,18 @@ struct Batch {
   std::vector<int> lens;  // tokens in the cache per sequence
 
   ForwardInput Next(int new_tokens) {
-    ForwardInput in;
-    in.max_blocks_per_seq = max_blocks;
-    in.query_start.push_back(0);
+    ForwardBatchBuilder batch(block_size);
+    std::vector<int32_t> tokens(new_tokens), blocks(max_blocks);
     for (int s = 0; s < num_seqs; ++s) {
-      for (int p = lens[s]; p < lens[s] + new_tokens; ++p) {
-        in.token_ids.push_back(1 + (p * 7919 + s * 104729) % 31999);
-        in.positions.push_back(p);
-        in.slot_mapping.push_back((s * max_blocks + p / block_size) * block_size + p % block_size);
-      }
+      for (int i = 0; i < new_tokens; ++i) tokens[i] = 1 + ((lens[s] + i) * 7919 + s * 104729) % 31999;
+      std::iota(blocks.begin(), blocks.end(), s * max_blocks);
+      batch.AddSequence(tokens, lens[s], blocks);
       lens[s] += new_tokens;
-      in.query_start.push_back(in.token_ids.size());
-      in.context_lens.push_back(lens[s]);
-      for (int j = 0; j < max_blocks; ++j) in.block_tables.push_back(s * max_blocks + j);
       OutputRow row;
-      row.token_index = in.token_ids.size() - 1;
       row.params.temperature = 0.0f;
-      in.outputs.push_back(row);
+      batch.AddOutput(std::move(row));
     }
-    return in;
+    return std::move(batch).Build();
   }
 };
 

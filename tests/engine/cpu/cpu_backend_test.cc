@@ -2,6 +2,7 @@
 // block copies, thread-count invariance and input validation.
 #include "engine/cpu/cpu_backend.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -9,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/forward_batch.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -46,38 +48,22 @@ struct GoldenStep {
 };
 
 std::vector<GoldenStep> LoadScenario(const nlohmann::json& sc) {
-  const int block_size = sc["block_size"];
-  int max_blocks = 0;
-  for (const auto& [name, table] : sc["block_tables"].items()) max_blocks = std::max<int>(max_blocks, table.size());
   std::vector<GoldenStep> steps;
   for (const auto& step : sc["steps"]) {
     GoldenStep g;
-    ForwardInput& in = g.input;
-    in.max_blocks_per_seq = max_blocks;
-    in.return_logits = true;
-    in.query_start.push_back(0);
+    ForwardBatchBuilder batch(sc["block_size"].get<int>());
     for (const auto& seq : step) {
-      const std::vector<int> table = sc["block_tables"][seq["seq"].get<std::string>()];
-      const int start = seq["start"];
-      const int first_row = in.num_tokens();
-      const std::vector<int> tokens = seq["tokens"];
-      for (size_t i = 0; i < tokens.size(); ++i) {
-        const int pos = start + static_cast<int>(i);
-        in.token_ids.push_back(tokens[i]);
-        in.positions.push_back(pos);
-        in.slot_mapping.push_back(table[pos / block_size] * block_size + pos % block_size);
-      }
-      in.query_start.push_back(in.num_tokens());
-      in.context_lens.push_back(start + static_cast<int>(tokens.size()));
-      for (int b = 0; b < max_blocks; ++b) in.block_tables.push_back(b < static_cast<int>(table.size()) ? table[b] : -1);
+      const std::vector<int32_t> table = sc["block_tables"][seq["seq"].get<std::string>()];
+      batch.AddSequence(seq["tokens"].get<std::vector<int32_t>>(), seq["start"].get<int>(), table);
       for (const auto& row : seq["output_rows"]) {
         OutputRow out;
-        out.token_index = first_row + row.get<int>();
         out.params.temperature = 0.0f;  // greedy: the sampled id must be the argmax of the expected logits
-        in.outputs.push_back(out);
+        batch.AddOutputAt(row.get<int>(), out);
       }
       for (const auto& logits : seq["expected_logits"]) g.expected.push_back(logits.get<std::vector<float>>());
     }
+    g.input = std::move(batch).Build();
+    g.input.return_logits = true;
     steps.push_back(std::move(g));
   }
   return steps;
@@ -132,23 +118,17 @@ TEST(CpuBackendTest, BatchCompositionAndThreadsDoNotChangeLogits) {
     const ForwardInput& in = step.input;
     std::vector<float> separate;
     for (int s = 0; s < in.num_seqs(); ++s) {
-      ForwardInput one;
+      // Sequence s alone: its tokens, start position, blocks (the row without its -1 padding) and output rows.
       const int b = in.query_start[s], e = in.query_start[s + 1];
-      one.token_ids.assign(in.token_ids.begin() + b, in.token_ids.begin() + e);
-      one.positions.assign(in.positions.begin() + b, in.positions.begin() + e);
-      one.slot_mapping.assign(in.slot_mapping.begin() + b, in.slot_mapping.begin() + e);
-      one.query_start = {0, e - b};
-      one.context_lens = {in.context_lens[s]};
-      one.max_blocks_per_seq = in.max_blocks_per_seq;
-      one.block_tables.assign(in.block_tables.begin() + s * in.max_blocks_per_seq,
-                              in.block_tables.begin() + (s + 1) * in.max_blocks_per_seq);
-      one.return_logits = true;
-      for (const OutputRow& row : in.outputs) {
-        if (row.token_index >= b && row.token_index < e) {
-          one.outputs.push_back(row);
-          one.outputs.back().token_index -= b;
-        }
+      const auto row = absl::MakeConstSpan(in.block_tables).subspan(s * in.max_blocks_per_seq, in.max_blocks_per_seq);
+      const int num_blocks = static_cast<int>(std::count_if(row.begin(), row.end(), [](int32_t id) { return id >= 0; }));
+      ForwardBatchBuilder batch(sc["block_size"].get<int>());
+      batch.AddSequence(absl::MakeConstSpan(in.token_ids).subspan(b, e - b), in.positions[b], row.first(num_blocks));
+      for (const OutputRow& out_row : in.outputs) {
+        if (out_row.token_index >= b && out_row.token_index < e) batch.AddOutputAt(out_row.token_index - b, out_row);
       }
+      ForwardInput one = std::move(batch).Build();
+      one.return_logits = true;
       ForwardOutput out;
       ASSERT_TRUE(alone->Forward(one, &out).ok());
       separate.insert(separate.end(), out.logits.begin(), out.logits.end());
@@ -161,30 +141,20 @@ TEST(CpuBackendTest, BatchCompositionAndThreadsDoNotChangeLogits) {
 TEST(CpuBackendTest, BlockCopyForksASequence) {
   const std::string dir = GoldenDir("forward_gqa");
   auto backend = MakeBackend(dir, 8, 4, 2);
-  ForwardInput prefill;
-  prefill.token_ids = {5, 17, 42, 3, 9, 60};  // 6 tokens: block 2 full, block 5 half full
-  prefill.positions = {0, 1, 2, 3, 4, 5};
-  prefill.query_start = {0, 6};
-  prefill.context_lens = {6};
-  prefill.max_blocks_per_seq = 2;
-  prefill.block_tables = {2, 5};
-  prefill.slot_mapping = {8, 9, 10, 11, 20, 21};
+  ForwardBatchBuilder prefill(4);
+  prefill.AddSequence({5, 17, 42, 3, 9, 60}, 0, {2, 5});  // 6 tokens: block 2 full, block 5 half full
   ForwardOutput out;
-  ASSERT_TRUE(backend->Forward(prefill, &out).ok());
+  ASSERT_TRUE(backend->Forward(std::move(prefill).Build(), &out).ok());
   // Decode token 7 at position 6 in the original (blocks 2, 5) and in a fork (blocks 2, 7 with 5 copied to 7).
-  ForwardInput decode;
-  decode.token_ids = {7, 7};
-  decode.positions = {6, 6};
-  decode.query_start = {0, 1, 2};
-  decode.context_lens = {7, 7};
-  decode.max_blocks_per_seq = 2;
-  decode.block_tables = {2, 5, 2, 7};
-  decode.slot_mapping = {22, 30};
-  decode.block_copies = {{5, 7}};
+  ForwardBatchBuilder batch(4);
+  batch.AddBlockCopy(5, 7);
+  batch.AddSequence({7}, 6, {2, 5});
+  batch.AddOutput({});
+  batch.AddSequence({7}, 6, {2, 7});
+  batch.AddOutput({});
+  ForwardInput decode = std::move(batch).Build();
   decode.return_logits = true;
-  decode.outputs.resize(2);
-  decode.outputs[0].token_index = 0;
-  decode.outputs[1].token_index = 1;
+  EXPECT_EQ(decode.slot_mapping, (std::vector<int32_t>{22, 30}));
   ASSERT_TRUE(backend->Forward(decode, &out).ok());
   const int vocab = backend->config().vocab_size;
   ASSERT_EQ(out.logits.size(), 2u * vocab);
@@ -197,17 +167,12 @@ TEST(CpuBackendTest, ReturnHiddenGivesFinalNormRowsThatProduceTheLogits) {
   auto backend = MakeBackend(dir, 4, 8, 2);
   auto weights = LoadModelWeights(dir);
   ASSERT_TRUE(weights.ok());
-  ForwardInput in;
-  in.token_ids = {3, 4, 5};
-  in.positions = {0, 1, 2};
-  in.query_start = {0, 3};
-  in.context_lens = {3};
-  in.max_blocks_per_seq = 1;
-  in.block_tables = {3};
-  in.slot_mapping = {24, 25, 26};
-  in.outputs.resize(1);
-  in.outputs[0].token_index = 2;
-  in.outputs[0].sample = false;
+  ForwardBatchBuilder batch(8);
+  batch.AddSequence({3, 4, 5}, 0, {3});
+  OutputRow row;
+  row.sample = false;
+  batch.AddOutput(row);
+  ForwardInput in = std::move(batch).Build();
   in.return_logits = true;
   in.return_hidden = true;
   ForwardOutput out;
@@ -230,16 +195,18 @@ class ValidateTest : public ::testing::Test {
     kv_.block_size = 4;
     kv_.num_blocks = 8;
     // Two sequences: one prefilling 3 tokens into block 6, one decoding its 6th token (blocks 1, 4).
-    in_.token_ids = {1, 2, 3, 4};
-    in_.positions = {0, 1, 2, 5};
-    in_.query_start = {0, 3, 4};
-    in_.context_lens = {3, 6};
-    in_.max_blocks_per_seq = 2;
-    in_.block_tables = {6, -1, 1, 4};
-    in_.slot_mapping = {24, 25, 26, 17};
-    in_.outputs.resize(2);
-    in_.outputs[0].token_index = 2;
-    in_.outputs[1].token_index = 3;
+    ForwardBatchBuilder batch(kv_.block_size);
+    batch.AddSequence({1, 2, 3}, 0, {6});
+    batch.AddOutput({});
+    batch.AddSequence({4}, 5, {1, 4});
+    batch.AddOutput({});
+    in_ = std::move(batch).Build();
+    // What the builder derived, spelled out: the cases below break one field of it at a time.
+    ASSERT_EQ(in_.positions, (std::vector<int32_t>{0, 1, 2, 5}));
+    ASSERT_EQ(in_.query_start, (std::vector<int32_t>{0, 3, 4}));
+    ASSERT_EQ(in_.context_lens, (std::vector<int32_t>{3, 6}));
+    ASSERT_EQ(in_.block_tables, (std::vector<int32_t>{6, -1, 1, 4}));
+    ASSERT_EQ(in_.slot_mapping, (std::vector<int32_t>{24, 25, 26, 17}));
   }
   std::string Error() { return std::string(in_.Validate(config_, kv_).message()); }
   ModelConfig config_;
@@ -300,14 +267,9 @@ TEST_F(ValidateTest, BlockCopyOutOfRange) {
 
 TEST(CpuBackendTest, ForwardRejectsInvalidInputAndStaysUsable) {
   auto backend = MakeBackend(GoldenDir("forward_gqa"), 4, 8, 2);
-  ForwardInput in;
-  in.token_ids = {1000};
-  in.positions = {0};
-  in.query_start = {0, 1};
-  in.context_lens = {1};
-  in.max_blocks_per_seq = 1;
-  in.block_tables = {0};
-  in.slot_mapping = {0};
+  ForwardBatchBuilder batch(8);
+  batch.AddSequence({1000}, 0, {0});  // beyond the vocabulary: the builder does not look at ids, Forward does
+  ForwardInput in = std::move(batch).Build();
   ForwardOutput out;
   EXPECT_EQ(backend->Forward(in, &out).code(), absl::StatusCode::kInvalidArgument);
   in.token_ids = {10};

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/backend.h"
 #include "engine/cpu/matmul.h"
 #include "engine/cpu/ops.h"
 #include "engine/cpu/packed_matmul.h"
@@ -177,7 +178,8 @@ TEST(PagedAttentionTest, MatchesDirectAttentionThroughShuffledBlocks) {
     keys[s] = Random(lens[s] * nkv * hd, &rng);
     values[s] = Random(lens[s] * nkv * hd, &rng);
     std::vector<int32_t> slots(lens[s]);
-    for (int p = 0; p < lens[s]; ++p) slots[p] = tables[s * max_blocks + p / bs] * bs + p % bs;
+    const auto row = absl::MakeConstSpan(tables).subspan(s * max_blocks, max_blocks);
+    for (int p = 0; p < lens[s]; ++p) slots[p] = static_cast<int32_t>(KvSlot(row, p, bs));
     WriteKvCache(keys[s].data(), values[s].data(), slots.data(), lens[s], nkv, hd, bs, 0, nkv, k_cache.data(),
                  v_cache.data());
   }

@@ -8,6 +8,7 @@
 #include "engine/cpu/paged_attention.h"
 #include "engine/cuda/kv_write.cuh"
 #include "engine/cuda/paged_attention.cuh"
+#include "engine/forward_batch.h"
 #include "tests/engine/cuda/cuda_test_util.h"
 
 namespace llama::cuda {
@@ -25,9 +26,10 @@ constexpr int kBlockSize = 16;
 constexpr int kNumBlocks = 40;
 constexpr int kNumHeads = 8;
 
+// The kernels' view of a batch: per token its position, sequence and KV slot; per sequence its block-table row.
 struct Batch {
   std::vector<int32_t> positions, token_seq, slots, block_tables;
-  int max_blocks = 8;
+  int max_blocks = 0;
   int num_tokens() const { return static_cast<int>(positions.size()); }
 };
 
@@ -37,19 +39,16 @@ Batch MakeBatch() {
   std::vector<int32_t> pool(kNumBlocks);
   std::iota(pool.begin(), pool.end(), 0);
   std::shuffle(pool.begin(), pool.end(), std::mt19937(11));
-  Batch b;
+  ForwardBatchBuilder builder(kBlockSize);
   int next = 0;
-  for (size_t s = 0; s < seqs.size(); ++s) {
-    const auto [ctx, n] = seqs[s];
-    std::vector<int32_t> row(b.max_blocks, -1);
-    for (int i = 0; i < (ctx + kBlockSize - 1) / kBlockSize; ++i) row[i] = pool[next++];
-    b.block_tables.insert(b.block_tables.end(), row.begin(), row.end());
-    for (int p = ctx - n; p < ctx; ++p) {
-      b.positions.push_back(p);
-      b.token_seq.push_back(static_cast<int32_t>(s));
-      b.slots.push_back(row[p / kBlockSize] * kBlockSize + p % kBlockSize);
-    }
+  for (const auto& [ctx, n] : seqs) {
+    const int num_blocks = (ctx + kBlockSize - 1) / kBlockSize;
+    builder.AddSequence(std::vector<int32_t>(n, 0), ctx - n, absl::MakeConstSpan(pool).subspan(next, num_blocks));
+    next += num_blocks;
   }
+  ForwardInput in = std::move(builder).Build();
+  Batch b{std::move(in.positions), {}, std::move(in.slot_mapping), std::move(in.block_tables), in.max_blocks_per_seq};
+  for (int s = 0; s < in.num_seqs(); ++s) b.token_seq.insert(b.token_seq.end(), in.query_start[s + 1] - in.query_start[s], s);
   return b;
 }
 

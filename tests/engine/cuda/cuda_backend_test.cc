@@ -13,6 +13,7 @@
 #include "base/check.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cuda/cuda_backend.h"
+#include "engine/forward_batch.h"
 #include "engine/model/kv_head_pooling.h"
 #include "engine/model/weights.h"
 #include "tests/engine/cuda/cuda_test_util.h"
@@ -25,7 +26,6 @@ using testing::Nmse;
 
 constexpr int kBlockSize = 16;
 constexpr int kNumBlocks = 48;
-constexpr int kMaxBlocksPerSeq = 12;
 constexpr int kChunk = 7;  // prefill chunk: prompts longer than this take several steps
 
 // Drives a backend like the scheduler would, with a fixed non-contiguous block layout: block j of sequence s is
@@ -40,34 +40,26 @@ class Driver {
 
   // One step; returns the logits of its output rows (in sequence order).
   std::vector<float> Step() {
-    ForwardInput in;
-    in.max_blocks_per_seq = kMaxBlocksPerSeq;
-    in.return_logits = true;
-    in.query_start.push_back(0);
+    ForwardBatchBuilder batch(kBlockSize);
     const int num_seqs = tokens_.size();
     std::vector<int> with_output;
     for (int s = 0; s < num_seqs; ++s) {
       const int end = std::min<int>(tokens_[s].size(), computed_[s] + kChunk);
-      for (int p = computed_[s]; p < end; ++p) {
-        in.token_ids.push_back(tokens_[s][p]);
-        in.positions.push_back(p);
-        in.slot_mapping.push_back(Block(s, p / kBlockSize) * kBlockSize + p % kBlockSize);
-      }
-      in.query_start.push_back(in.token_ids.size());
-      in.context_lens.push_back(end);
-      for (int j = 0; j < kMaxBlocksPerSeq; ++j) {
-        in.block_tables.push_back(j * kBlockSize < end ? Block(s, j) : -1);
-      }
+      std::vector<int32_t> blocks;
+      for (int j = 0; j * kBlockSize < end; ++j) blocks.push_back(Block(s, j));
+      batch.AddSequence(absl::MakeConstSpan(tokens_[s]).subspan(computed_[s], end - computed_[s]), computed_[s],
+                        blocks);
       computed_[s] = end;
       if (end == static_cast<int>(tokens_[s].size())) {
         OutputRow row;
-        row.token_index = in.token_ids.size() - 1;
         row.params.temperature = 0.0f;
         row.step = tokens_[s].size() - prompt_lens_[s];
-        in.outputs.push_back(row);
+        batch.AddOutput(std::move(row));
         with_output.push_back(s);
       }
     }
+    ForwardInput in = std::move(batch).Build();
+    in.return_logits = true;
     ForwardOutput out;
     const absl::Status st = backend_->Forward(in, &out);
     EXPECT_TRUE(st.ok()) << backend_->name() << ": " << st;
@@ -169,14 +161,9 @@ TEST_P(ParityTest, Bf16LogitsWithinToleranceAndFirstTokensAgree) {
 
 TEST(CudaBackendTest, InvalidInputFailsTheStepAndTheBackendKeepsWorking) {
   auto gpu = MakeCuda(LoadStories(0), "bf16");
-  ForwardInput bad;
-  bad.token_ids = {1, 99999};  // out of the vocabulary
-  bad.positions = {0, 1};
-  bad.query_start = {0, 2};
-  bad.context_lens = {2};
-  bad.max_blocks_per_seq = 1;
-  bad.block_tables = {0};
-  bad.slot_mapping = {0, 1};
+  ForwardBatchBuilder batch(kBlockSize);
+  batch.AddSequence({1, 99999}, 0, {0});  // 99999 is out of the vocabulary
+  const ForwardInput bad = std::move(batch).Build();
   ForwardOutput out;
   EXPECT_EQ(gpu->Forward(bad, &out).code(), absl::StatusCode::kInvalidArgument);
   Driver run(gpu.get(), {{1, 9038}});

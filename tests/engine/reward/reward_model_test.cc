@@ -5,9 +5,11 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <sstream>
 
 #include "engine/cpu/cpu_backend.h"
+#include "engine/forward_batch.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
@@ -54,20 +56,14 @@ std::vector<std::vector<int32_t>> TestSequences() {
 float BackendScore(const std::vector<int32_t>& seq) {
   auto backend = CpuFactory(32)(TinyRewardWeights());
   EXPECT_TRUE(backend.ok());
-  ForwardInput in;
-  in.token_ids = seq;
-  for (size_t t = 0; t < seq.size(); ++t) {
-    in.positions.push_back(t);
-    in.slot_mapping.push_back(t);  // blocks 0.. in order, block_size 4
-  }
-  in.query_start = {0, static_cast<int32_t>(seq.size())};
-  in.context_lens = {static_cast<int32_t>(seq.size())};
-  in.max_blocks_per_seq = (seq.size() + 3) / 4;
-  for (int b = 0; b < in.max_blocks_per_seq; ++b) in.block_tables.push_back(b);
+  std::vector<int32_t> blocks((seq.size() + 3) / 4);  // blocks 0.. in order, block_size 4
+  std::iota(blocks.begin(), blocks.end(), 0);
+  ForwardBatchBuilder batch(4);
+  batch.AddSequence(seq, 0, blocks);
   OutputRow row;
-  row.token_index = seq.size() - 1;
   row.sample = false;
-  in.outputs = {row};
+  batch.AddOutput(row);
+  ForwardInput in = std::move(batch).Build();
   in.return_logits = true;
   ForwardOutput out;
   EXPECT_TRUE((*backend)->Forward(in, &out).ok());
