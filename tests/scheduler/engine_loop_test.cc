@@ -15,10 +15,13 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "scheduler/candidate_selector.h"
-#include "scheduler/fake_backend.h"
+#include "tests/support/fake_backend.h"
 
 namespace llama {
 namespace {
+
+using ::llama::testing::FakeBackend;
+using ::llama::testing::FakeBackendOptions;
 
 constexpr char kTokenizerPath[] = LLAMA_SOURCE_DIR "/models/.cache/tokenizer.model";
 

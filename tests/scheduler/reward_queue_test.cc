@@ -10,32 +10,28 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "engine/cpu/cpu_backend.h"
+#include "tests/support/intercepting_backend.h"
+#include "tests/support/tiny_models.h"
 
 namespace llama {
 namespace {
 
 constexpr int kBlockSize = 4;
 
-// Wraps the reward model's backend: records each Forward's shape and fails the ones asked to.
-class RecordingBackend : public Backend {
+// Every Forward the reward model's backend is asked to run (the hook of an InterceptingBackend); fails the ones
+// asked to.
+class ForwardRecord {
  public:
-  explicit RecordingBackend(std::unique_ptr<Backend> inner) : inner_(std::move(inner)) {}
-  const ModelConfig& config() const override { return inner_->config(); }
-  const KvCacheSpec& kv_cache() const override { return inner_->kv_cache(); }
-  std::string name() const override { return "recording"; }
-  absl::Status Forward(const ForwardInput& input, ForwardOutput* output) override {
+  absl::Status Record(const ForwardInput& input) {
     absl::MutexLock lock(&mu_);
     inputs_.push_back(input);
-    if (fail_) return absl::InternalError("injected reward failure");
-    return inner_->Forward(input, output);
+    return fail_ ? absl::InternalError("injected reward failure") : absl::OkStatus();
   }
   void set_fail(bool fail) { absl::MutexLock lock(&mu_); fail_ = fail; }
   std::vector<ForwardInput> inputs() const { absl::MutexLock lock(&mu_); return inputs_; }
   void clear() { absl::MutexLock lock(&mu_); inputs_.clear(); }
 
  private:
-  std::unique_ptr<Backend> inner_;
   mutable absl::Mutex mu_;
   std::vector<ForwardInput> inputs_;
   bool fail_ = false;
@@ -45,31 +41,14 @@ class RewardQueueTest : public ::testing::Test {
  protected:
   // engine_blocks of the 48-block pool (4 tokens each) go to the queue; the direct Score path uses the rest.
   void MakeRm(int engine_blocks = 32) {
-    ModelConfig c;
-    c.hidden_size = 32;
-    c.intermediate_size = 64;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 4;
-    c.num_key_value_heads = 2;
-    c.vocab_size = 64;
-    c.max_position_embeddings = 64;
-    c.num_labels = 1;
-    ModelWeights w = MakeRandomWeights(c, /*seed=*/11, /*scale=*/0.2f);
+    ModelWeights w = MakeRandomWeights(::llama::testing::TinyRewardConfig(), /*seed=*/11, /*scale=*/0.2f);
     w.score_bias = {0.1f};
-    auto rm = RewardModel::Create(
-        std::move(w),
-        [this](ModelWeights weights) -> absl::StatusOr<std::unique_ptr<Backend>> {
-          CpuBackendOptions o;
-          o.num_threads = 1;
-          o.block_size = kBlockSize;
-          o.num_blocks = 48;
-          auto b = CpuBackend::Create(std::move(weights), o);
-          if (!b.ok()) return b.status();
-          auto recording = std::make_unique<RecordingBackend>(std::move(*b));
-          backend_ = recording.get();
-          return std::unique_ptr<Backend>(std::move(recording));
-        },
-        RewardModelOptions{.engine_kv_blocks = engine_blocks});
+    auto recorded = [this](std::unique_ptr<Backend> inner) -> std::unique_ptr<Backend> {
+      return std::make_unique<::llama::testing::InterceptingBackend>(
+          std::move(inner), [this](const ForwardInput& input) { return record_.Record(input); }, "recording");
+    };
+    auto rm = RewardModel::Create(std::move(w), ::llama::testing::CpuRewardBackends(48, kBlockSize, recorded),
+                                  RewardModelOptions{.engine_kv_blocks = engine_blocks});
     ASSERT_TRUE(rm.ok()) << rm.status();
     rm_ = std::move(*rm);
   }
@@ -84,8 +63,8 @@ class RewardQueueTest : public ::testing::Test {
     return (*scores)[0];
   }
 
+  ForwardRecord record_;  // what the reward model's backend was asked
   std::unique_ptr<RewardModel> rm_;
-  RecordingBackend* backend_ = nullptr;
 };
 
 TEST_F(RewardQueueTest, ScoreWorkOfTwoRequestsSharesOneForward) {
@@ -100,7 +79,7 @@ TEST_F(RewardQueueTest, ScoreWorkOfTwoRequestsSharesOneForward) {
   EXPECT_EQ(stats.num_tokens, 9 + 12 + 7);
   EXPECT_EQ(stats.num_outputs, 3);
   EXPECT_EQ(stats.request_ids, (std::vector<uint64_t>{1, 2}));
-  const std::vector<ForwardInput> inputs = backend_->inputs();
+  const std::vector<ForwardInput> inputs = record_.inputs();
   ASSERT_EQ(inputs.size(), 1u);  // both requests' three sequences in one Forward
   EXPECT_EQ(inputs[0].num_seqs(), 3);
   EXPECT_EQ(inputs[0].outputs.size(), 3u);
@@ -138,7 +117,7 @@ TEST_F(RewardQueueTest, LongInputIsChunkedAcrossStepsUnderTheBudget) {
     EXPECT_NEAR(done[0].scores[0][0], Direct(seq), 1e-5);  // chunked prefill = one unchunked Forward
   }
   EXPECT_EQ(chunk_sizes, (std::vector<int>{8, 8, 8, 6}));
-  const std::vector<ForwardInput> inputs = backend_->inputs();
+  const std::vector<ForwardInput> inputs = record_.inputs();
   ASSERT_EQ(inputs.size(), 5u);  // 4 chunks + the Direct oracle
   for (int i = 0; i < 4; ++i) {
     EXPECT_LE(inputs[i].num_tokens(), 8);
@@ -171,12 +150,12 @@ TEST_F(RewardQueueTest, FailedStepNamesExactlyItsRequests) {
   RewardQueue queue({rm_.get()}, /*max_tokens_per_step=*/8);
   ASSERT_TRUE(queue.Add(1, {{Seq(8, 1)}}, absl::Now()).ok());
   ASSERT_TRUE(queue.Add(2, {{Seq(8, 2)}}, absl::Now()).ok());
-  backend_->set_fail(true);
+  record_.set_fail(true);
   RewardStepStats stats;
   EXPECT_FALSE(queue.Step(&stats).ok());
   EXPECT_EQ(stats.request_ids, (std::vector<uint64_t>{1}));  // request 2 did not fit the budget: not in the step
   queue.Remove(1);
-  backend_->set_fail(false);
+  record_.set_fail(false);
   ASSERT_TRUE(queue.Step(&stats).ok());
   EXPECT_EQ(stats.request_ids, (std::vector<uint64_t>{2}));
   EXPECT_EQ(queue.TakeFinished(absl::Now()).size(), 1u);

@@ -12,10 +12,11 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
-#include "engine/cpu/cpu_backend.h"
 #include "scheduler/engine_loop.h"
-#include "scheduler/fake_backend.h"
-#include "tests/scheduler/text_sink.h"
+#include "tests/support/fake_backend.h"
+#include "tests/support/intercepting_backend.h"
+#include "tests/support/text_sink.h"
+#include "tests/support/tiny_models.h"
 
 namespace llama {
 namespace {
@@ -38,67 +39,24 @@ TEST(SelectByRewardsTest, HelpfulnessDecidesAmongCandidatesThatPassSafety) {
   EXPECT_EQ(SelectByRewards({0.5f, 0.5f}, {0.4f, 0.4f}, 0.15f), 0);
 }
 
-// A reward model whose score is a known function of the response's last token: every layer's output projections
-// are zero, so the final hidden state is RMSNorm(embed[last token]); embed[t] = (a_t, 1, 0, …) and the head is
-// (2, 0, …), so score = sigmoid(2 · a_t · sqrt(dim) / sqrt(a_t² + 1)) (up to the RMSNorm epsilon).
-constexpr int kRmDim = 16;
-float KnownHeadScore(float a) { return 1.0f / (1.0f + std::exp(-2.0f * a * 4.0f / std::sqrt(a * a + 1.0f))); }
+using ::llama::testing::FakeBackend;
+using ::llama::testing::FakeBackendOptions;
+using ::llama::testing::KnownHeadScore;
 
-class ControlledBackend : public Backend {  // wraps the reward backend to inject failures and latency
- public:
-  ControlledBackend(std::unique_ptr<Backend> inner, bool fail, absl::Duration latency)
-      : inner_(std::move(inner)), fail_(fail), latency_(latency) {}
-  const ModelConfig& config() const override { return inner_->config(); }
-  const KvCacheSpec& kv_cache() const override { return inner_->kv_cache(); }
-  std::string name() const override { return "controlled"; }
-  absl::Status Forward(const ForwardInput& input, ForwardOutput* output) override {
-    absl::SleepFor(latency_);
-    if (fail_) return absl::InternalError("injected reward backend failure");
-    return inner_->Forward(input, output);
-  }
-
- private:
-  std::unique_ptr<Backend> inner_;
-  bool fail_;
-  absl::Duration latency_;
-};
-
+// The known-head reward model (tests/support/tiny_models.h) on a CPU backend wrapped to inject failures and latency.
 std::unique_ptr<RewardModel> MakeKnownHeadRm(const Tokenizer& tok, const std::vector<std::pair<std::string, float>>& a,
                                              bool fail = false, absl::Duration latency = absl::ZeroDuration()) {
-  ModelConfig c;
-  c.hidden_size = kRmDim;
-  c.intermediate_size = 32;
-  c.num_hidden_layers = 1;
-  c.num_attention_heads = 2;
-  c.num_key_value_heads = 2;
-  c.vocab_size = tok.vocab_size();
-  c.max_position_embeddings = 256;
-  c.num_labels = 1;
-  ModelWeights w = MakeRandomWeights(c, 3);
-  for (auto& layer : w.layers) {
-    std::fill(layer.wo.begin(), layer.wo.end(), 0.0f);
-    std::fill(layer.w_down.begin(), layer.w_down.end(), 0.0f);
-  }
-  std::fill(w.embed_tokens.begin(), w.embed_tokens.end(), 0.0f);
-  for (int t = 0; t < c.vocab_size; ++t) w.embed_tokens[t * kRmDim + 1] = 1.0f;
-  for (const auto& [word, value] : a) {
-    const std::vector<int32_t> ids = tok.Encode(word);
-    EXPECT_EQ(ids.size(), 1u) << word;
-    w.embed_tokens[ids.back() * kRmDim] = value;
-  }
-  std::fill(w.final_norm.begin(), w.final_norm.end(), 1.0f);
-  std::fill(w.score.begin(), w.score.end(), 0.0f);
-  w.score[0] = 2.0f;
-  auto rm = RewardModel::Create(std::move(w),
-                                [fail, latency](ModelWeights weights) -> absl::StatusOr<std::unique_ptr<Backend>> {
-                                  CpuBackendOptions o;
-                                  o.num_threads = 1;
-                                  o.num_blocks = 64;
-                                  auto b = CpuBackend::Create(std::move(weights), o);
-                                  if (!b.ok()) return b.status();
-                                  return std::unique_ptr<Backend>(
-                                      std::make_unique<ControlledBackend>(std::move(*b), fail, latency));
-                                },
+  auto controlled = [fail, latency](std::unique_ptr<Backend> inner) -> std::unique_ptr<Backend> {
+    return std::make_unique<::llama::testing::InterceptingBackend>(
+        std::move(inner),
+        [fail, latency](const ForwardInput&) {
+          absl::SleepFor(latency);
+          return fail ? absl::InternalError("injected reward backend failure") : absl::OkStatus();
+        },
+        "controlled");
+  };
+  auto rm = RewardModel::Create(::llama::testing::KnownHeadRewardWeights(tok, a),
+                                ::llama::testing::CpuRewardBackends(/*num_blocks=*/64, /*block_size=*/16, controlled),
                                 RewardModelOptions{.engine_kv_blocks = 48});  // 16 blocks left for Score
   EXPECT_TRUE(rm.ok()) << rm.status();
   return std::move(*rm);

@@ -14,18 +14,21 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
-#include "engine/cpu/cpu_backend.h"
 #include "scheduler/engine_loop.h"
-#include "scheduler/fake_backend.h"
 #include "scheduler/reward_selector.h"
-#include "tests/scheduler/text_sink.h"
+#include "tests/support/fake_backend.h"
+#include "tests/support/intercepting_backend.h"
+#include "tests/support/text_sink.h"
+#include "tests/support/tiny_models.h"
 
 namespace llama {
 namespace {
 
+using ::llama::testing::FakeBackend;
+using ::llama::testing::FakeBackendOptions;
+
 constexpr char kTokenizerPath[] = LLAMA_SOURCE_DIR "/models/.cache/tokenizer.model";
 constexpr uint64_t kSeedStride = 0x9E3779B97F4A7C15ull;  // candidate j's seed = request seed + j · stride
-constexpr int kRmDim = 16;
 
 // One Forward, in the order they ran: on the policy ('P') or the reward model ('R').
 struct Event {
@@ -47,13 +50,12 @@ class EventLog {
   std::vector<Event> events_;
 };
 
-class LoggingBackend : public Backend {
+// Logs every Forward of one model ('P' policy, 'R' reward model) and can delay, hold or fail it (the hook of an
+// InterceptingBackend).
+class ForwardProbe {
  public:
-  LoggingBackend(std::unique_ptr<Backend> inner, char model, EventLog* log) : inner_(std::move(inner)), model_(model), log_(log) {}
-  const ModelConfig& config() const override { return inner_->config(); }
-  const KvCacheSpec& kv_cache() const override { return inner_->kv_cache(); }
-  std::string name() const override { return std::string(1, model_); }
-  absl::Status Forward(const ForwardInput& input, ForwardOutput* output) override {
+  ForwardProbe(char model, EventLog* log) : model_(model), log_(log) {}
+  absl::Status Intercept(const ForwardInput& input) {
     Event e{model_, input.num_seqs(), input.num_tokens(), 0, static_cast<int>(input.outputs.size()), input.token_ids};
     for (int s = 0; s < input.num_seqs(); ++s) e.num_decodes += input.query_start[s + 1] - input.query_start[s] == 1;
     log_->Add(e);
@@ -62,23 +64,25 @@ class LoggingBackend : public Backend {
       release_first_.WaitForNotification();
     }
     absl::SleepFor(latency_);
-    {
-      absl::MutexLock lock(&mu_);
-      if (fail_next_ > 0) {
-        --fail_next_;
-        return absl::InternalError("injected reward failure");
-      }
+    absl::MutexLock lock(&mu_);
+    if (fail_next_ > 0) {
+      --fail_next_;
+      return absl::InternalError("injected reward failure");
     }
-    return inner_->Forward(input, output);
+    return absl::OkStatus();
   }
   void FailNext(int n) { absl::MutexLock lock(&mu_); fail_next_ = n; }
   void set_latency(absl::Duration d) { latency_ = d; }  // before the loop starts
   void HoldFirstForward() { hold_first_ = true; }         // before the loop starts
   void WaitUntilFirstForwardHeld() { entered_first_.WaitForNotification(); }
   void ReleaseFirstForward() { release_first_.Notify(); }
+  // The backend whose Forward calls go through this probe.
+  std::unique_ptr<Backend> Wrap(std::unique_ptr<Backend> inner) {
+    return std::make_unique<::llama::testing::InterceptingBackend>(
+        std::move(inner), [this](const ForwardInput& input) { return Intercept(input); }, std::string(1, model_));
+  }
 
  private:
-  std::unique_ptr<Backend> inner_;
   char model_;
   EventLog* log_;
   absl::Duration latency_ = absl::ZeroDuration();
@@ -99,40 +103,12 @@ class RewardStepsTest : public ::testing::Test {
     tokenizer_ = std::move(*tok);
   }
 
-  // Known head as in reward_selector_test: the score is a function of the last token ("good" safe, "bad" not).
+  // The known-head reward model (tests/support/tiny_models.h): "good" is safe, "bad" is not.
   void MakeRm() {
-    ModelConfig c;
-    c.hidden_size = kRmDim;
-    c.intermediate_size = 32;
-    c.num_hidden_layers = 1;
-    c.num_attention_heads = 2;
-    c.num_key_value_heads = 2;
-    c.vocab_size = tokenizer_->vocab_size();
-    c.max_position_embeddings = 256;
-    c.num_labels = 1;
-    ModelWeights w = MakeRandomWeights(c, 3);
-    for (auto& layer : w.layers) std::fill(layer.wo.begin(), layer.wo.end(), 0.0f);
-    for (auto& layer : w.layers) std::fill(layer.w_down.begin(), layer.w_down.end(), 0.0f);
-    std::fill(w.embed_tokens.begin(), w.embed_tokens.end(), 0.0f);
-    for (int t = 0; t < c.vocab_size; ++t) w.embed_tokens[t * kRmDim + 1] = 1.0f;
-    w.embed_tokens[tokenizer_->Encode("good").back() * kRmDim] = 3.0f;
-    w.embed_tokens[tokenizer_->Encode("bad").back() * kRmDim] = -3.0f;
-    std::fill(w.final_norm.begin(), w.final_norm.end(), 1.0f);
-    std::fill(w.score.begin(), w.score.end(), 0.0f);
-    w.score[0] = 2.0f;
     auto rm = RewardModel::Create(
-        std::move(w),
-        [this](ModelWeights weights) -> absl::StatusOr<std::unique_ptr<Backend>> {
-          CpuBackendOptions o;
-          o.num_threads = 1;
-          o.block_size = 4;
-          o.num_blocks = 256;
-          auto b = CpuBackend::Create(std::move(weights), o);
-          if (!b.ok()) return b.status();
-          auto logging = std::make_unique<LoggingBackend>(std::move(*b), 'R', &log_);
-          rm_backend_ = logging.get();
-          return std::unique_ptr<Backend>(std::move(logging));
-        },
+        ::llama::testing::KnownHeadRewardWeights(*tokenizer_, {{"good", 3.0f}, {"bad", -3.0f}}),
+        ::llama::testing::CpuRewardBackends(/*num_blocks=*/256, /*block_size=*/4,
+                                            [this](std::unique_ptr<Backend> b) { return rm_probe_.Wrap(std::move(b)); }),
         RewardModelOptions{.engine_kv_blocks = 192});
     ASSERT_TRUE(rm.ok()) << rm.status();
     rm_ = std::move(*rm);
@@ -142,7 +118,7 @@ class RewardStepsTest : public ::testing::Test {
   void Start(std::map<uint64_t, std::string> scripts, int max_num_batched_tokens,
              absl::Duration rm_latency = absl::ZeroDuration(), bool hold_first_policy_step = false) {
     MakeRm();
-    rm_backend_->set_latency(rm_latency);
+    rm_probe_.set_latency(rm_latency);
     std::map<uint64_t, std::vector<int32_t>> ids;
     for (const auto& [seed, s] : scripts) ids[seed] = tokenizer_->Encode(s);
     const int32_t la = tokenizer_->Encode("la").back();
@@ -157,8 +133,8 @@ class RewardStepsTest : public ::testing::Test {
       }
       return la;
     };
-    policy_ = std::make_unique<LoggingBackend>(std::make_unique<FakeBackend>(std::move(o)), 'P', &log_);
-    if (hold_first_policy_step) policy_->HoldFirstForward();
+    policy_ = policy_probe_.Wrap(std::make_unique<FakeBackend>(std::move(o)));
+    if (hold_first_policy_step) policy_probe_.HoldFirstForward();
     selector_ = std::make_unique<RewardSelector>(rm_.get(), nullptr, tokenizer_.get(), RewardSelectorOptions{});
     EngineLoopOptions options;
     options.scheduler.max_num_batched_tokens = max_num_batched_tokens;
@@ -193,10 +169,11 @@ class RewardStepsTest : public ::testing::Test {
   }
 
   EventLog log_;
+  ForwardProbe rm_probe_{'R', &log_};  // before the backends that call them
+  ForwardProbe policy_probe_{'P', &log_};
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<RewardModel> rm_;
-  LoggingBackend* rm_backend_ = nullptr;
-  std::unique_ptr<LoggingBackend> policy_;
+  std::unique_ptr<Backend> policy_;
   std::unique_ptr<RewardSelector> selector_;
   std::unique_ptr<EngineLoop> loop_;
   uint64_t next_id_ = 1;
@@ -208,9 +185,9 @@ TEST_F(RewardStepsTest, DecodesOfAnotherRequestRunBetweenScoringChunks) {
   // The first policy step waits until request 2 is queued, so it is decoding long before request 1 is scored.
   Start({{7, "The weather is good"}}, /*max_num_batched_tokens=*/8, absl::ZeroDuration(), true);
   auto scored = Submit(2, 7, 32);
-  policy_->WaitUntilFirstForwardHeld();
+  policy_probe_.WaitUntilFirstForwardHeld();
   auto decoding = Submit(1, 99, 60);
-  policy_->ReleaseFirstForward();
+  policy_probe_.ReleaseFirstForward();
   ASSERT_TRUE(scored->Wait());
   ASSERT_TRUE(scored->info().status.ok()) << scored->info().status;
   EXPECT_EQ(scored->text(), "The weather is good");
@@ -244,9 +221,9 @@ TEST_F(RewardStepsTest, ScoreWorkOfTwoRequestsFinishingTogetherSharesOneForward)
   // "la" until max_tokens (10 and 9), so all four candidates finish in step 10 and are scored together.
   Start({}, /*max_num_batched_tokens=*/512, absl::ZeroDuration(), /*hold_first_policy_step=*/true);
   auto first = Submit(2, 7, 10);
-  policy_->WaitUntilFirstForwardHeld();
+  policy_probe_.WaitUntilFirstForwardHeld();
   auto second = Submit(2, 8, 9);
-  policy_->ReleaseFirstForward();
+  policy_probe_.ReleaseFirstForward();
   ASSERT_TRUE(first->Wait());
   ASSERT_TRUE(second->Wait());
   ASSERT_TRUE(first->info().status.ok()) << first->info().status;
@@ -282,7 +259,7 @@ TEST_F(RewardStepsTest, ChunkedScoringOfTwoRequestsSharesForwards) {
 
 TEST_F(RewardStepsTest, RewardFailureFailsOnlyTheRequestsInThatStep) {
   Start({{7, "The weather is good"}, {8, "The weather is good"}}, /*max_num_batched_tokens=*/512);
-  rm_backend_->FailNext(1);
+  rm_probe_.FailNext(1);
   auto first = Submit(2, 7, 32);  // its scoring is the first reward step: fails
   ASSERT_TRUE(first->Wait());
   auto second = Submit(2, 8, 32);  // submitted after: scored by a later, healthy step
@@ -300,11 +277,11 @@ TEST_F(RewardStepsTest, FailureSparesARequestStillGenerating) {
   // Request 2 decodes while request 1's scoring fails; request 2 is not in that reward step and finishes.
   Start({{7, "The weather is good"}, {8, "la la la la la la la la la la la la la la good"}}, 512,
         absl::ZeroDuration(), /*hold_first_policy_step=*/true);
-  rm_backend_->FailNext(1);
+  rm_probe_.FailNext(1);
   auto first = Submit(1, 7, 32);
-  policy_->WaitUntilFirstForwardHeld();
+  policy_probe_.WaitUntilFirstForwardHeld();
   auto second = Submit(1, 8, 64);  // joins at step 2: still generating when request 1's scoring fails
-  policy_->ReleaseFirstForward();
+  policy_probe_.ReleaseFirstForward();
   ASSERT_TRUE(first->Wait());
   ASSERT_TRUE(second->Wait());
   EXPECT_EQ(first->info().status.code(), absl::StatusCode::kInternal);

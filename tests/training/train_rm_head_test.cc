@@ -6,11 +6,11 @@
 #include <fstream>
 #include <sstream>
 
-#include "engine/cpu/cpu_backend.h"
 #include "engine/model/weights.h"
 #include "engine/reward/reward_model.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/support/tiny_models.h"
 
 namespace llama {
 namespace {
@@ -30,14 +30,8 @@ TEST(TrainRmHeadTest, WritesARewardModelThatLoadsAndScores) {
   }
   const std::string dir = ::testing::TempDir() + "/train_rm_head_test";
   std::filesystem::remove_all(dir);
-  ModelConfig c;
-  c.hidden_size = 32;
-  c.intermediate_size = 64;
-  c.num_hidden_layers = 1;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 4;
-  c.vocab_size = 32000;
-  c.max_position_embeddings = 256;
+  const ModelConfig c =
+      ::llama::testing::TinyConfig({.layers = 1, .kv_heads = 4, .vocab = 32000, .context = 256});  // LLaMA 2 vocab
   ASSERT_TRUE(SaveModel(MakeRandomWeights(c, 11, 0.1f), dir + "/backbone").ok());
   std::filesystem::copy_file(tokenizer, dir + "/backbone/tokenizer.model");
 
@@ -62,16 +56,7 @@ TEST(TrainRmHeadTest, WritesARewardModelThatLoadsAndScores) {
   EXPECT_EQ(report["l2"], 0.1);
   EXPECT_GE(report["train"]["accuracy"].get<double>(), 0.5);
 
-  auto rm = RewardModel::Load(dir + "/rm",
-                              [](ModelWeights w) -> absl::StatusOr<std::unique_ptr<Backend>> {
-                                CpuBackendOptions o;
-                                o.num_threads = 1;
-                                o.num_blocks = 32;
-                                auto b = CpuBackend::Create(std::move(w), o);
-                                if (!b.ok()) return b.status();
-                                return std::unique_ptr<Backend>(std::move(*b));
-                              },
-                              {});
+  auto rm = RewardModel::Load(dir + "/rm", ::llama::testing::CpuRewardBackends(/*num_blocks=*/32), {});
   ASSERT_TRUE(rm.ok()) << rm.status();
   auto scores = (*rm)->Score({{1, 518, 25580, 29962}});
   ASSERT_TRUE(scores.ok());

@@ -5,20 +5,15 @@
 #include "engine/cpu/cpu_backend.h"
 #include "engine/model/weights.h"
 #include "gtest/gtest.h"
+#include "tests/support/tiny_models.h"
 
 namespace llama {
 namespace {
 
+// 3 layers of 8 heads (head_dim 8): the byte counts below follow from these.
 ModelConfig SmallConfig(int kv_heads) {
-  ModelConfig c;
-  c.hidden_size = 64;
-  c.intermediate_size = 96;
-  c.num_hidden_layers = 3;
-  c.num_attention_heads = 8;
-  c.num_key_value_heads = kv_heads;
-  c.vocab_size = 50;
-  c.max_position_embeddings = 32;
-  return c;
+  return ::llama::testing::TinyConfig(
+      {.hidden = 64, .intermediate = 96, .layers = 3, .heads = 8, .kv_heads = kv_heads, .vocab = 50, .context = 32});
 }
 
 TEST(KvCacheSpecTest, GqaBytesPerTokenScaleWithKvHeads) {

@@ -12,33 +12,15 @@
 #include "engine/forward_batch.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/support/tiny_models.h"
 
 namespace llama {
 namespace {
 
-ModelConfig TinyRewardConfig() {
-  ModelConfig c;
-  c.hidden_size = 32;
-  c.intermediate_size = 64;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.vocab_size = 64;
-  c.max_position_embeddings = 64;
-  c.num_labels = 1;
-  return c;
-}
+using ::llama::testing::TinyRewardConfig;
 
 RewardModel::BackendFactory CpuFactory(int num_blocks, int block_size = 4) {
-  return [num_blocks, block_size](ModelWeights w) -> absl::StatusOr<std::unique_ptr<Backend>> {
-    CpuBackendOptions options;
-    options.num_threads = 1;
-    options.block_size = block_size;
-    options.num_blocks = num_blocks;
-    auto backend = CpuBackend::Create(std::move(w), options);
-    if (!backend.ok()) return backend.status();
-    return std::unique_ptr<Backend>(std::move(*backend));
-  };
+  return ::llama::testing::CpuRewardBackends(num_blocks, block_size);
 }
 
 ModelWeights TinyRewardWeights() {

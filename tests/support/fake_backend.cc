@@ -1,12 +1,13 @@
-#include "scheduler/fake_backend.h"
+#include "tests/support/fake_backend.h"
 
 #include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "tests/support/tiny_models.h"
 
-namespace llama {
+namespace llama::testing {
 namespace {
 
 uint64_t Mix(uint64_t h, uint64_t v) {
@@ -22,14 +23,10 @@ absl::Status Corrupt(int seq, const std::string& what) {
 
 }  // namespace
 
-FakeBackend::FakeBackend(FakeBackendOptions options) : options_(std::move(options)) {
-  config_.hidden_size = 64;
-  config_.intermediate_size = 128;
-  config_.num_hidden_layers = 1;
-  config_.num_attention_heads = 4;
-  config_.num_key_value_heads = 4;
-  config_.vocab_size = options_.vocab_size;
-  config_.max_position_embeddings = options_.max_position_embeddings;
+FakeBackend::FakeBackend(FakeBackendOptions options)
+    : options_(std::move(options)),
+      config_(TinyConfig({.hidden = 64, .intermediate = 128, .layers = 1, .heads = 4, .kv_heads = 4,
+                          .vocab = options_.vocab_size, .context = options_.max_position_embeddings})) {
   config_.eos_token_id = options_.eos_id;
   kv_.block_size = options_.block_size;
   kv_.num_blocks = options_.num_blocks;
@@ -142,4 +139,4 @@ absl::Status FakeBackend::Forward(const ForwardInput& input, ForwardOutput* outp
   return absl::OkStatus();
 }
 
-}  // namespace llama
+}  // namespace llama::testing

@@ -1,4 +1,4 @@
-// FakeBackend: a Backend for tests and host-side benchmarks. It computes nothing real but keeps an honest KV
+// FakeBackend: a Backend for tests (test-only: tests/support, never linked into a binary we ship). It computes nothing real but keeps an honest KV
 // cache of its own: every slot remembers the (token, position) written to it, block copies copy those, and each
 // sampled token is a hash of the context read back through the sequence's block table. So a wrong block table,
 // slot mapping, missing copy-on-write copy or reused-too-early block changes the tokens (or fails the step with
@@ -17,7 +17,7 @@
 #include "absl/types/span.h"
 #include "engine/backend.h"
 
-namespace llama {
+namespace llama::testing {
 
 struct FakeBackendOptions {
   int vocab_size = 32000;
@@ -69,4 +69,4 @@ class FakeBackend : public Backend {
   std::vector<ForwardInput> inputs_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace llama
+}  // namespace llama::testing
