@@ -1,11 +1,11 @@
 // CandidateSelector: the hook that picks which of a request's k candidates is answered (rejection sampling).
-// The engine loop calls it on its own thread once all k candidates have finished (k > 1, or any k when
-// ScoresCandidates()), before anything of the answer is sent. The default takes candidate 0; the safety reward
-// model (scheduler/reward_selector.h, DESIGN §7) plugs in here.
+// The engine loop calls Select on its own thread once all k candidates have finished (k > 1, or any k when the
+// selector has reward models), before anything of the answer is sent. The default takes candidate 0; the safety
+// reward model (scheduler/reward_selector.h, DESIGN §7) plugs in here.
 //
-// A selector that names reward models (RewardModels() not empty) is not asked to score: the engine loop turns each
-// candidate's RewardInput into prefill-only work of its reward steps (scheduler/reward_queue.h), batched with other
-// requests' scoring, and calls SelectScored with the scores once the last one is in.
+// A selector never scores by itself: when it names reward models (RewardModels() not empty) the engine loop turns
+// each candidate's RewardInput into prefill-only work of its reward steps (scheduler/reward_queue.h), batched with
+// other requests' scoring, and calls Select with the scores once the last one is in.
 #pragma once
 
 #include <cstdint>
@@ -36,37 +36,39 @@ struct CandidateChoice {
   std::vector<int32_t> refusal_token_ids;
 };
 
+// What the loop's reward steps measured for one request: scores[m][c] = reward model m's score of candidate c;
+// latency_s[m] = from queueing to model m's last score. Both empty for a selector without reward models.
+struct CandidateScores {
+  std::vector<std::vector<float>> scores;
+  std::vector<double> latency_s;
+};
+
 class CandidateSelector {
  public:
   virtual ~CandidateSelector() = default;
-  // True when the selector judges the text (a reward model): then even k = 1 requests are not streamed but go
-  // through Select when they finish. False (the default selector): k = 1 streams as it generates.
-  virtual bool ScoresCandidates() const { return false; }
-  // An error fails the request (never sends unscored text).
-  virtual absl::StatusOr<CandidateChoice> Select(const GenerationRequest& request,
-                                                 absl::Span<const CandidateOutput> candidates) = 0;
-
-  // The reward models the loop must run for this selector (empty: Select decides alone). Fixed for its lifetime.
+  // The reward models the loop must run for this selector (empty: Select decides from the outputs alone). Fixed
+  // for its lifetime.
   virtual std::vector<RewardModel*> RewardModels() const { return {}; }
+  // A selector with reward models judges every answer: then even k = 1 requests are not streamed but wait for
+  // their scores. Without (the default selector) k = 1 streams as it generates.
+  bool ScoresCandidates() const { return !RewardModels().empty(); }
   // What reward model `model` (an index into RewardModels()) scores for one candidate: its token ids.
   virtual absl::StatusOr<std::vector<int32_t>> RewardInput(int model, const GenerationRequest& request,
                                                            const CandidateOutput& candidate) const {
     return absl::UnimplementedError("this candidate selector has no reward models");
   }
-  // The choice from the loop's scores: scores[m][c] = reward model m's score of candidate c; latency_s[m] = time
-  // from queueing to model m's last score. An error fails the request.
-  virtual absl::StatusOr<CandidateChoice> SelectScored(const GenerationRequest& request,
-                                                       absl::Span<const CandidateOutput> candidates,
-                                                       const std::vector<std::vector<float>>& scores,
-                                                       const std::vector<double>& latency_s) {
-    return Select(request, candidates);
-  }
+  // The choice among the finished candidates, given the reward steps' scores. An error fails the request (nothing
+  // unscored is ever sent).
+  virtual absl::StatusOr<CandidateChoice> Select(const GenerationRequest& request,
+                                                 absl::Span<const CandidateOutput> candidates,
+                                                 const CandidateScores& scores) = 0;
 };
 
-// Picks candidate 0 (until the reward model exists).
+// Picks candidate 0 (the server without a reward model, where k is always 1).
 class FirstCandidateSelector : public CandidateSelector {
  public:
-  absl::StatusOr<CandidateChoice> Select(const GenerationRequest&, absl::Span<const CandidateOutput>) override {
+  absl::StatusOr<CandidateChoice> Select(const GenerationRequest&, absl::Span<const CandidateOutput>,
+                                         const CandidateScores&) override {
     return CandidateChoice{};
   }
 };

@@ -398,7 +398,8 @@ void EngineLoop::Impl::RewardStep(StepStats* stats) {
     absl::StatusOr<CandidateChoice> choice =
         state.request().deadline <= now
             ? absl::DeadlineExceededError("reward scoring finished after the deadline")
-            : selector->SelectScored(state.request(), state.Outputs(), scored.scores, scored.latency_s);
+            : selector->Select(state.request(), state.Outputs(),
+                               CandidateScores{std::move(scored.scores), std::move(scored.latency_s)});
     state.CompleteWith(std::move(choice), num_preemptions, now);
     Forget(id, state);
   }

@@ -119,7 +119,7 @@ std::vector<CandidateOutput> RequestState::Outputs() const {
 }
 
 absl::StatusOr<CandidateChoice> RequestState::Choose(CandidateSelector* selector) const {
-  return selector->Select(request_, Outputs());
+  return selector->Select(request_, Outputs(), CandidateScores{});  // a selector without reward models
 }
 
 void RequestState::Abort(const absl::Status& status, FinishReason reason, int num_preemptions, absl::Time now) {

@@ -4,7 +4,6 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "base/check.h"
 #include "base/status_macros.h"
 
@@ -61,59 +60,23 @@ absl::StatusOr<std::vector<int32_t>> RewardSelector::RewardInput(int model, cons
   return ids;
 }
 
-absl::StatusOr<std::vector<float>> RewardSelector::ScoreWith(RewardModel* model, const GenerationRequest& request,
-                                                             absl::Span<const CandidateOutput> candidates) {
-  const std::vector<RewardModel*> models = RewardModels();
-  const int m = static_cast<int>(std::find(models.begin(), models.end(), model) - models.begin());
-  std::vector<std::vector<int32_t>> sequences;  // [k] prompt + candidate, one batch
-  for (const CandidateOutput& c : candidates) {
-    ASSIGN_OR_RETURN(std::vector<int32_t> ids, RewardInput(m, request, c));
-    sequences.push_back(std::move(ids));
-  }
-  const absl::Time start = absl::Now();
-  absl::StatusOr<std::vector<float>> scores = model->Score(sequences, request.deadline);
-  if (!scores.ok()) {
-    if (scores.status().code() == absl::StatusCode::kDeadlineExceeded) return scores.status();
-    return absl::InternalError(absl::StrCat("reward model '", model->name(), "' failed: ", scores.status().message()));
-  }
-  const absl::Time end = absl::Now();
-  if (end > request.deadline) {  // scores that arrive after the deadline are not used
-    return absl::DeadlineExceededError(absl::StrCat("reward model '", model->name(), "' finished after the deadline"));
-  }
-  const double latency_s = absl::ToDoubleSeconds(end - start);
-  for (RewardObserver* o : observers_) o->OnScored(model->name(), *scores, latency_s);
-  return scores;
-}
-
 absl::StatusOr<CandidateChoice> RewardSelector::Select(const GenerationRequest& request,
-                                                       absl::Span<const CandidateOutput> candidates) {
-  if (candidates.empty()) return absl::InternalError("no candidates to select from");
-  std::vector<std::vector<float>> scores;
-  for (RewardModel* model : RewardModels()) {
-    ASSIGN_OR_RETURN(std::vector<float> s, ScoreWith(model, request, candidates));
-    scores.push_back(std::move(s));
-  }
-  return Choose(scores, static_cast<int>(candidates.size()));
-}
-
-absl::StatusOr<CandidateChoice> RewardSelector::SelectScored(const GenerationRequest& request,
-                                                             absl::Span<const CandidateOutput> candidates,
-                                                             const std::vector<std::vector<float>>& scores,
-                                                             const std::vector<double>& latency_s) {
+                                                       absl::Span<const CandidateOutput> candidates,
+                                                       const CandidateScores& scores) {
   const std::vector<RewardModel*> models = RewardModels();
   if (candidates.empty()) return absl::InternalError("no candidates to select from");
-  if (scores.size() != models.size() || latency_s.size() != models.size()) {
+  if (scores.scores.size() != models.size() || scores.latency_s.size() != models.size()) {
     return absl::InternalError(absl::StrCat("expected scores of ", models.size(), " reward models, got ",
-                                            scores.size()));
+                                            scores.scores.size()));
   }
   for (size_t m = 0; m < models.size(); ++m) {
-    if (scores[m].size() != candidates.size()) {
-      return absl::InternalError(absl::StrCat("reward model '", models[m]->name(), "' scored ", scores[m].size(),
-                                              " of ", candidates.size(), " candidates"));
+    if (scores.scores[m].size() != candidates.size()) {
+      return absl::InternalError(absl::StrCat("reward model '", models[m]->name(), "' scored ",
+                                              scores.scores[m].size(), " of ", candidates.size(), " candidates"));
     }
-    for (RewardObserver* o : observers_) o->OnScored(models[m]->name(), scores[m], latency_s[m]);
+    for (RewardObserver* o : observers_) o->OnScored(models[m]->name(), scores.scores[m], scores.latency_s[m]);
   }
-  return Choose(scores, static_cast<int>(candidates.size()));
+  return Choose(scores.scores, static_cast<int>(candidates.size()));
 }
 
 CandidateChoice RewardSelector::Choose(const std::vector<std::vector<float>>& scores, int num_candidates) {

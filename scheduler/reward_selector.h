@@ -1,19 +1,15 @@
-// RewardSelector: the CandidateSelector of rejection sampling (DESIGN §7). It scores every finished candidate of a
-// request with the co-hosted safety reward model (and the optional helpfulness one), all candidates in one
-// batched prefill on each reward model's own backend and KV pool, then picks by the Llama 2 rule:
+// RewardSelector: the CandidateSelector of rejection sampling (DESIGN §7). It names the co-hosted safety reward
+// model (and the optional helpfulness one), formats what they score for each candidate (RewardInput: the one
+// format of engine/reward/reward_model.h, so a Score RPC on (dialog, streamed text) reproduces the score used
+// here), and picks by the Llama 2 rule once the engine loop's reward steps (scheduler/reward_queue.h) have scored
+// every candidate:
 //   a candidate passes when its safety score is >= safety_threshold; among passing candidates the best
 //   helpfulness score wins (the best safety score with no helpfulness model); if none passes, the answer is the
 //   configured refusal with finish reason SAFETY.
-// A reward model failure (or the request's deadline passing) is an error: the engine loop fails the request and
-// nothing of any candidate is sent. Candidates are scored from their text (engine/reward/reward_model.h), so a Score RPC
-// on (dialog, streamed text) reproduces the score used here.
+// It runs no model itself. A reward model failure (or the request's deadline passing) fails the request in the
+// engine loop, and nothing of any candidate is sent.
 //
-// In the engine loop the selector only formats (RewardInput) and decides (SelectScored): the loop runs the scoring
-// itself as prefill-only reward steps batched over requests (scheduler/reward_queue.h). Select, which scores
-// synchronously with RewardModel::Score, remains for direct use.
-//
-// Threading: called on the engine thread. The reward models serialise their own forwards, so a Score RPC may run
-// concurrently.
+// Threading: called on the engine thread.
 #pragma once
 
 #include <optional>
@@ -56,20 +52,14 @@ class RewardSelector : public CandidateSelector {
                  RewardSelectorOptions options);
   void AddObserver(RewardObserver* observer);  // before the engine loop starts
 
-  bool ScoresCandidates() const override { return true; }
-  absl::StatusOr<CandidateChoice> Select(const GenerationRequest& request,
-                                         absl::Span<const CandidateOutput> candidates) override;
   std::vector<RewardModel*> RewardModels() const override;
   absl::StatusOr<std::vector<int32_t>> RewardInput(int model, const GenerationRequest& request,
                                                    const CandidateOutput& candidate) const override;
-  absl::StatusOr<CandidateChoice> SelectScored(const GenerationRequest& request,
-                                               absl::Span<const CandidateOutput> candidates,
-                                               const std::vector<std::vector<float>>& scores,
-                                               const std::vector<double>& latency_s) override;
+  absl::StatusOr<CandidateChoice> Select(const GenerationRequest& request,
+                                         absl::Span<const CandidateOutput> candidates,
+                                         const CandidateScores& scores) override;
 
  private:
-  absl::StatusOr<std::vector<float>> ScoreWith(RewardModel* model, const GenerationRequest& request,
-                                               absl::Span<const CandidateOutput> candidates);
   // The Llama 2 rule on scores [models][k] (safety first), reported to the observers.
   CandidateChoice Choose(const std::vector<std::vector<float>>& scores, int num_candidates);
 

@@ -91,7 +91,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::GetModelInfo(grpc::CallbackServerCont
 }
 
 // Scoring is a short prefill on the reward backends, done inline on the gRPC thread (the reward models serialise
-// their forwards against the engine thread's selection).
+// their forwards against the engine loop's reward steps).
 grpc::ServerUnaryReactor* ChatServiceImpl::Score(grpc::CallbackServerContext* context,
                                                  const v1::ScoreRequest* request, v1::ScoreResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();

@@ -68,9 +68,9 @@ class RewardModel {
   static absl::StatusOr<std::unique_ptr<RewardModel>> Load(const std::string& model_dir,
                                                            const BackendFactory& factory, RewardModelOptions options);
 
-  // P(safe/helpful) of each sequence: [num_sequences] in [0, 1]. Sequences are packed into as few Forward calls
-  // as the KV pool and max_batch_tokens allow (k candidates of one request: one call). DEADLINE_EXCEEDED when
-  // deadline passes before a Forward; the backend's error otherwise.
+  // P(safe/helpful) of each sequence: [num_sequences] in [0, 1]. The direct path (the Score RPC, its warm-up,
+  // train-rm-head): sequences are packed into as few Forward calls as the direct part of the KV pool and
+  // max_batch_tokens allow. DEADLINE_EXCEEDED when deadline passes before a Forward; the backend's error otherwise.
   absl::StatusOr<std::vector<float>> Score(const std::vector<std::vector<int32_t>>& sequences,
                                            absl::Time deadline = absl::InfiniteFuture());
   // Final-norm hidden state of each sequence's last token: [num_sequences, hidden_size] row-major.

@@ -429,8 +429,8 @@ TEST_F(EngineLoopTest, CandidatesShareThePromptsBlocksAndStreamNothingUntilAllFi
 
 class RecordingSelector : public CandidateSelector {
  public:
-  absl::StatusOr<CandidateChoice> Select(const GenerationRequest& request,
-                                         absl::Span<const CandidateOutput> candidates) override {
+  absl::StatusOr<CandidateChoice> Select(const GenerationRequest& request, absl::Span<const CandidateOutput> candidates,
+                                         const CandidateScores&) override {
     seen.assign(candidates.begin(), candidates.end());
     if (fail) return absl::InternalError("reward model failed");
     CandidateChoice choice;
