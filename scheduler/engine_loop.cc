@@ -21,11 +21,12 @@
 namespace llama {
 namespace {
 
-// The context limit: the configured one (default: the model's), never more than the KV pool can hold for one
-// sequence (so a sequence alone always fits and the queue cannot stall).
+// The context limit: the configured one (default: the model's), never more than the model's positions nor what
+// the KV pool can hold for one sequence (so a sequence alone always fits and the queue cannot stall).
 SchedulerConfig ResolveConfig(SchedulerConfig config, const ModelConfig& model, const KvCacheSpec& kv) {
   if (config.max_model_len == 0) config.max_model_len = model.max_position_embeddings;
-  config.max_model_len = std::min<int64_t>(config.max_model_len, int64_t{kv.num_blocks} * kv.block_size);
+  config.max_model_len = std::min({int64_t{config.max_model_len}, int64_t{model.max_position_embeddings},
+                                   int64_t{kv.num_blocks} * kv.block_size});
   return config;
 }
 
@@ -65,6 +66,8 @@ class EngineLoop::Impl {
 
   std::vector<StepObserver*> observers;
   CandidateSelector* selector = &default_selector_;
+
+  int max_model_len() const { return scheduler_.config().max_model_len; }  // immutable after construction
 
   void Start() {
     absl::MutexLock lock(&mu_);
@@ -486,5 +489,7 @@ absl::Status EngineLoop::Submit(GenerationRequest request, std::shared_ptr<Reque
 void EngineLoop::Cancel(uint64_t request_id, absl::Status reason) { impl_->Cancel(request_id, std::move(reason)); }
 
 EngineSnapshot EngineLoop::Snapshot() const { return impl_->Snapshot(); }
+
+int EngineLoop::max_model_len() const { return impl_->max_model_len(); }
 
 }  // namespace llama

@@ -61,6 +61,10 @@ class EngineLoop {
   void Cancel(uint64_t request_id, absl::Status reason);
 
   EngineSnapshot Snapshot() const;
+  // The context limit this loop serves (prompt + generated tokens): SchedulerConfig::max_model_len (default: the
+  // model's max_position_embeddings) clamped to the model's positions and to what the KV pool holds for one
+  // sequence. Request validation, Tokenize and GetModelInfo use this one number. Fixed at construction; any thread.
+  int max_model_len() const;
   const KvCacheSpec& kv_cache() const { return backend_->kv_cache(); }
   const ModelConfig& model_config() const { return backend_->config(); }
 

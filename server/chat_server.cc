@@ -99,8 +99,7 @@ absl::Status ChatServer::LoadModel(const ChatServerOptions& options) {
   engine_->Start();
 
   const ModelConfig& config = backend_->config();
-  limits_.context_length = engine_options.scheduler.max_model_len > 0 ? engine_options.scheduler.max_model_len
-                                                                      : config.max_position_embeddings;
+  limits_.context_length = engine_->max_model_len();  // what Submit accepts: clamped to the KV pool
   limits_.vocab_size = config.vocab_size;
   limits_.default_max_tokens = std::min(options.default_max_tokens, limits_.context_length);
   limits_.max_candidates = options.max_candidates;
