@@ -6,7 +6,7 @@
 // the reward model's Forward calls (a timing wrapper around its backend) over the wall time.
 //
 //   rejection_sampling_bench [--model_dir models/stories15M] [--rm_dir models/stories15M-safety-rm]
-//                            [--max_tokens 64] [--repeats 5] [--concurrency 4] [--num_threads 0]
+//                            [--max_tokens 64] [--repeats 5] [--concurrency 4] [--threads 0]
 //                            [--max_num_batched_tokens 512]  (the policy's step budget, and the reward step's)
 #include <algorithm>
 #include <cstdio>
@@ -14,7 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/numbers.h"
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -26,36 +28,29 @@
 #include "engine/text/tokenizer.h"
 #include "scheduler/engine_loop.h"
 #include "scheduler/reward_selector.h"
+#include "scheduler/scheduler_config.h"
+
+ABSL_FLAG(std::string, model_dir, "models/stories15M", "the policy model directory");
+ABSL_FLAG(std::string, rm_dir, "models/stories15M-safety-rm", "the safety reward model directory");
+ABSL_FLAG(int, max_tokens, 64, "tokens per candidate");
+ABSL_FLAG(int, repeats, 5, "runs per mode (the median is reported)");
+ABSL_FLAG(int, concurrency, 4, "requests of the concurrent modes");
+ABSL_FLAG(int, threads, llama::CpuBackendOptions().num_threads, "CPU backend threads (0: all cores)");
+ABSL_FLAG(int, max_num_batched_tokens, llama::SchedulerConfig().max_num_batched_tokens,
+          "the policy's step budget, and the reward step's");
 
 namespace llama {
 namespace {
 
 struct Args {
-  std::string model_dir = "models/stories15M";
-  std::string rm_dir = "models/stories15M-safety-rm";
-  int max_tokens = 64;
-  int repeats = 5;
-  int concurrency = 4;
-  int num_threads = 0;
-  int max_num_batched_tokens = 512;
+  std::string model_dir = absl::GetFlag(FLAGS_model_dir);
+  std::string rm_dir = absl::GetFlag(FLAGS_rm_dir);
+  int max_tokens = absl::GetFlag(FLAGS_max_tokens);
+  int repeats = absl::GetFlag(FLAGS_repeats);
+  int concurrency = absl::GetFlag(FLAGS_concurrency);
+  int num_threads = absl::GetFlag(FLAGS_threads);
+  int max_num_batched_tokens = absl::GetFlag(FLAGS_max_num_batched_tokens);
 };
-
-bool ParseArgs(int argc, char** argv, Args* a) {
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i], value = argv[i + 1];
-    bool ok = true;
-    if (flag == "--model_dir") a->model_dir = value;
-    else if (flag == "--rm_dir") a->rm_dir = value;
-    else if (flag == "--max_tokens") ok = absl::SimpleAtoi(value, &a->max_tokens);
-    else if (flag == "--repeats") ok = absl::SimpleAtoi(value, &a->repeats);
-    else if (flag == "--concurrency") ok = absl::SimpleAtoi(value, &a->concurrency);
-    else if (flag == "--num_threads") ok = absl::SimpleAtoi(value, &a->num_threads);
-    else if (flag == "--max_num_batched_tokens") ok = absl::SimpleAtoi(value, &a->max_num_batched_tokens);
-    else ok = false;
-    if (!ok) return false;
-  }
-  return argc % 2 == 1;
-}
 
 class WaitSink : public RequestSink {
  public:
@@ -170,9 +165,12 @@ std::unique_ptr<Backend> Cpu(ModelWeights w, int threads, int num_blocks) {
   return std::move(*b);
 }
 
-int Main(int argc, char** argv) {
-  Args a;
-  if (!ParseArgs(argc, argv, &a)) return 2;
+int Main() {
+  const Args a;  // from the flags
+  if (a.max_tokens < 1 || a.repeats < 1 || a.concurrency < 1) {
+    std::fprintf(stderr, "rejection_sampling_bench: --max_tokens, --repeats and --concurrency must be >= 1\n");
+    return 2;
+  }
   auto tokenizer = Tokenizer::Load(a.model_dir + "/tokenizer.model");
   auto policy_weights = LoadModelWeights(a.model_dir);
   CHECK_OK(tokenizer.status());
@@ -181,7 +179,7 @@ int Main(int argc, char** argv) {
   std::unique_ptr<Backend> policy = Cpu(std::move(*policy_weights), a.num_threads, 512);
   Probe probe;
   // The engine's reward steps get KV for 4 · concurrency full-context sequences; one more for direct calls.
-  const int blocks_per_seq = (ctx + 15) / 16;
+  const int blocks_per_seq = (ctx + kDefaultBlockSize - 1) / kDefaultBlockSize;  // the CPU backends' block size
   RewardModelOptions rm_options;
   rm_options.engine_kv_blocks = 4 * a.concurrency * blocks_per_seq;
   auto rm = RewardModel::Load(
@@ -211,7 +209,6 @@ int Main(int argc, char** argv) {
   for (const Mode& m : modes) {
     FirstCandidateSelector first;
     EngineLoopOptions options;
-    options.scheduler.max_num_seqs = 64;
     options.scheduler.max_num_batched_tokens = a.max_num_batched_tokens;
     EngineLoop loop(policy.get(), tokenizer->get(), options);
     loop.SetCandidateSelector(m.rm ? static_cast<CandidateSelector*>(&selector) : &first);
@@ -232,4 +229,8 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace llama
 
-int main(int argc, char** argv) { return llama::Main(argc, argv); }
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("rejection_sampling_bench [--model_dir DIR] [--rm_dir DIR] [...]");
+  absl::ParseCommandLine(argc, argv);
+  return llama::Main();
+}

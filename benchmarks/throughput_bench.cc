@@ -4,7 +4,7 @@
 // all sequences: tokens/s should grow with N until compute, not memory bandwidth, is the limit.
 //
 //   throughput_bench --model_dir models/stories15M [--concurrency 1,4,16,64] [--prompt_tokens 32]
-//                    [--max_tokens 128] [--repeats 3] [--num_threads 0]
+//                    [--max_tokens 128] [--repeats 3] [--threads 0]     (--help for every flag)
 #include <algorithm>
 #include <ctime>
 #include <cstdio>
@@ -12,56 +12,51 @@
 #include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
+#include "absl/strings/str_cat.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/model/weights.h"
 #include "engine/text/tokenizer.h"
 #include "scheduler/batch_runner.h"
 
+ABSL_FLAG(std::string, model_dir, "models/stories15M", "model directory");
+ABSL_FLAG(std::vector<std::string>, concurrency, std::vector<std::string>({"1", "4", "16", "64"}),
+          "concurrent sequences of each run, comma-separated");
+ABSL_FLAG(int, prompt_tokens, 32, "prompt length of every sequence");
+ABSL_FLAG(int, max_tokens, 128, "tokens generated per sequence (EOS ignored)");
+ABSL_FLAG(int, repeats, 3, "runs per concurrency (the median is reported)");
+ABSL_FLAG(int, threads, llama::CpuBackendOptions().num_threads, "CPU backend threads (0: all cores)");
+
 namespace llama {
 namespace {
 
 struct Args {
-  std::string model_dir = "models/stories15M";
-  std::vector<int> concurrency = {1, 4, 16, 64};
-  int prompt_tokens = 32;
-  int max_tokens = 128;
-  int repeats = 3;
-  int num_threads = 0;
+  std::string model_dir;
+  std::vector<int> concurrency;
+  int prompt_tokens;
+  int max_tokens;
+  int repeats;
+  int num_threads;
 };
 
-bool ParseArgs(int argc, char** argv, Args* args) {
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    const std::string value = argv[i + 1];
-    bool ok = true;
-    if (flag == "--model_dir") {
-      args->model_dir = value;
-    } else if (flag == "--concurrency") {
-      args->concurrency.clear();
-      for (absl::string_view part : absl::StrSplit(value, ',')) {
-        int n = 0;
-        ok = ok && absl::SimpleAtoi(part, &n) && n > 0;
-        args->concurrency.push_back(n);
-      }
-    } else if (flag == "--prompt_tokens") {
-      ok = absl::SimpleAtoi(value, &args->prompt_tokens);
-    } else if (flag == "--max_tokens") {
-      ok = absl::SimpleAtoi(value, &args->max_tokens);
-    } else if (flag == "--repeats") {
-      ok = absl::SimpleAtoi(value, &args->repeats);
-    } else if (flag == "--num_threads") {
-      ok = absl::SimpleAtoi(value, &args->num_threads);
-    } else {
-      ok = false;
+absl::StatusOr<Args> ArgsFromFlags() {
+  Args args{absl::GetFlag(FLAGS_model_dir), {}, absl::GetFlag(FLAGS_prompt_tokens), absl::GetFlag(FLAGS_max_tokens),
+            absl::GetFlag(FLAGS_repeats), absl::GetFlag(FLAGS_threads)};
+  for (const std::string& part : absl::GetFlag(FLAGS_concurrency)) {
+    int n = 0;
+    if (!absl::SimpleAtoi(part, &n) || n < 1) {
+      return absl::InvalidArgumentError(absl::StrCat("--concurrency: '", part, "' is not a positive integer"));
     }
-    if (!ok) {
-      std::fprintf(stderr, "bad flag %s %s\n", flag.c_str(), value.c_str());
-      return false;
-    }
+    args.concurrency.push_back(n);
   }
-  return argc % 2 == 1;
+  if (args.concurrency.empty() || args.prompt_tokens < 1 || args.max_tokens < 1 || args.repeats < 1) {
+    return absl::InvalidArgumentError("--concurrency, --prompt_tokens, --max_tokens and --repeats must be >= 1");
+  }
+  return args;
 }
 
 // n prompts of exactly prompt_tokens ids (BOS + a story opening, repeated/truncated), each a little different.
@@ -90,9 +85,7 @@ double Median(std::vector<double> values) {
   return values[values.size() / 2];
 }
 
-int Main(int argc, char** argv) {
-  Args args;
-  if (!ParseArgs(argc, argv, &args)) return 2;
+int Main(const Args& args) {
   auto tokenizer = Tokenizer::Load(args.model_dir + "/tokenizer.model");
   auto weights = LoadModelWeights(args.model_dir);
   if (!tokenizer.ok() || !weights.ok()) {
@@ -102,9 +95,8 @@ int Main(int argc, char** argv) {
   const int max_n = *std::max_element(args.concurrency.begin(), args.concurrency.end());
   CpuBackendOptions options;
   options.num_threads = args.num_threads;
-  options.block_size = 16;
   // Room for every sequence at once: the benchmark measures batching, not preemption.
-  options.num_blocks = max_n * ((args.prompt_tokens + args.max_tokens + 15) / 16);
+  options.num_blocks = max_n * ((args.prompt_tokens + args.max_tokens + options.block_size - 1) / options.block_size);
   auto backend = CpuBackend::Create(std::move(*weights), options);
   if (!backend.ok()) {
     std::fprintf(stderr, "%s\n", backend.status().ToString().c_str());
@@ -119,7 +111,7 @@ int Main(int argc, char** argv) {
   for (int n : args.concurrency) {
     EngineLoopOptions loop_options;
     loop_options.scheduler.max_num_seqs = std::max(n, 1);
-    loop_options.scheduler.max_num_batched_tokens = std::max(512, n);
+    loop_options.scheduler.max_num_batched_tokens = std::max(loop_options.scheduler.max_num_batched_tokens, n);
     std::vector<double> rates;
     std::vector<double> cpu_rates;
     std::string runs;
@@ -147,4 +139,13 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace llama
 
-int main(int argc, char** argv) { return llama::Main(argc, argv); }
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("throughput_bench [--model_dir DIR] [--concurrency 1,4,16,64] [...]");
+  absl::ParseCommandLine(argc, argv);
+  absl::StatusOr<llama::Args> args = llama::ArgsFromFlags();
+  if (!args.ok()) {
+    std::fprintf(stderr, "throughput_bench: %s\n", std::string(args.status().message()).c_str());
+    return 2;
+  }
+  return llama::Main(*args);
+}

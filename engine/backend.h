@@ -18,9 +18,12 @@
 
 namespace llama {
 
+// Tokens per KV block unless a backend is told otherwise (every backend's options default to it).
+inline constexpr int kDefaultBlockSize = 16;
+
 // Shape of the paged KV cache: per layer, K and V are [num_blocks, n_kv_heads, block_size, head_dim].
 struct KvCacheSpec {
-  int block_size = 16;     // tokens per block
+  int block_size = kDefaultBlockSize;  // tokens per block
   int num_blocks = 0;      // blocks in the pool
   int num_layers = 0;
   int num_kv_heads = 0;

@@ -15,11 +15,14 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "engine/backend.h"
+#include "engine/cpu/cpu_backend.h"
 #include "engine/text/tokenizer.h"
 #include "grpcpp/grpcpp.h"
 #include "scheduler/engine_loop.h"
+#include "scheduler/scheduler_config.h"
 #include "server/chat_service.h"
 #include "server/metrics.h"
+#include "server/request_validation.h"
 #include "server/reward_scoring.h"
 #include "server/serving_state.h"
 
@@ -29,25 +32,28 @@ class Exposer;
 
 namespace llama::server {
 
+// Defaults are the engine's own (SchedulerConfig, EngineLoopOptions, CpuBackendOptions, RewardSelectorOptions);
+// llama-chat-server's flags take theirs from here.
 struct ChatServerOptions {
   std::string model_dir;
   std::string host = "0.0.0.0";
   int port = 50051;                 // 0: any free port (see ChatServer::port)
   int metrics_port = 9400;          // 0: any free port; -1: no metrics endpoint
   std::string backend = "cpu";      // "cpu" or "cuda"
-  int num_threads = 0;              // CPU backend threads; 0: all cores
+  int num_threads = CpuBackendOptions{}.num_threads;  // CPU backend threads; 0: all cores
   int num_kv_blocks = 0;            // 0: sized by the backend
-  int max_queue = 256;              // waiting requests beyond which Chat answers RESOURCE_EXHAUSTED
-  int max_num_seqs = 64;
-  int max_num_batched_tokens = 512;
-  int max_candidates = 8;
+  // Waiting requests beyond which Chat answers RESOURCE_EXHAUSTED.
+  int max_queue = EngineLoopOptions{}.max_queued_requests;
+  int max_num_seqs = SchedulerConfig{}.max_num_seqs;
+  int max_num_batched_tokens = SchedulerConfig{}.max_num_batched_tokens;
+  int max_candidates = SchedulerConfig{}.max_num_candidates;
   // Co-hosted reward models (DESIGN §7); without a safety model every request is k = 1 and streamed unscored.
   std::string safety_model_dir;       // empty: no reward model
   std::string helpfulness_model_dir;  // optional second reward model
-  float safety_threshold = 0.15f;     // below it a candidate does not pass (Llama 2)
+  float safety_threshold = RewardSelectorOptions{}.safety_threshold;  // below it a candidate does not pass
   std::string refusal_text = RewardSelectorOptions{}.refusal_text;
   int default_candidates = 1;         // k when a request leaves num_candidates at 0
-  int default_max_tokens = 256;     // clamped to the context length
+  int default_max_tokens = ValidationLimits{}.default_max_tokens;  // clamped to the context length
   bool reflection = false;
 
   absl::Status Validate() const;

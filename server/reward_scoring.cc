@@ -10,7 +10,7 @@
 namespace llama::server {
 namespace {
 
-constexpr int kRewardBlockSize = 16;
+constexpr int kRewardBlockSize = kDefaultBlockSize;
 
 int BlocksPerSequence(const ModelConfig& config) {
   return (config.max_position_embeddings + kRewardBlockSize - 1) / kRewardBlockSize;

@@ -18,11 +18,13 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/cpu/cpu_backend.h"
 #include "engine/reward/reward_model.h"
 #include "engine/text/chat_prompt.h"
 #include "engine/text/tokenizer.h"
 #include "prometheus/registry.h"
 #include "scheduler/reward_selector.h"
+#include "scheduler/scheduler_config.h"
 #include "server/reward_metrics.h"
 
 namespace llama::server {
@@ -32,8 +34,8 @@ struct RewardScoringOptions {
   std::string helpfulness_model_dir;  // optional
   RewardSelectorOptions selector;     // threshold, refusal text
   std::string backend = "cpu";        // "cpu" or "cuda", as the policy
-  int num_threads = 0;                // CPU backend threads
-  int max_candidates = 8;             // sizes each reward model's KV pool
+  int num_threads = CpuBackendOptions{}.num_threads;      // CPU backend threads
+  int max_candidates = SchedulerConfig{}.max_num_candidates;  // sizes each reward model's KV pool
   absl::Status Validate() const;
 };
 

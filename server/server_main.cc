@@ -8,27 +8,34 @@
 #include "absl/time/time.h"
 #include "server/chat_server.h"
 
-ABSL_FLAG(std::string, model_dir, "", "Hugging Face Llama model directory (config.json, model.safetensors, "
-                                      "tokenizer.model)");
-ABSL_FLAG(int, port, 50051, "gRPC port (0: any free port)");
-ABSL_FLAG(int, metrics_port, 9400, "Prometheus /metrics port (0: any free port, -1: off)");
-ABSL_FLAG(std::string, backend, "cpu", "cpu or cuda");
-ABSL_FLAG(int, threads, 0, "CPU backend threads (0: all cores)");
-ABSL_FLAG(int, max_queue, 256, "queued requests beyond which Chat answers RESOURCE_EXHAUSTED");
-ABSL_FLAG(int, max_num_seqs, 64, "sequences in one engine step at most");
-ABSL_FLAG(int, max_num_batched_tokens, 512, "tokens in one engine step at most");
-ABSL_FLAG(int, num_kv_blocks, 0, "KV cache blocks (0: sized by the backend)");
-ABSL_FLAG(int, max_candidates, 8, "num_candidates cap per request");
-ABSL_FLAG(int, default_candidates, 1, "num_candidates when a request sets none (> 1 needs --safety_model_dir)");
-ABSL_FLAG(std::string, safety_model_dir, "",
+// Every default is ChatServerOptions' (which takes the engine's): written once, there.
+using Options = llama::server::ChatServerOptions;
+
+ABSL_FLAG(std::string, model_dir, Options().model_dir,
+          "Hugging Face Llama model directory (config.json, model.safetensors, tokenizer.model)");
+ABSL_FLAG(int, port, Options().port, "gRPC port (0: any free port)");
+ABSL_FLAG(int, metrics_port, Options().metrics_port, "Prometheus /metrics port (0: any free port, -1: off)");
+ABSL_FLAG(std::string, backend, Options().backend, "cpu or cuda");
+ABSL_FLAG(int, threads, Options().num_threads, "CPU backend threads (0: all cores)");
+ABSL_FLAG(int, max_queue, Options().max_queue, "queued requests beyond which Chat answers RESOURCE_EXHAUSTED");
+ABSL_FLAG(int, max_num_seqs, Options().max_num_seqs, "sequences in one engine step at most");
+ABSL_FLAG(int, max_num_batched_tokens, Options().max_num_batched_tokens, "tokens in one engine step at most");
+ABSL_FLAG(int, num_kv_blocks, Options().num_kv_blocks, "KV cache blocks (0: sized by the backend)");
+ABSL_FLAG(int, max_candidates, Options().max_candidates, "num_candidates cap per request");
+ABSL_FLAG(int, default_candidates, Options().default_candidates,
+          "num_candidates when a request sets none (> 1 needs --safety_model_dir)");
+ABSL_FLAG(std::string, safety_model_dir, Options().safety_model_dir,
           "safety reward model (LlamaForSequenceClassification) scoring every answer before it is streamed");
-ABSL_FLAG(std::string, helpfulness_model_dir, "", "optional helpfulness reward model (needs --safety_model_dir)");
-ABSL_FLAG(double, safety_threshold, 0.15, "safety score below which a candidate is rejected (Llama 2: 0.15)");
-ABSL_FLAG(std::string, refusal_text, "I'm sorry, but I can't help with that.",
+ABSL_FLAG(std::string, helpfulness_model_dir, Options().helpfulness_model_dir,
+          "optional helpfulness reward model (needs --safety_model_dir)");
+ABSL_FLAG(float, safety_threshold, Options().safety_threshold,
+          "safety score below which a candidate is rejected (Llama 2: 0.15)");
+ABSL_FLAG(std::string, refusal_text, Options().refusal_text,
           "the answer when no candidate passes the safety threshold (finish reason SAFETY)");
-ABSL_FLAG(int, default_max_tokens, 256, "max_tokens when a request sets none (clamped to the context)");
+ABSL_FLAG(int, default_max_tokens, Options().default_max_tokens,
+          "max_tokens when a request sets none (clamped to the context)");
 ABSL_FLAG(double, drain_timeout, 30, "seconds streams in flight get to finish after SIGTERM");
-ABSL_FLAG(bool, reflection, false, "serve gRPC server reflection");
+ABSL_FLAG(bool, reflection, Options().reflection, "serve gRPC server reflection");
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("llama-chat-server --model_dir DIR [--port 50051] [--metrics_port 9400] [...]");
@@ -40,7 +47,7 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  llama::server::ChatServerOptions options;
+  Options options;
   options.model_dir = absl::GetFlag(FLAGS_model_dir);
   options.port = absl::GetFlag(FLAGS_port);
   options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
@@ -54,7 +61,7 @@ int main(int argc, char** argv) {
   options.default_candidates = absl::GetFlag(FLAGS_default_candidates);
   options.safety_model_dir = absl::GetFlag(FLAGS_safety_model_dir);
   options.helpfulness_model_dir = absl::GetFlag(FLAGS_helpfulness_model_dir);
-  options.safety_threshold = static_cast<float>(absl::GetFlag(FLAGS_safety_threshold));
+  options.safety_threshold = absl::GetFlag(FLAGS_safety_threshold);
   options.refusal_text = absl::GetFlag(FLAGS_refusal_text);
   options.default_max_tokens = absl::GetFlag(FLAGS_default_max_tokens);
   options.reflection = absl::GetFlag(FLAGS_reflection);

@@ -6,6 +6,20 @@
 
 namespace llama::cli {
 
+void AddBackendFlags(FlagSet* flags, std::string* backend, std::string* dtype, int* num_threads) {
+  flags->Add("backend", backend, "cpu or cuda (the CUDA plugin, libllama_cuda.so)");
+  flags->Add("dtype", dtype, "CUDA weights and KV cache: bf16, fp16 or fp32 (ignored on cpu)");
+  flags->Add("threads", num_threads, "CPU backend threads (0: all cores)");
+}
+
+void AddSamplingFlags(FlagSet* flags, SamplingParams* params, uint64_t* seed) {
+  flags->Add("temperature", &params->temperature, "0 = greedy");
+  flags->Add("top_p", &params->top_p, "nucleus sampling mass in (0, 1]; 1 = off");
+  flags->Add("top_k", &params->top_k, "keep the k most likely tokens; 0 = off");
+  flags->Add("repetition_penalty", &params->repetition_penalty, "CTRL-style penalty on seen tokens; 1 = off");
+  flags->Add("seed", seed, "the counter-based sampler's seed");
+}
+
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(const std::string& backend, const std::string& dtype,
                                                        ModelWeights weights, const CpuBackendOptions& cpu_options) {
   if (backend == "cpu") {

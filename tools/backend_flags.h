@@ -1,6 +1,6 @@
-// --backend cpu|cuda and --dtype for llama-chat subcommands: one place that builds the chosen Backend, so each
-// subcommand needs two lines. CUDA comes from the run-time plugin (engine/cuda_plugin.h); without it --backend cuda
-// is FAILED_PRECONDITION.
+// The flags several llama-chat subcommands share, declared once: --backend cpu|cuda, --dtype and --threads (and
+// the one place that builds the chosen Backend), and the sampling flags. CUDA comes from the run-time plugin
+// (engine/cuda_plugin.h); without it --backend cuda is FAILED_PRECONDITION.
 #pragma once
 
 #include <memory>
@@ -9,9 +9,17 @@
 #include "absl/status/statusor.h"
 #include "engine/backend.h"
 #include "engine/cpu/cpu_backend.h"
+#include "engine/cuda/cuda_backend_factory.h"
 #include "engine/model/weights.h"
+#include "engine/sampling.h"
+#include "tools/cli_flags.h"
 
 namespace llama::cli {
+
+// --backend, --dtype (CUDA weights/KV type) and --threads (CPU backend threads), bound to the caller's fields.
+void AddBackendFlags(FlagSet* flags, std::string* backend, std::string* dtype, int* num_threads);
+// --temperature, --top_p, --top_k, --repetition_penalty, --seed, bound to the caller's fields.
+void AddSamplingFlags(FlagSet* flags, SamplingParams* params, uint64_t* seed);
 
 // backend: "cpu" or "cuda". dtype: the CUDA weights/KV type (bf16, fp16, fp32; ignored for cpu).
 // cpu_options apply to the CPU backend; the CUDA backend takes their block_size and num_blocks.

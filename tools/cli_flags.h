@@ -1,36 +1,86 @@
-// A small command-line flag parser for llama-chat subcommands: --name value or --name=value, --flag for booleans.
-// Unknown flags and malformed values are errors naming the flag.
+// The one flag parser of the llama-chat subcommands. A subcommand declares each flag once, bound to the field it
+// sets; the field's value before parsing is the flag's default, so defaults live in the option structs
+// (CpuBackendOptions, GenerateOptions, ...) and nowhere else, and --help shows them:
+//
+//   CpuBackendOptions cpu;
+//   FlagSet flags("bench", "--model_dir DIR [flags]", "single-stream decode tokens/s");
+//   flags.Add("threads", &cpu.num_threads, "CPU backend threads (0: all cores)");
+//   if (std::optional<int> exit_code = flags.ParseOrExit(argc, argv)) return *exit_code;
+//
+// Syntax: --name value or --name=value; a bool flag alone (--name) means true, or --name=true|false. --help (or
+// -h) prints the usage. Unknown flags, missing or malformed values, positional arguments and missing required
+// flags are INVALID_ARGUMENT naming the flag.
 #pragma once
 
-#include <map>
+#include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/status/statusor.h"
 
 namespace llama::cli {
 
-class CliFlags {
+class FlagSet {
  public:
-  // known: flag names without "--"; bool_flags: those that take no value.
-  static absl::StatusOr<CliFlags> Parse(int argc, char** argv, const std::set<std::string>& known,
-                                        const std::set<std::string>& bool_flags = {});
-  bool Has(const std::string& name) const { return values_.count(name) > 0; }
-  std::string GetString(const std::string& name, const std::string& def = "") const;
-  absl::StatusOr<std::string> RequireString(const std::string& name) const;
-  absl::StatusOr<int> GetInt(const std::string& name, int def) const;
-  absl::StatusOr<double> GetDouble(const std::string& name, double def) const;
-  bool GetBool(const std::string& name) const { return Has(name); }
-  const std::vector<std::string>& positional() const { return positional_; }
+  // command: the subcommand ("generate"); synopsis: what follows it in the usage line; summary: one sentence.
+  FlagSet(std::string command, std::string synopsis, std::string summary);
+  FlagSet(const FlagSet&) = delete;
+  FlagSet& operator=(const FlagSet&) = delete;
+
+  // Declares --name bound to *target (which must outlive the FlagSet); *target is the default.
+  void Add(const std::string& name, std::string* target, const std::string& help);
+  void Add(const std::string& name, int* target, const std::string& help);
+  void Add(const std::string& name, uint64_t* target, const std::string& help);
+  void Add(const std::string& name, float* target, const std::string& help);
+  void Add(const std::string& name, double* target, const std::string& help);
+  void Add(const std::string& name, bool* target, const std::string& help);
+  // A string flag that must be given (non-empty).
+  void AddRequired(const std::string& name, std::string* target, const std::string& help);
+  // A flag whose absence means something of its own (the help says what; Has tells): no default is shown.
+  template <typename T>
+  void AddOptional(const std::string& name, T* target, const std::string& help) {
+    AddFlag(name, target, help, Kind::kOptional);
+  }
+
+  // Parses argv (the subcommand's arguments, without the program and subcommand names) into the targets.
+  absl::Status Parse(int argc, char** argv);
+  bool help_requested() const { return help_requested_; }
+  // Whether --name was given (for flags whose absence means something: --seed, --kv_heads, ...).
+  bool Has(const std::string& name) const { return given_.count(name) > 0; }
+
+  // "usage: llama-chat <command> <synopsis>", the summary, and one line per flag with its default.
+  std::string Usage() const;
+
+  // Parse, then: --help prints Usage() to stdout and gives 0; an error prints "llama-chat <command>: <message>"
+  // and where to find the flags to stderr and gives 2; nullopt means go on.
+  std::optional<int> ParseOrExit(int argc, char** argv);
 
  private:
-  std::map<std::string, std::string> values_;
-  std::vector<std::string> positional_;
+  using Target = std::variant<std::string*, int*, uint64_t*, float*, double*, bool*>;
+  enum class Kind { kDefaulted, kRequired, kOptional };
+  struct Flag {
+    std::string name;
+    Target target;
+    std::string help;
+    std::string default_text;
+    Kind kind;
+  };
+  void AddFlag(const std::string& name, Target target, const std::string& help, Kind kind);
+  const Flag* Find(const std::string& name) const;
+  absl::Status Set(const Flag& flag, const std::string& value);
+
+  const std::string command_;
+  const std::string synopsis_;
+  const std::string summary_;
+  std::vector<Flag> flags_;  // in declaration order (the usage lists them so)
+  std::set<std::string> given_;
+  bool help_requested_ = false;
 };
 
-// Prints "llama-chat <cmd>: <status message>" to stderr and returns 1 (for subcommand mains).
+// Prints "llama-chat <command>: <status message>" to stderr and returns 1 (a subcommand that failed at run time).
 int Fail(const std::string& command, const absl::Status& status);
 
 }  // namespace llama::cli

@@ -26,28 +26,17 @@ struct BenchArgs {
   std::string model_dir;
   int prompt_tokens = 16;
   int gen_tokens = 128;
-  int threads = 0;
   int repeats = 5;
-  std::string backend = "cpu";  // --backend cpu|cuda
-  std::string dtype = "bf16";   // --dtype for cuda
+  CpuBackendOptions cpu;
+  std::string backend = "cpu";
+  std::string dtype = cuda::CudaBackendOptions{}.dtype;
 };
 
-absl::StatusOr<BenchArgs> ParseBenchArgs(int argc, char** argv) {
-  ASSIGN_OR_RETURN(CliFlags flags,
-                   CliFlags::Parse(argc, argv, {"model_dir", "prompt_tokens", "gen_tokens", "threads", "repeats",
-                                                 "backend", "dtype"}));
-  BenchArgs args;
-  ASSIGN_OR_RETURN(args.model_dir, flags.RequireString("model_dir"));
-  ASSIGN_OR_RETURN(args.prompt_tokens, flags.GetInt("prompt_tokens", args.prompt_tokens));
-  ASSIGN_OR_RETURN(args.gen_tokens, flags.GetInt("gen_tokens", args.gen_tokens));
-  ASSIGN_OR_RETURN(args.threads, flags.GetInt("threads", args.threads));
-  ASSIGN_OR_RETURN(args.repeats, flags.GetInt("repeats", args.repeats));
-  args.backend = flags.GetString("backend", args.backend);
-  args.dtype = flags.GetString("dtype", args.dtype);
+absl::Status Validate(const BenchArgs& args) {
   if (args.prompt_tokens < 1) return absl::InvalidArgumentError("--prompt_tokens must be >= 1");
   if (args.gen_tokens < 2) return absl::InvalidArgumentError("--gen_tokens must be >= 2");
   if (args.repeats < 1) return absl::InvalidArgumentError("--repeats must be >= 1");
-  return args;
+  return absl::OkStatus();
 }
 
 double ProcessCpuSeconds() {
@@ -70,8 +59,7 @@ absl::Status RunSingleStream(const BenchArgs& args) {
     return absl::InvalidArgumentError(absl::StrCat("prompt_tokens + gen_tokens exceed the context of ",
                                                    config.max_position_embeddings));
   }
-  CpuBackendOptions options;
-  options.num_threads = args.threads;
+  CpuBackendOptions options = args.cpu;
   options.num_blocks = (config.max_position_embeddings + options.block_size - 1) / options.block_size;
   ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
                    CreateBackend(args.backend, args.dtype, std::move(weights), options));
@@ -99,9 +87,18 @@ absl::Status RunSingleStream(const BenchArgs& args) {
 }
 
 int RunBench(int argc, char** argv) {
-  absl::StatusOr<BenchArgs> args = ParseBenchArgs(argc, argv);
-  if (!args.ok()) return Fail("bench", args.status());
-  absl::Status status = RunSingleStream(*args);
+  BenchArgs args;
+  FlagSet flags("bench", "--model_dir DIR [flags]",
+                "Single-stream decode tokens/s: a fixed prompt, greedy decoding without stop tokens, one warm-up run "
+                "and the median of the timed runs.");
+  flags.AddRequired("model_dir", &args.model_dir, "model directory");
+  flags.Add("prompt_tokens", &args.prompt_tokens, "prompt length (BOS + deterministic ids)");
+  flags.Add("gen_tokens", &args.gen_tokens, "tokens generated per run");
+  flags.Add("repeats", &args.repeats, "timed runs");
+  AddBackendFlags(&flags, &args.backend, &args.dtype, &args.cpu.num_threads);
+  if (std::optional<int> exit_code = flags.ParseOrExit(argc, argv)) return *exit_code;
+  absl::Status status = Validate(args);
+  if (status.ok()) status = RunSingleStream(args);
   return status.ok() ? 0 : Fail("bench", status);
 }
 

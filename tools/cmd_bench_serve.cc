@@ -152,19 +152,21 @@ double Percentile(std::vector<double> values, double p) {
   return values[index];
 }
 
-absl::Status BenchServe(const CliFlags& flags) {
-  server::ChatServerOptions options;
-  ASSIGN_OR_RETURN(options.model_dir, flags.RequireString("model_dir"));
-  ASSIGN_OR_RETURN(const int num_clients, flags.GetInt("clients", 32));
-  ASSIGN_OR_RETURN(const int max_tokens, flags.GetInt("max_tokens", 64));
-  ASSIGN_OR_RETURN(const int rounds, flags.GetInt("rounds", 3));
-  ASSIGN_OR_RETURN(options.num_threads, flags.GetInt("threads", 0));
+struct BenchServeArgs {
+  int clients = 32;
+  int max_tokens = 64;
+  int rounds = 3;
+  server::ChatServerOptions server;  // its defaults; the loopback, port and queue settings are set below
+};
+
+absl::Status BenchServe(const BenchServeArgs& args) {
+  const int num_clients = args.clients, max_tokens = args.max_tokens, rounds = args.rounds;
+  server::ChatServerOptions options = args.server;
   options.host = "127.0.0.1";
   options.port = 0;
   options.metrics_port = -1;
   options.max_num_seqs = std::max(num_clients, 1);
   options.max_queue = std::max(num_clients, 1);
-  ASSIGN_OR_RETURN(options.max_num_batched_tokens, flags.GetInt("max_num_batched_tokens", 512));
   ASSIGN_OR_RETURN(std::unique_ptr<server::ChatServer> server, server::ChatServer::Start(options));
   RETURN_IF_ERROR(server->Warmup());
   std::printf("bench-serve: %d clients × %d tokens (sampled, seeds 1000..), %d rounds, %s, max_num_seqs %d\n",
@@ -210,18 +212,24 @@ absl::Status BenchServe(const CliFlags& flags) {
 }
 
 int RunBenchServe(int argc, char** argv) {
-  auto flags = CliFlags::Parse(argc, argv,
-                               {"model_dir", "clients", "max_tokens", "rounds", "threads", "max_num_batched_tokens"});
-  if (!flags.ok()) return Fail("bench-serve", flags.status());
-  if (absl::Status status = BenchServe(*flags); !status.ok()) return Fail("bench-serve", status);
+  BenchServeArgs args;
+  FlagSet flags("bench-serve", "--model_dir DIR [flags]",
+                "gRPC vs direct engine-loop throughput and time to first token with N concurrent streaming clients.");
+  flags.AddRequired("model_dir", &args.server.model_dir, "model directory");
+  flags.Add("clients", &args.clients, "concurrent streaming clients (= max_num_seqs and the queue size)");
+  flags.Add("max_tokens", &args.max_tokens, "tokens per request");
+  flags.Add("rounds", &args.rounds, "rounds of each path (the order alternates)");
+  flags.Add("threads", &args.server.num_threads, "CPU backend threads (0: all cores)");
+  flags.Add("max_num_batched_tokens", &args.server.max_num_batched_tokens, "tokens in one engine step at most");
+  if (std::optional<int> exit_code = flags.ParseOrExit(argc, argv)) return *exit_code;
+  if (absl::Status status = BenchServe(args); !status.ok()) return Fail("bench-serve", status);
   return 0;
 }
 
 // Registered by hand: the subcommand name has a hyphen, which LLAMA_SUBCOMMAND cannot spell.
 const SubcommandRegistrar kBenchServeRegistrar(
     "bench-serve",
-    "gRPC vs direct engine-loop throughput and time to first token with N concurrent streaming clients "
-    "(--model_dir DIR [--clients 32] [--max_tokens 64] [--rounds 3] [--threads N])",
+    "gRPC vs direct engine-loop throughput and time to first token with N concurrent streaming clients",
     RunBenchServe);
 
 }  // namespace

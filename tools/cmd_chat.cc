@@ -10,11 +10,11 @@
 #include <string>
 #include <thread>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
-#include "base/status_macros.h"
 #include "grpcpp/grpcpp.h"
 #include "llamachat/v1/chat.grpc.pb.h"
 #include "tools/cli_flags.h"
@@ -28,8 +28,9 @@ namespace v1 = ::llamachat::v1;
 struct ChatOptions {
   std::string server;
   std::string system;
+  std::string once;    // with --once: send this one turn and exit
   int max_tokens = 0;  // 0 = the server's default
-  double temperature = 0.8;
+  float temperature = 0.8f;
   bool has_seed = false;
   uint64_t seed = 0;
 };
@@ -51,26 +52,12 @@ absl::Status FromGrpc(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
-absl::StatusOr<ChatOptions> ParseOptions(const CliFlags& flags) {
-  ChatOptions options;
-  ASSIGN_OR_RETURN(options.server, flags.RequireString("server"));
-  options.system = flags.GetString("system");
-  ASSIGN_OR_RETURN(options.max_tokens, flags.GetInt("max_tokens", 0));
-  ASSIGN_OR_RETURN(options.temperature, flags.GetDouble("temperature", 0.8));
-  if (flags.Has("seed")) {
-    ASSIGN_OR_RETURN(const int seed, flags.GetInt("seed", 0));
-    options.has_seed = true;
-    options.seed = static_cast<uint64_t>(seed);
-  }
-  return options;
-}
-
 // Sends the dialog, writes the reply to stdout as it streams and returns its text.
 absl::StatusOr<std::string> StreamReply(v1::ChatService::Stub& stub, const ChatOptions& options,
                                         const v1::ChatRequest& dialog) {
   v1::ChatRequest request = dialog;
   v1::SamplingParams* sampling = request.mutable_sampling();
-  sampling->set_temperature(static_cast<float>(options.temperature));
+  sampling->set_temperature(options.temperature);
   sampling->set_max_tokens(options.max_tokens);
   if (options.has_seed) sampling->set_seed(options.seed);
   grpc::ClientContext context;
@@ -159,16 +146,23 @@ int Interactive(v1::ChatService::Stub& stub, const ChatOptions& options) {
 }
 
 int RunChat(int argc, char** argv) {
-  auto flags = CliFlags::Parse(argc, argv, {"server", "system", "once", "max_tokens", "temperature", "seed"});
-  if (!flags.ok()) return Fail("chat", flags.status());
-  absl::StatusOr<ChatOptions> options = ParseOptions(*flags);
-  if (!options.ok()) return Fail("chat", options.status());
-  auto channel = grpc::CreateChannel(options->server, grpc::InsecureChannelCredentials());
+  ChatOptions options;
+  FlagSet flags("chat", "--server HOST:PORT [--system TEXT] [--once \"message\"] [flags]",
+                "Chats with a llama-chat-server in the terminal (interactive; --once for scripts).");
+  flags.AddRequired("server", &options.server, "the server's gRPC address");
+  flags.Add("system", &options.system, "a system message before the first turn");
+  flags.Add("once", &options.once, "send this one message, print the reply and exit");
+  flags.Add("max_tokens", &options.max_tokens, "generated tokens per reply at most (0: the server's default)");
+  flags.Add("temperature", &options.temperature, "0 = greedy");
+  flags.AddOptional("seed", &options.seed, "sampling seed (unset: the server picks one per request)");
+  if (std::optional<int> exit_code = flags.ParseOrExit(argc, argv)) return *exit_code;
+  options.has_seed = flags.Has("seed");
+  auto channel = grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials());
   auto stub = v1::ChatService::NewStub(channel);
-  if (!flags->Has("once")) return Interactive(*stub, *options);
-  v1::ChatRequest dialog = NewDialog(*options);
-  AddMessage(&dialog, v1::ROLE_USER, flags->GetString("once"));
-  absl::StatusOr<std::string> reply = StreamReply(*stub, *options, dialog);
+  if (!flags.Has("once")) return Interactive(*stub, options);
+  v1::ChatRequest dialog = NewDialog(options);
+  AddMessage(&dialog, v1::ROLE_USER, options.once);
+  absl::StatusOr<std::string> reply = StreamReply(*stub, options, dialog);
   if (!reply.ok()) return Fail("chat", reply.status());
   std::fputs("\n", stdout);
   return 0;
@@ -176,9 +170,6 @@ int RunChat(int argc, char** argv) {
 
 }  // namespace
 
-LLAMA_SUBCOMMAND(chat,
-                 "chat with a llama-chat-server (--server HOST:PORT [--system TEXT] [--once \"message\"] "
-                 "[--max_tokens N] [--temperature T] [--seed S])",
-                 RunChat);
+LLAMA_SUBCOMMAND(chat, "chat with a llama-chat-server in the terminal", RunChat);
 
 }  // namespace llama::cli

@@ -4,10 +4,7 @@
 //   --prompts FILE    many prompts through the scheduler (tools/generate_batch.h)
 // Statistics (prompt tokens, generated tokens, decode tokens/s excluding the prefill) go to stderr.
 #include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -23,70 +20,64 @@
 #include "tools/cli_flags.h"
 #include "tools/generate_batch.h"
 #include "tools/subcommands.h"
+#include "tools/text_file.h"
 
 namespace llama::cli {
 namespace {
 
-absl::StatusOr<std::string> ReadTextFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-absl::StatusOr<GenerateOptions> ParseGenerateOptions(const CliFlags& flags) {
+// Single-stream mode. Defaults: GenerateOptions' and SamplingParams', except top_p (llama2.c run.c's 0.9).
+struct GenerateArgs {
+  std::string model_dir;
+  std::string prompt;
+  std::string dialog;
   GenerateOptions gen;
-  ASSIGN_OR_RETURN(gen.max_new_tokens, flags.GetInt("max_tokens", 256));
-  ASSIGN_OR_RETURN(const double temperature, flags.GetDouble("temperature", 1.0));
-  ASSIGN_OR_RETURN(const double top_p, flags.GetDouble("top_p", 0.9));
-  ASSIGN_OR_RETURN(gen.params.top_k, flags.GetInt("top_k", 0));
-  ASSIGN_OR_RETURN(const double penalty, flags.GetDouble("repetition_penalty", 1.0));
-  ASSIGN_OR_RETURN(const int seed, flags.GetInt("seed", 0));
-  gen.params.temperature = static_cast<float>(temperature);
-  gen.params.top_p = static_cast<float>(top_p);
-  gen.params.repetition_penalty = static_cast<float>(penalty);
-  gen.seed = static_cast<uint64_t>(seed);
-  if (gen.max_new_tokens < 0) return absl::InvalidArgumentError("--max_tokens must be >= 0");
-  RETURN_IF_ERROR(gen.params.Validate());
-  return gen;
+  CpuBackendOptions cpu;
+  std::string backend = "cpu";
+  std::string dtype = cuda::CudaBackendOptions{}.dtype;
+  GenerateArgs() { gen.params.top_p = 0.9f; }
+};
+
+void AddFlags(FlagSet* flags, GenerateArgs* args) {
+  flags->AddRequired("model_dir", &args->model_dir, "model directory (config.json, model.safetensors, tokenizer.model)");
+  flags->Add("prompt", &args->prompt, "BOS + the text's ids; prints the prompt and its continuation");
+  flags->Add("dialog", &args->dialog, "a JSON dialog built into the LLaMA 2-Chat prompt; prints only the reply");
+  flags->Add("max_tokens", &args->gen.max_new_tokens, "generated tokens at most (clamped to the context)");
+  AddSamplingFlags(flags, &args->gen.params, &args->gen.seed);
+  AddBackendFlags(flags, &args->backend, &args->dtype, &args->cpu.num_threads);
 }
 
 // The prompt ids; `echo` gets the ids whose text is printed before the continuation.
-absl::StatusOr<std::vector<int32_t>> BuildPrompt(const CliFlags& flags, const Tokenizer& tokenizer, int max_ctx,
-                                                 std::vector<int32_t>* echo) {
+absl::StatusOr<std::vector<int32_t>> BuildPrompt(const GenerateArgs& args, const FlagSet& flags,
+                                                 const Tokenizer& tokenizer, int max_ctx, std::vector<int32_t>* echo) {
   if (flags.Has("prompt") == flags.Has("dialog")) {
     return absl::InvalidArgumentError("give exactly one of --prompt, --dialog or --prompts");
   }
   if (flags.Has("prompt")) {
-    *echo = tokenizer.Encode(flags.GetString("prompt"));
+    *echo = tokenizer.Encode(args.prompt);
     std::vector<int32_t> ids = {tokenizer.bos_id()};
     ids.insert(ids.end(), echo->begin(), echo->end());
     return ids;
   }
-  ASSIGN_OR_RETURN(const std::string json, ReadTextFile(flags.GetString("dialog")));
+  ASSIGN_OR_RETURN(const std::string json, ReadTextFile("dialog", args.dialog));
   ASSIGN_OR_RETURN(const std::vector<Message> dialog, ParseDialogJson(json));
   ASSIGN_OR_RETURN(ChatPrompt prompt, BuildChatPrompt(tokenizer, dialog, max_ctx - 1));
   if (prompt.dropped_turns > 0) std::fprintf(stderr, "dropped %d oldest turns to fit\n", prompt.dropped_turns);
   return prompt.token_ids;
 }
 
-absl::Status Generate(const CliFlags& flags) {
-  ASSIGN_OR_RETURN(const std::string model_dir, flags.RequireString("model_dir"));
-  ASSIGN_OR_RETURN(GenerateOptions gen, ParseGenerateOptions(flags));
-  ASSIGN_OR_RETURN(const int threads, flags.GetInt("threads", 0));
-  ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, Tokenizer::Load(model_dir + "/tokenizer.model"));
-  ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(model_dir));
+absl::Status Generate(GenerateArgs args, const FlagSet& flags) {
+  if (args.gen.max_new_tokens < 0) return absl::InvalidArgumentError("--max_tokens must be >= 0");
+  RETURN_IF_ERROR(args.gen.params.Validate());
+  ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, Tokenizer::Load(args.model_dir + "/tokenizer.model"));
+  ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(args.model_dir));
   const int max_ctx = weights.config.max_position_embeddings;
-  CpuBackendOptions options;
-  options.num_threads = threads;
-  options.num_blocks = (max_ctx + options.block_size - 1) / options.block_size;  // one sequence
-  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(flags.GetString("backend", "cpu"),
-                                                                    flags.GetString("dtype", "bf16"),
-                                                                    std::move(weights), options));
+  args.cpu.num_blocks = (max_ctx + args.cpu.block_size - 1) / args.cpu.block_size;  // one sequence
+  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
+                   CreateBackend(args.backend, args.dtype, std::move(weights), args.cpu));
 
   std::vector<int32_t> echo;
-  ASSIGN_OR_RETURN(const std::vector<int32_t> prompt, BuildPrompt(flags, *tokenizer, max_ctx, &echo));
+  ASSIGN_OR_RETURN(const std::vector<int32_t> prompt, BuildPrompt(args, flags, *tokenizer, max_ctx, &echo));
+  GenerateOptions& gen = args.gen;
   gen.stop_token_ids = {tokenizer->eos_id(), tokenizer->bos_id()};
   IncrementalDetokenizer detok(tokenizer.get());
   for (int32_t id : echo) std::fputs(detok.Push(id).c_str(), stdout);
@@ -106,29 +97,42 @@ absl::Status Generate(const CliFlags& flags) {
   return absl::OkStatus();
 }
 
-bool HasPromptsFlag(int argc, char** argv) {
+constexpr char kSynopsis[] = "--model_dir DIR (--prompt TEXT | --dialog FILE.json | --prompts FILE) [flags]";
+constexpr char kSummary[] = "Generates one sequence with the CPU (or CUDA) backend, streamed to stdout.";
+
+// Whether argv has --name or --name=... (to pick the mode before parsing).
+bool HasFlag(int argc, char** argv, const std::string& name) {
   for (int i = 0; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--prompts") || !std::strncmp(argv[i], "--prompts=", 10)) return true;
+    const std::string arg = argv[i];
+    if (arg == name || arg.rfind(name + "=", 0) == 0) return true;
   }
   return false;
 }
 
+std::string GenerateUsage() {
+  GenerateArgs args;
+  FlagSet flags("generate", kSynopsis, kSummary);
+  AddFlags(&flags, &args);
+  return flags.Usage();
+}
+
 int RunGenerate(int argc, char** argv) {
-  if (HasPromptsFlag(argc, argv)) return RunGenerateBatch(argc, argv);
-  absl::StatusOr<CliFlags> flags =
-      CliFlags::Parse(argc, argv, {"model_dir", "prompt", "dialog", "max_tokens", "temperature", "top_p", "top_k",
-                                   "repetition_penalty", "seed", "threads", "backend", "dtype"});
-  if (!flags.ok()) return Fail("generate", flags.status());
-  if (!flags->positional().empty()) {
-    return Fail("generate", absl::InvalidArgumentError(absl::StrCat("unexpected argument '",
-                                                                    flags->positional()[0], "'")));
+  if (HasFlag(argc, argv, "--help") || HasFlag(argc, argv, "-h")) {
+    std::printf("%s\nWith --prompts FILE (many prompts through the continuous-batching engine loop):\n\n%s",
+                GenerateUsage().c_str(), GenerateBatchUsage().c_str());
+    return 0;
   }
-  absl::Status status = Generate(*flags);
+  if (HasFlag(argc, argv, "--prompts")) return RunGenerateBatch(argc, argv);
+  GenerateArgs args;
+  FlagSet flags("generate", kSynopsis, kSummary);
+  AddFlags(&flags, &args);
+  if (std::optional<int> exit_code = flags.ParseOrExit(argc, argv)) return *exit_code;
+  absl::Status status = Generate(std::move(args), flags);
   return status.ok() ? 0 : Fail("generate", status);
 }
 
 }  // namespace
 
-LLAMA_SUBCOMMAND(generate, "generate text from a prompt or a dialog with the CPU backend", RunGenerate);
+LLAMA_SUBCOMMAND(generate, "generate text from a prompt, a dialog or a file of prompts", RunGenerate);
 
 }  // namespace llama::cli

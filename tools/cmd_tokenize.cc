@@ -2,8 +2,6 @@
 // generation feeds the model. Like the server's Chat, the default limit is the model's context minus one position
 // for the first generated token (oldest turns dropped to fit); --max_prompt_tokens overrides it (0 = no limit).
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -15,21 +13,20 @@
 #include "engine/text/tokenizer.h"
 #include "tools/cli_flags.h"
 #include "tools/subcommands.h"
+#include "tools/text_file.h"
 
 namespace llama::cli {
 namespace {
 
-absl::StatusOr<std::string> ReadTextFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("--dialog ", path, ": cannot open"));
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+struct TokenizeArgs {
+  std::string model_dir;
+  std::string dialog;
+  int max_prompt_tokens = 0;  // only with --max_prompt_tokens; else the model's context - 1
+};
 
-absl::StatusOr<int> PromptLimit(const CliFlags& flags, const std::string& model_dir) {
-  if (flags.Has("max_prompt_tokens")) return flags.GetInt("max_prompt_tokens", 0);
-  absl::StatusOr<ModelConfig> config = LoadModelConfig(model_dir);
+absl::StatusOr<int> PromptLimit(const TokenizeArgs& args, bool limit_given) {
+  if (limit_given) return args.max_prompt_tokens;
+  absl::StatusOr<ModelConfig> config = LoadModelConfig(args.model_dir);
   if (!config.ok()) {
     return absl::Status(config.status().code(),
                         absl::StrCat(config.status().message(), " (or pass --max_prompt_tokens; 0 = no limit)"));
@@ -37,13 +34,11 @@ absl::StatusOr<int> PromptLimit(const CliFlags& flags, const std::string& model_
   return config->max_position_embeddings - 1;
 }
 
-absl::Status Tokenize(const CliFlags& flags) {
-  ASSIGN_OR_RETURN(const std::string model_dir, flags.RequireString("model_dir"));
-  ASSIGN_OR_RETURN(const std::string dialog_path, flags.RequireString("dialog"));
-  ASSIGN_OR_RETURN(const int max_prompt_tokens, PromptLimit(flags, model_dir));
-  ASSIGN_OR_RETURN(const std::string json_text, ReadTextFile(dialog_path));
+absl::Status Tokenize(const TokenizeArgs& args, bool limit_given) {
+  ASSIGN_OR_RETURN(const int max_prompt_tokens, PromptLimit(args, limit_given));
+  ASSIGN_OR_RETURN(const std::string json_text, ReadTextFile("dialog", args.dialog));
   ASSIGN_OR_RETURN(const std::vector<Message> dialog, ParseDialogJson(json_text));
-  ASSIGN_OR_RETURN(const std::unique_ptr<Tokenizer> tokenizer, Tokenizer::Load(model_dir + "/tokenizer.model"));
+  ASSIGN_OR_RETURN(const std::unique_ptr<Tokenizer> tokenizer, Tokenizer::Load(args.model_dir + "/tokenizer.model"));
   ASSIGN_OR_RETURN(const ChatPrompt prompt, BuildChatPrompt(*tokenizer, dialog, max_prompt_tokens));
   std::printf("%s\n", absl::StrJoin(prompt.token_ids, " ").c_str());
   if (prompt.dropped_turns > 0) {
@@ -54,21 +49,22 @@ absl::Status Tokenize(const CliFlags& flags) {
 }
 
 int RunTokenize(int argc, char** argv) {
-  auto flags = CliFlags::Parse(argc, argv, {"model_dir", "dialog", "max_prompt_tokens"});
-  if (!flags.ok()) return Fail("tokenize", flags.status());
-  if (!flags->positional().empty()) {
-    return Fail("tokenize",
-                absl::InvalidArgumentError(absl::StrCat("unexpected argument '", flags->positional()[0], "'")));
+  TokenizeArgs args;
+  FlagSet flags("tokenize", "--model_dir DIR --dialog FILE.json [--max_prompt_tokens N]",
+                "Prints the chat prompt ids of a dialog, exactly as generation feeds them.");
+  flags.AddRequired("model_dir", &args.model_dir, "model directory (tokenizer.model, config.json)");
+  flags.AddRequired("dialog", &args.dialog, "JSON array of {\"role\", \"content\"} messages");
+  flags.AddOptional("max_prompt_tokens", &args.max_prompt_tokens,
+            "drop the oldest turns to fit N ids (0: no limit); unset: the model's context - 1");
+  if (std::optional<int> exit_code = flags.ParseOrExit(argc, argv)) return *exit_code;
+  if (absl::Status status = Tokenize(args, flags.Has("max_prompt_tokens")); !status.ok()) {
+    return Fail("tokenize", status);
   }
-  if (absl::Status status = Tokenize(*flags); !status.ok()) return Fail("tokenize", status);
   return 0;
 }
 
 }  // namespace
 
-LLAMA_SUBCOMMAND(tokenize,
-                 "print the chat prompt ids of a dialog (--model_dir DIR --dialog FILE.json "
-                 "[--max_prompt_tokens N; default: context - 1, 0 = no limit])",
-                 RunTokenize);
+LLAMA_SUBCOMMAND(tokenize, "print the chat prompt ids of a dialog", RunTokenize);
 
 }  // namespace llama::cli

@@ -22,6 +22,7 @@
 #include "nlohmann/json.hpp"
 #include "tools/cli_flags.h"
 #include "tools/subcommands.h"
+#include "tools/text_file.h"
 #include "training/logistic_regression.h"
 #include "training/reward_data.h"
 #include "training/reward_head_fit.h"
@@ -37,14 +38,6 @@ RewardModel::BackendFactory CpuRewardBackend(int num_threads) {
     ASSIGN_OR_RETURN(std::unique_ptr<CpuBackend> backend, CpuBackend::Create(std::move(w), options));
     return std::unique_ptr<Backend>(std::move(backend));
   };
-}
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 struct Split {
@@ -96,7 +89,7 @@ absl::StatusOr<Featurized> Featurize(RewardModel& rm, const Tokenizer& tokenizer
 // accuracy, ROC AUC, and every misclassified example printed, so the README can say what the probe misses.
 absl::StatusOr<Metrics> EvaluateFile(const std::string& path, RewardModel& rm, const Tokenizer& tokenizer,
                                      const RewardHead& head) {
-  ASSIGN_OR_RETURN(const std::string text, ReadFile(path));
+  ASSIGN_OR_RETURN(const std::string text, ReadTextFile("eval", path));
   ASSIGN_OR_RETURN(const std::vector<RewardExample> examples, ParseRewardDataJsonl(text));
   ASSIGN_OR_RETURN(const Featurized f, Featurize(rm, tokenizer, examples));
   const std::vector<float>& features = f.features;
@@ -151,20 +144,29 @@ absl::Status WriteAndVerify(ModelWeights saved, const RewardHead& head, const st
   return absl::OkStatus();
 }
 
-absl::Status Train(const CliFlags& flags) {
-  ASSIGN_OR_RETURN(const std::string backbone, flags.RequireString("backbone"));
-  ASSIGN_OR_RETURN(const std::string data, flags.RequireString("data"));
-  ASSIGN_OR_RETURN(const std::string out, flags.RequireString("out"));
-  ASSIGN_OR_RETURN(const double holdout_frac, flags.GetDouble("holdout_frac", 0.2));
-  ASSIGN_OR_RETURN(const int threads, flags.GetInt("threads", 0));
+struct TrainArgs {
+  std::string backbone;
+  std::string data;
+  std::string out;
+  std::string eval;            // optional second labeled file
+  double holdout_frac = 0.2;   // the fixed held-out rule's fraction (training/reward_data.h)
+  double l2 = 0;               // only with --l2: fit this λ instead of cross-validating the grid
+  int threads = CpuBackendOptions{}.num_threads;
+};
+
+absl::Status Train(const TrainArgs& args, bool l2_given) {
+  const std::string& backbone = args.backbone;
+  const std::string& data = args.data;
+  const std::string& out = args.out;
+  const double holdout_frac = args.holdout_frac;
+  const int threads = args.threads;
   if (!(holdout_frac >= 0 && holdout_frac < 1)) return absl::InvalidArgumentError("--holdout_frac must be in [0, 1)");
   RewardHeadFitOptions fit;
-  if (flags.Has("l2")) {
-    ASSIGN_OR_RETURN(const double l2, flags.GetDouble("l2", 0));
-    if (!(l2 > 0)) return absl::InvalidArgumentError("--l2 must be > 0");
-    fit.l2_grid = {l2};
+  if (l2_given) {
+    if (!(args.l2 > 0)) return absl::InvalidArgumentError("--l2 must be > 0");
+    fit.l2_grid = {args.l2};
   }
-  ASSIGN_OR_RETURN(const std::string text, ReadFile(data));
+  ASSIGN_OR_RETURN(const std::string text, ReadTextFile("data", data));
   ASSIGN_OR_RETURN(const std::vector<RewardExample> examples, ParseRewardDataJsonl(text));
   ASSIGN_OR_RETURN(auto tokenizer, Tokenizer::Load(backbone + "/tokenizer.model"));
   ASSIGN_OR_RETURN(ModelWeights weights, LoadBackboneAsRewardModel(backbone));
@@ -192,10 +194,10 @@ absl::Status Train(const CliFlags& flags) {
   std::printf("train-rm-head: heldout n=%d accuracy %.3f roc_auc %.3f\n", test_m.n, test_m.accuracy, test_m.auc);
 
   std::optional<Metrics> eval_m;
-  if (flags.Has("eval")) {
-    ASSIGN_OR_RETURN(eval_m, EvaluateFile(flags.GetString("eval"), *rm, *tokenizer, head));
+  if (!args.eval.empty()) {
+    ASSIGN_OR_RETURN(eval_m, EvaluateFile(args.eval, *rm, *tokenizer, head));
     std::printf("train-rm-head: eval    n=%d accuracy %.3f roc_auc %.3f (%s)\n", eval_m->n, eval_m->accuracy,
-                eval_m->auc, flags.GetString("eval").c_str());
+                eval_m->auc, args.eval.c_str());
   }
 
   RETURN_IF_ERROR(WriteAndVerify(std::move(saved), head, backbone, out, featurized, threads));
@@ -205,9 +207,18 @@ absl::Status Train(const CliFlags& flags) {
 }
 
 int RunTrainRmHead(int argc, char** argv) {
-  auto flags = CliFlags::Parse(argc, argv, {"backbone", "data", "out", "l2", "holdout_frac", "threads", "eval"});
-  if (!flags.ok()) return Fail("train-rm-head", flags.status());
-  if (absl::Status s = Train(*flags); !s.ok()) return Fail("train-rm-head", s);
+  TrainArgs args;
+  FlagSet flags("train-rm-head", "--backbone DIR --data FILE.jsonl --out DIR [flags]",
+                "Fits a safety reward head on a frozen backbone and writes a LlamaForSequenceClassification model.");
+  flags.AddRequired("backbone", &args.backbone, "the frozen backbone's model directory (with tokenizer.model)");
+  flags.AddRequired("data", &args.data, "labeled JSONL (data/safety/README.md)");
+  flags.AddRequired("out", &args.out, "output model directory");
+  flags.AddOptional("l2", &args.l2, "fit this L2 strength; unset: choose from the grid by cross-validation");
+  flags.Add("holdout_frac", &args.holdout_frac, "fraction of asks held out for the report");
+  flags.Add("threads", &args.threads, "CPU backend threads (0: all cores)");
+  flags.Add("eval", &args.eval, "a second labeled JSONL to score with the fitted head");
+  if (std::optional<int> exit_code = flags.ParseOrExit(argc, argv)) return *exit_code;
+  if (absl::Status s = Train(args, flags.Has("l2")); !s.ok()) return Fail("train-rm-head", s);
   return 0;
 }
 
@@ -216,8 +227,7 @@ int RunTrainRmHead(int argc, char** argv) {
 // LLAMA_SUBCOMMAND stringifies an identifier, which cannot hold the dashes of "train-rm-head": register directly.
 static SubcommandRegistrar llama_subcommand_train_rm_head(
     "train-rm-head",
-    "fit a safety reward head on a frozen backbone (--backbone DIR --data FILE.jsonl --out DIR "
-    "[--l2 λ] [--holdout_frac 0.2] [--threads N] [--eval FILE.jsonl])",
+    "fit a safety reward head on a frozen backbone",
     RunTrainRmHead);
 
 }  // namespace llama::cli

@@ -1,12 +1,12 @@
 #include "tools/generate_batch.h"
 
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "base/status_macros.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/model/weights.h"
@@ -14,66 +14,53 @@
 #include "scheduler/batch_runner.h"
 #include "tools/backend_flags.h"
 #include "tools/cli_flags.h"
+#include "tools/text_file.h"
 
 namespace llama::cli {
 namespace {
 
+// Defaults: the engine loop's and the CPU backend's, greedy sampling and 128 new tokens per prompt.
 struct GenerateBatchArgs {
   std::string model_dir;
   std::string prompts_path;
-  int num_kv_blocks = 0;  // 0: the backend's default pool
-  int num_threads = 0;
+  CpuBackendOptions cpu;        // num_blocks 0: the backend's default pool
   std::string backend = "cpu";  // --backend cpu|cuda
-  std::string dtype = "bf16";   // --dtype for cuda
+  std::string dtype = cuda::CudaBackendOptions{}.dtype;
   int max_tokens = 128;
   uint64_t seed = 0;
-  SamplingParams sampling;
+  SamplingParams sampling = {.temperature = 0.0f};
   EngineLoopOptions loop;
 };
 
-absl::StatusOr<GenerateBatchArgs> ParseArgs(int argc, char** argv) {
-  ASSIGN_OR_RETURN(CliFlags flags,
-                   CliFlags::Parse(argc, argv,
-                                   {"model_dir", "prompts", "num_kv_blocks", "max_num_batched_tokens",
-                                    "max_num_seqs", "max_tokens", "temperature", "top_p", "top_k",
-                                    "repetition_penalty", "seed", "num_threads", "backend", "dtype"}));
-  if (!flags.positional().empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", flags.positional()[0], "'"));
-  }
-  GenerateBatchArgs args;
-  ASSIGN_OR_RETURN(args.model_dir, flags.RequireString("model_dir"));
-  ASSIGN_OR_RETURN(args.prompts_path, flags.RequireString("prompts"));
-  ASSIGN_OR_RETURN(args.num_kv_blocks, flags.GetInt("num_kv_blocks", 0));
-  ASSIGN_OR_RETURN(args.num_threads, flags.GetInt("num_threads", 0));
-  args.backend = flags.GetString("backend", args.backend);
-  args.dtype = flags.GetString("dtype", args.dtype);
-  ASSIGN_OR_RETURN(args.max_tokens, flags.GetInt("max_tokens", 128));
-  ASSIGN_OR_RETURN(const int seed, flags.GetInt("seed", 0));
-  args.seed = static_cast<uint64_t>(seed);
-  ASSIGN_OR_RETURN(const double temperature, flags.GetDouble("temperature", 0.0));
-  ASSIGN_OR_RETURN(const double top_p, flags.GetDouble("top_p", 1.0));
-  ASSIGN_OR_RETURN(const double penalty, flags.GetDouble("repetition_penalty", 1.0));
-  args.sampling.temperature = static_cast<float>(temperature);
-  args.sampling.top_p = static_cast<float>(top_p);
-  args.sampling.repetition_penalty = static_cast<float>(penalty);
-  ASSIGN_OR_RETURN(args.sampling.top_k, flags.GetInt("top_k", 0));
+constexpr char kSynopsis[] = "--model_dir DIR --prompts FILE [flags]";
+constexpr char kSummary[] =
+    "Runs every line of FILE through the continuous-batching engine loop at once; one result line per prompt.";
+
+void AddFlags(FlagSet* flags, GenerateBatchArgs* args) {
+  flags->AddRequired("model_dir", &args->model_dir, "model directory (config.json, model.safetensors, tokenizer.model)");
+  flags->AddRequired("prompts", &args->prompts_path, "one prompt per line (BOS + its ids)");
+  flags->Add("max_tokens", &args->max_tokens, "generated tokens per prompt at most");
+  AddSamplingFlags(flags, &args->sampling, &args->seed);
+  flags->Add("num_kv_blocks", &args->cpu.num_blocks, "KV cache blocks (0: sized by the backend)");
+  flags->Add("max_num_batched_tokens", &args->loop.scheduler.max_num_batched_tokens, "tokens in one engine step at most");
+  flags->Add("max_num_seqs", &args->loop.scheduler.max_num_seqs, "sequences in one engine step at most");
+  AddBackendFlags(flags, &args->backend, &args->dtype, &args->cpu.num_threads);
+}
+
+absl::Status Validate(const GenerateBatchArgs& args) {
   RETURN_IF_ERROR(args.sampling.Validate());
-  SchedulerConfig& sched = args.loop.scheduler;
-  ASSIGN_OR_RETURN(sched.max_num_batched_tokens, flags.GetInt("max_num_batched_tokens", sched.max_num_batched_tokens));
-  ASSIGN_OR_RETURN(sched.max_num_seqs, flags.GetInt("max_num_seqs", sched.max_num_seqs));
   RETURN_IF_ERROR(args.loop.Validate());
-  if (args.num_kv_blocks < 0) return absl::InvalidArgumentError("--num_kv_blocks must be >= 0");
+  if (args.cpu.num_blocks < 0) return absl::InvalidArgumentError("--num_kv_blocks must be >= 0");
   if (args.max_tokens < 1) return absl::InvalidArgumentError("--max_tokens must be >= 1");
-  return args;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<std::string>> ReadLines(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("--prompts ", path, ": cannot open"));
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) {
+  ASSIGN_OR_RETURN(const std::string text, ReadTextFile("prompts", path));
+  std::vector<std::string> lines = absl::StrSplit(text, '\n');
+  if (!lines.empty() && lines.back().empty()) lines.pop_back();  // the final newline ends a line, it starts none
+  for (std::string& line : lines) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    lines.push_back(line);
   }
   if (lines.empty()) return absl::InvalidArgumentError(absl::StrCat("--prompts ", path, ": no prompts"));
   return lines;
@@ -98,11 +85,7 @@ absl::Status GenerateBatch(const GenerateBatchArgs& args) {
   ASSIGN_OR_RETURN(std::vector<std::string> prompts, ReadLines(args.prompts_path));
   ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, Tokenizer::Load(args.model_dir + "/tokenizer.model"));
   ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(args.model_dir));
-  CpuBackendOptions backend_options;
-  backend_options.num_threads = args.num_threads;
-  backend_options.num_blocks = args.num_kv_blocks;
-  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
-                   CreateBackend(args.backend, args.dtype, std::move(weights), backend_options));
+  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(args.backend, args.dtype, std::move(weights), args.cpu));
 
   std::vector<GenerationRequest> requests;
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -143,11 +126,21 @@ absl::Status GenerateBatch(const GenerateBatchArgs& args) {
 
 }  // namespace
 
+std::string GenerateBatchUsage() {
+  GenerateBatchArgs args;
+  FlagSet flags("generate", kSynopsis, kSummary);
+  AddFlags(&flags, &args);
+  return flags.Usage();
+}
+
 int RunGenerateBatch(int argc, char** argv) {
-  absl::StatusOr<GenerateBatchArgs> args = ParseArgs(argc, argv);
-  if (!args.ok()) return Fail("generate", args.status());
-  if (absl::Status status = GenerateBatch(*args); !status.ok()) return Fail("generate", status);
-  return 0;
+  GenerateBatchArgs args;
+  FlagSet flags("generate", kSynopsis, kSummary);
+  AddFlags(&flags, &args);
+  if (std::optional<int> exit_code = flags.ParseOrExit(argc, argv)) return *exit_code;
+  absl::Status status = Validate(args);
+  if (status.ok()) status = GenerateBatch(args);
+  return status.ok() ? 0 : Fail("generate", status);
 }
 
 }  // namespace llama::cli

@@ -25,7 +25,7 @@ namespace llama {
 
 struct CpuBackendOptions {
   int num_threads = 0;                       // 0: std::thread::hardware_concurrency()
-  int block_size = 16;                       // tokens per KV block
+  int block_size = kDefaultBlockSize;         // tokens per KV block
   int num_blocks = 0;                        // KV blocks in the pool; 0: as many as kv_cache_bytes allows
   int64_t kv_cache_bytes = int64_t{256} << 20;  // budget used when num_blocks == 0
   absl::Status Validate() const;

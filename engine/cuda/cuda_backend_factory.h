@@ -30,7 +30,7 @@ struct CudaBackendOptions {
   // fp32 GEMMs may use TF32 tensor cores. Off by default so that --dtype fp32 really is fp32 (the parity mode).
   bool allow_tf32 = false;
   int device = 0;                        // CUDA device ordinal
-  int block_size = 16;                   // tokens per KV block
+  int block_size = kDefaultBlockSize;     // tokens per KV block
   int num_blocks = 0;                    // 0: sized from free memory
   // Share of the device memory still free after the weights that the KV cache takes; the rest is left for
   // per-step activations, cuBLAS workspaces and the sampler.

@@ -20,7 +20,7 @@
 namespace llama::cuda {
 
 struct KvCachePoolOptions {
-  int block_size = 16;
+  int block_size = kDefaultBlockSize;
   // 0: size from free memory: floor(free_bytes * memory_fraction / bytes_per_block) blocks.
   int num_blocks = 0;
   double memory_fraction = 0.9;

@@ -6,7 +6,7 @@
 // Each batch first prefills --context tokens per sequence, then times --steps greedy decode steps.
 //
 // Usage: llama-chat-cuda-bench [--dummy_weights llama-2-7b] [--dtype bf16] [--context 128] [--steps 64]
-//                              [--batches 1,16,64]
+//                              [--batches 1,16,64]      (absl flags; --help lists them)
 // Exits 77 without a device.
 #include <cuda_runtime.h>
 
@@ -18,22 +18,32 @@
 #include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
+#include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "engine/cuda/cuda_backend.h"
 #include "engine/cuda/cuda_check.h"
 #include "engine/forward_batch.h"
 
+ABSL_FLAG(std::string, dummy_weights, "llama-2-7b", "named model shape (engine/model/model_shapes.h)");
+ABSL_FLAG(std::string, dtype, llama::cuda::CudaBackendOptions().dtype, "weights and KV cache: bf16, fp16 or fp32");
+ABSL_FLAG(int, context, 128, "tokens prefilled per sequence before the timed decode steps");
+ABSL_FLAG(int, steps, 64, "timed decode steps per batch");
+ABSL_FLAG(std::vector<std::string>, batches, std::vector<std::string>({"1", "16", "64"}),
+          "concurrent sequences of each run, comma-separated");
+
 namespace llama::cuda {
 namespace {
 
 struct BenchOptions {
-  std::string dummy_weights = "llama-2-7b";
-  std::string dtype = "bf16";
-  int context = 128;
-  int steps = 64;
-  std::vector<int> batches = {1, 16, 64};
+  std::string dummy_weights;
+  std::string dtype;
+  int context = 0;
+  int steps = 0;
+  std::vector<int> batches;
 };
 
 // Bytes moved per second by a device-to-device copy (read + write).
@@ -128,32 +138,16 @@ absl::Status Run(const BenchOptions& o) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<BenchOptions> ParseArgs(int argc, char** argv) {
-  BenchOptions o;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i], value;
-    if (auto eq = arg.find('='); eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
-    } else if (i + 1 < argc) {
-      value = argv[++i];
+absl::StatusOr<BenchOptions> OptionsFromFlags() {
+  BenchOptions o{absl::GetFlag(FLAGS_dummy_weights), absl::GetFlag(FLAGS_dtype), absl::GetFlag(FLAGS_context),
+                 absl::GetFlag(FLAGS_steps), {}};
+  if (o.context < 1 || o.steps < 1) return absl::InvalidArgumentError("--context and --steps must be >= 1");
+  for (const std::string& part : absl::GetFlag(FLAGS_batches)) {
+    int b = 0;
+    if (!absl::SimpleAtoi(part, &b) || b < 1) {
+      return absl::InvalidArgumentError(absl::StrCat("--batches: '", part, "' is not a positive integer"));
     }
-    bool ok = true;
-    if (arg == "--dummy_weights") o.dummy_weights = value;
-    else if (arg == "--dtype") o.dtype = value;
-    else if (arg == "--context") ok = absl::SimpleAtoi(value, &o.context) && o.context > 0;
-    else if (arg == "--steps") ok = absl::SimpleAtoi(value, &o.steps) && o.steps > 0;
-    else if (arg == "--batches") {
-      o.batches.clear();
-      for (absl::string_view part : absl::StrSplit(value, ',')) {
-        int b = 0;
-        ok = ok && absl::SimpleAtoi(part, &b) && b > 0;
-        o.batches.push_back(b);
-      }
-    } else {
-      return absl::InvalidArgumentError("unknown flag " + arg);
-    }
-    if (!ok) return absl::InvalidArgumentError("bad value for " + arg + ": " + value);
+    o.batches.push_back(b);
   }
   return o;
 }
@@ -162,7 +156,9 @@ absl::StatusOr<BenchOptions> ParseArgs(int argc, char** argv) {
 }  // namespace llama::cuda
 
 int main(int argc, char** argv) {
-  auto options = llama::cuda::ParseArgs(argc, argv);
+  absl::SetProgramUsageMessage("llama-chat-cuda-bench [--dummy_weights llama-2-7b] [--dtype bf16] [...]");
+  absl::ParseCommandLine(argc, argv);
+  auto options = llama::cuda::OptionsFromFlags();
   if (!options.ok()) {
     std::fprintf(stderr, "llama-chat-cuda-bench: %s\n", options.status().ToString().c_str());
     return 2;

@@ -1,0 +1,130 @@
+// The llama-chat binary's flag convention: `llama-chat --help` lists every subcommand, `llama-chat <sub> --help`
+// lists that subcommand's flags with their defaults (exit 0), and an unknown flag, a missing required flag or a
+// malformed value is a clear error on stderr naming it (exit 2) for every subcommand.
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace llama {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+struct Outcome {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Outcome LlamaChat(const std::string& args) {
+  const std::string dir = ::testing::TempDir();
+  const std::string command = absl::StrCat(LLAMA_BIN_DIR, "/llama-chat ", args, " > ", dir, "/cli_out.txt 2> ", dir,
+                                           "/cli_err.txt");
+  const int status = std::system(command.c_str());
+  Outcome run;
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  run.out = ReadAll(dir + "/cli_out.txt");
+  run.err = ReadAll(dir + "/cli_err.txt");
+  return run;
+}
+
+// The subcommand names `llama-chat --help` lists ("  name  description" lines after "commands:").
+std::vector<std::string> Subcommands() {
+  const Outcome run = LlamaChat("--help");
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  std::vector<std::string> names;
+  bool in_list = false;
+  for (absl::string_view line : absl::StrSplit(run.out, '\n')) {
+    if (line == "commands:") {
+      in_list = true;
+    } else if (in_list && absl::ConsumePrefix(&line, "  ")) {
+      names.emplace_back(line.substr(0, line.find(' ')));
+    } else if (in_list) {
+      break;
+    }
+  }
+  return names;
+}
+
+class LlamaChatCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(std::ifstream(absl::StrCat(LLAMA_BIN_DIR, "/llama-chat")).good())
+        << "build the llama-chat target first";
+  }
+};
+
+TEST_F(LlamaChatCliTest, HelpListsEverySubcommand) {
+  EXPECT_THAT(Subcommands(), ::testing::UnorderedElementsAre("bench", "bench-serve", "chat", "convert", "generate",
+                                                             "tokenize", "train-rm-head"));
+}
+
+TEST_F(LlamaChatCliTest, EverySubcommandHelpListsItsFlags) {
+  for (const std::string& name : Subcommands()) {
+    const Outcome run = LlamaChat(name + " --help");
+    EXPECT_EQ(run.exit_code, 0) << name << ": " << run.err;
+    EXPECT_THAT(run.out, StartsWith("usage: llama-chat " + name + " ")) << name;
+    EXPECT_THAT(run.out, HasSubstr("\nflags:\n  --")) << name;
+  }
+  // A few flags each, with the defaults their option structs give.
+  const Outcome generate = LlamaChat("generate --help");
+  for (const char* flag : {"--model_dir TEXT", "--prompt TEXT", "--dialog TEXT", "--prompts TEXT", "--threads N",
+                           "--backend TEXT", "--num_kv_blocks N", "--max_num_seqs N"}) {
+    EXPECT_THAT(generate.out, HasSubstr(flag)) << flag;
+  }
+  EXPECT_THAT(generate.out, HasSubstr("(default: 256)"));  // GenerateOptions::max_new_tokens
+  EXPECT_THAT(generate.out, HasSubstr("(default: 128)"));  // --prompts: 128 tokens per prompt
+  EXPECT_THAT(generate.out, HasSubstr("sequences in one engine step at most (default: 64)"));  // SchedulerConfig
+  EXPECT_THAT(LlamaChat("tokenize --help").out, HasSubstr("--max_prompt_tokens N"));
+  EXPECT_THAT(LlamaChat("convert --help").out, HasSubstr("--kv_heads N"));
+  EXPECT_THAT(LlamaChat("chat --help").out, HasSubstr("the server's gRPC address (required)"));
+  EXPECT_THAT(LlamaChat("train-rm-head --help").out, HasSubstr("(default: 0.2)"));
+  EXPECT_THAT(LlamaChat("bench-serve --help").out, HasSubstr("tokens in one engine step at most (default: 512)"));
+  EXPECT_THAT(LlamaChat("bench --help").out, HasSubstr("--repeats N"));
+}
+
+TEST_F(LlamaChatCliTest, UnknownFlagIsAClearErrorForEverySubcommand) {
+  for (const std::string& name : Subcommands()) {
+    const Outcome run = LlamaChat(name + " --no_such_flag 1");
+    EXPECT_EQ(run.exit_code, 2) << name;
+    EXPECT_THAT(run.err, HasSubstr("llama-chat " + name + ": unknown flag --no_such_flag")) << name;
+    EXPECT_THAT(run.err, HasSubstr("llama-chat " + name + " --help lists the flags")) << name;
+    EXPECT_EQ(run.out, "") << name;
+  }
+  const Outcome batch = LlamaChat("generate --prompts p.txt --model_dir m --no_such_flag 1");  // the --prompts mode
+  EXPECT_EQ(batch.exit_code, 2);
+  EXPECT_THAT(batch.err, HasSubstr("llama-chat generate: unknown flag --no_such_flag"));
+}
+
+TEST_F(LlamaChatCliTest, MissingAndMalformedValuesAreNamed) {
+  const Outcome missing = LlamaChat("convert --tokenizer t --out o");
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_THAT(missing.err, HasSubstr("llama-chat convert: missing required flag --from_llama2c"));
+  const Outcome malformed = LlamaChat("bench --model_dir m --repeats many");
+  EXPECT_EQ(malformed.exit_code, 2);
+  EXPECT_THAT(malformed.err, HasSubstr("llama-chat bench: --repeats must be an integer, got 'many'"));
+  const Outcome unknown_command = LlamaChat("frobnicate");
+  EXPECT_EQ(unknown_command.exit_code, 2);
+  EXPECT_THAT(unknown_command.err, HasSubstr("llama-chat: unknown command 'frobnicate'"));
+}
+
+}  // namespace
+}  // namespace llama
