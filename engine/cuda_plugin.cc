@@ -1,29 +1,16 @@
 #include "engine/cuda_plugin.h"
 
 #include <dlfcn.h>
-#include <unistd.h>
 
-#include <climits>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/module_path.h"
 #include "base/status_macros.h"
 
 namespace llama {
-namespace {
-
-std::string ExecutableDir() {
-  char path[PATH_MAX];
-  const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
-  if (n <= 0) return "";
-  const std::string exe(path, n);
-  const size_t slash = exe.rfind('/');
-  return slash == std::string::npos ? "" : exe.substr(0, slash);
-}
-
-}  // namespace
 
 absl::StatusOr<const CudaPluginApi*> LoadCudaPlugin() {
   static std::once_flag once;
@@ -34,9 +21,7 @@ absl::StatusOr<const CudaPluginApi*> LoadCudaPlugin() {
     error = "this build has no CUDA backend (configured with LLAMA_CUDA=OFF)";
     return;
 #else
-    const std::vector<std::string> candidates = {ExecutableDir() + "/" + kCudaPluginFileName,
-                                                 LLAMA_CUDA_PLUGIN_PATH, kCudaPluginFileName};
-    for (const std::string& candidate : candidates) {
+    for (const std::string& candidate : ModuleCandidates(kCudaPluginFileName, LLAMA_CUDA_PLUGIN_PATH)) {
       void* handle = dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL);
       if (handle == nullptr) {
         absl::StrAppend(&error, dlerror(), "; ");

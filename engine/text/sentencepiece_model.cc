@@ -2,25 +2,14 @@
 #include "engine/text/sentencepiece_model.h"
 
 #include <dlfcn.h>
-#include <unistd.h>
 
-#include <climits>
 #include <mutex>
 
+#include "base/module_path.h"
 #include "engine/text/sentencepiece_api.h"
 
 namespace llama {
 namespace {
-
-// Directory of the running executable ("" if unknown): the module is built next to the binaries.
-std::string ExecutableDir() {
-  char path[PATH_MAX];
-  const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
-  if (n <= 0) return "";
-  std::string exe(path, n);
-  const size_t slash = exe.rfind('/');
-  return slash == std::string::npos ? "" : exe.substr(0, slash);
-}
 
 // dlopen's the module once per process (it stays loaded). RTLD_DEEPBIND: see sentencepiece_api.h.
 SentencePieceOpenFn OpenModule(std::string* error) {
@@ -28,12 +17,12 @@ SentencePieceOpenFn OpenModule(std::string* error) {
   static SentencePieceOpenFn open_fn = nullptr;
   static std::string open_error;
   std::call_once(once, [] {
-    std::vector<std::string> candidates = {ExecutableDir() + "/" + kSentencePieceModuleName};
 #ifdef LLAMA_SENTENCEPIECE_MODULE_PATH
-    candidates.push_back(LLAMA_SENTENCEPIECE_MODULE_PATH);  // the build tree, for binaries run from elsewhere
+    const char* build_tree_path = LLAMA_SENTENCEPIECE_MODULE_PATH;
+#else
+    const char* build_tree_path = nullptr;
 #endif
-    candidates.push_back(kSentencePieceModuleName);  // the loader's search path (installed libraries)
-    for (const std::string& candidate : candidates) {
+    for (const std::string& candidate : ModuleCandidates(kSentencePieceModuleName, build_tree_path)) {
       void* handle = dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
       if (handle == nullptr) {
         open_error += std::string(dlerror()) + "; ";

@@ -20,23 +20,14 @@ constexpr int kLongReply = 240;
 // Every Chat call made against the shared server, for the final reconciliation.
 std::atomic<int> g_chat_calls{0};
 
-class ChatE2eTest : public ::testing::Test {
+ChatServerOptions E2eOptions() {
+  ChatServerOptions options;
+  options.max_candidates = 4;
+  return options;
+}
+
+class ChatE2eTest : public SharedServerTest<E2eOptions> {
  protected:
-  static void SetUpTestSuite() {
-    if (!HaveModel()) return;
-    ChatServerOptions options;
-    options.max_candidates = 4;
-    server_ = StartServer(options).release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  void SetUp() override {
-    if (!HaveModel()) GTEST_SKIP() << "models/stories15M missing: run scripts/fetch-model.sh";
-    ASSERT_NE(server_, nullptr);
-    stub_ = Connect(server_->port());
-  }
   StreamResult CountedChat(const v1::ChatRequest& request, absl::Duration timeout = absl::Seconds(120)) {
     ++g_chat_calls;
     return Chat(*stub_, request, timeout);
@@ -53,11 +44,7 @@ class ChatE2eTest : public ::testing::Test {
     absl::SleepFor(absl::Milliseconds(300));
     return EngineIdle() && server_->engine().Snapshot().num_steps == steps;
   }
-
-  static ChatServer* server_;
-  std::unique_ptr<v1::ChatService::Stub> stub_;
 };
-ChatServer* ChatE2eTest::server_ = nullptr;
 
 const std::vector<std::pair<v1::Role, std::string>> kDialog = {
     {v1::ROLE_SYSTEM, "You tell short stories."},

@@ -10,11 +10,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
-#include "gtest/gtest.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
 #include "llamachat/v1/chat.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "server/chat_server.h"
@@ -51,6 +51,29 @@ inline std::unique_ptr<v1::ChatService::Stub> Connect(int port) {
   return v1::ChatService::NewStub(
       grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
 }
+
+// A fixture whose tests share one in-process server, started once per suite with MakeOptions() (a test suite
+// skips without models/stories15M). server_ and a connected stub_ for every test.
+template <ChatServerOptions (*MakeOptions)()>
+class SharedServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (HaveModel()) server_ = StartServer(MakeOptions()).release();
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    if (!HaveModel()) GTEST_SKIP() << "models/stories15M missing: run scripts/fetch-model.sh";
+    ASSERT_NE(server_, nullptr);
+    stub_ = Connect(server_->port());
+  }
+
+  static inline ChatServer* server_ = nullptr;
+  std::unique_ptr<v1::ChatService::Stub> stub_;
+};
+
 
 inline v1::ChatRequest MakeRequest(const std::vector<std::pair<v1::Role, std::string>>& messages, int max_tokens) {
   v1::ChatRequest request;

@@ -20,23 +20,14 @@ std::string Words(int words) {
   return text;
 }
 
-class ServingLimitTest : public ::testing::Test {
+ChatServerOptions SmallPoolOptions() {
+  ChatServerOptions options;
+  options.num_kv_blocks = kPoolTokens / 16;
+  return options;
+}
+
+class ServingLimitTest : public SharedServerTest<SmallPoolOptions> {
  protected:
-  static void SetUpTestSuite() {
-    if (!HaveModel()) return;
-    ChatServerOptions options;
-    options.num_kv_blocks = kPoolTokens / 16;
-    server_ = StartServer(options).release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  void SetUp() override {
-    if (!HaveModel()) GTEST_SKIP() << "models/stories15M missing: run scripts/fetch-model.sh";
-    ASSERT_NE(server_, nullptr);
-    stub_ = Connect(server_->port());
-  }
   // The prompt length BuildChatPrompt gives the dialog without a limit.
   int FullPromptLength(const v1::ChatRequest& request) {
     std::vector<Message> dialog;
@@ -55,11 +46,7 @@ class ServingLimitTest : public ::testing::Test {
     grpc::ClientContext context;
     return stub_->Tokenize(&context, tokenize, response);
   }
-
-  static ChatServer* server_;
-  std::unique_ptr<v1::ChatService::Stub> stub_;
 };
-ChatServer* ServingLimitTest::server_ = nullptr;
 
 TEST_F(ServingLimitTest, ModelInfoReportsThePoolClampedContext) {
   ASSERT_EQ(server_->engine().model_config().max_position_embeddings, 256);
