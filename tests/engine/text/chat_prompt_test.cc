@@ -61,7 +61,9 @@ TEST_F(ChatPromptTest, MatchesGoldenIds) {
     ASSERT_TRUE(prompt.ok()) << prompt.status();
     EXPECT_THAT(prompt->token_ids, ElementsAreArray(c["token_ids"].get<std::vector<int32_t>>()));
     EXPECT_EQ(prompt->dropped_turns, c["dropped_turns"].get<int>());
-    if (limit > 0) EXPECT_LE(prompt->token_ids.size(), static_cast<size_t>(limit));
+    if (limit > 0) {
+      EXPECT_LE(prompt->token_ids.size(), static_cast<size_t>(limit));
+    }
   }
 }
 
