@@ -98,6 +98,15 @@ std::string LayerTensorName(int layer, const std::string& suffix) {
   return absl::StrCat("model.layers.", layer, ".", suffix);
 }
 
+std::vector<TensorSpec> ModelTensorSpecs(const ModelConfig& config) {
+  ModelWeights shapes_only;
+  shapes_only.layers.resize(config.num_hidden_layers);
+  std::vector<TensorSpec> specs;
+  for (auto& slot : RequiredSlots(config, &shapes_only)) specs.push_back({slot.name, slot.shape});
+  return specs;
+}
+
+
 absl::StatusOr<ModelWeights> LoadModelWeights(const std::string& model_dir) {
   ModelWeights w;
   ASSIGN_OR_RETURN(w.config, LoadModelConfig(model_dir));

@@ -41,6 +41,17 @@ struct ModelWeights {
 // Hugging Face tensor names, shared by the loader, the converter and the tests.
 std::string LayerTensorName(int layer, const std::string& suffix);  // "model.layers.{layer}.{suffix}"
 
+// One tensor a model has: its Hugging Face name and shape.
+struct TensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+
+// The tensors a model with this config must have, in checkpoint order: embed_tokens, per layer the two norms and
+// seven matrices, the final norm, then lm_head (untied causal LMs) or score.weight (reward models). The optional
+// score.bias is not listed.
+std::vector<TensorSpec> ModelTensorSpecs(const ModelConfig& config);
+
 // Loads config.json and model.safetensors (or the shards named by model.safetensors.index.json) from model_dir.
 // F16/BF16 tensors are widened to fp32. Every tensor the config needs must be present with the right shape.
 absl::StatusOr<ModelWeights> LoadModelWeights(const std::string& model_dir);

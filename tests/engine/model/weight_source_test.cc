@@ -1,0 +1,78 @@
+// WeightSource over in-memory weights: shapes, row reads, shape checks naming the tensor, and the round trip
+// through MaterializeWeights.
+#include "engine/model/weight_source.h"
+
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "engine/model/weights.h"
+#include "tests/support/tiny_models.h"
+
+namespace llama {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(WeightSourceTest, SpecsFollowTheConfig) {
+  ModelConfig c = testing::TinyConfig();
+  std::vector<TensorSpec> specs = ModelTensorSpecs(c);
+  // embed + 9 per layer + final norm + lm_head (the tiny config is untied).
+  ASSERT_EQ(specs.size(), 1u + 9u * c.num_hidden_layers + 1u + (c.tie_word_embeddings ? 0u : 1u));
+  EXPECT_EQ(specs.front().name, "model.embed_tokens.weight");
+  EXPECT_EQ(specs.front().shape, (std::vector<int64_t>{c.vocab_size, c.hidden_size}));
+  EXPECT_EQ(specs[2].name, LayerTensorName(0, "self_attn.q_proj.weight"));
+  ModelConfig rm = testing::TinyRewardConfig();
+  EXPECT_EQ(ModelTensorSpecs(rm).back().name, "score.weight");
+  EXPECT_EQ(ModelTensorSpecs(rm).back().shape, (std::vector<int64_t>{1, rm.hidden_size}));
+}
+
+TEST(WeightSourceTest, ReadsRowsOfEveryTensor) {
+  ModelWeights w = MakeRandomWeights(testing::TinyConfig(), 7);
+  InMemoryWeightSource source(&w);
+  ASSERT_TRUE(CheckWeightShapes(source).ok());
+  auto info = source.Info(LayerTensorName(1, "mlp.down_proj.weight"));
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->rows(), w.config.hidden_size);
+  EXPECT_EQ(info->cols(), w.config.intermediate_size);
+  std::vector<float> rows(2 * info->cols());
+  ASSERT_TRUE(source.ReadRows(LayerTensorName(1, "mlp.down_proj.weight"), 3, 5, rows.data()).ok());
+  for (int i = 0; i < 2 * info->cols(); ++i) EXPECT_EQ(rows[i], w.layers[1].w_down[3 * info->cols() + i]);
+  auto norm = source.Info("model.norm.weight");
+  ASSERT_TRUE(norm.ok());
+  EXPECT_EQ(norm->rows(), 1);
+  EXPECT_EQ(norm->cols(), w.config.hidden_size);
+  EXPECT_EQ(source.Info("score.weight").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_FALSE(HasScoreHead(source));
+  EXPECT_TRUE(HasLmHead(source));
+  EXPECT_EQ(source.ReadRows("model.norm.weight", 0, 2, rows.data()).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(WeightSourceTest, ShapeErrorsNameTheTensor) {
+  ModelWeights w = MakeRandomWeights(testing::TinyConfig(), 7);
+  w.layers[1].wk.resize(w.layers[1].wk.size() - 1);
+  InMemoryWeightSource source(&w);
+  absl::Status s = CheckWeightShapes(source);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr(LayerTensorName(1, "self_attn.k_proj.weight")));
+  w.layers[0].w_up.clear();
+  InMemoryWeightSource missing(&w);
+  EXPECT_THAT(CheckWeightShapes(missing).message(), HasSubstr(LayerTensorName(0, "mlp.up_proj.weight")));
+}
+
+TEST(WeightSourceTest, MaterializeRoundTrips) {
+  ModelWeights w = MakeRandomWeights(testing::TinyRewardConfig(), 11);
+  w.score_bias = {0.25f};
+  InMemoryWeightSource source(&w);
+  auto copy = MaterializeWeights(source);
+  ASSERT_TRUE(copy.ok()) << copy.status();
+  EXPECT_EQ(copy->embed_tokens, w.embed_tokens);
+  EXPECT_EQ(copy->layers[1].wq, w.layers[1].wq);
+  EXPECT_EQ(copy->final_norm, w.final_norm);
+  EXPECT_EQ(copy->score, w.score);
+  EXPECT_EQ(copy->score_bias, w.score_bias);
+  EXPECT_TRUE(copy->lm_head.empty());
+}
+
+}  // namespace
+}  // namespace llama
