@@ -71,20 +71,29 @@ absl::Status ChatServerOptions::Validate() const {
 }
 
 absl::StatusOr<std::unique_ptr<ChatServer>> ChatServer::Start(const ChatServerOptions& options) {
+  return StartWithBackend(options, nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<ChatServer>> ChatServer::StartWithBackend(const ChatServerOptions& options,
+                                                                         std::unique_ptr<Backend> backend) {
   RETURN_IF_ERROR(options.Validate());
   std::unique_ptr<ChatServer> server(new ChatServer());
-  RETURN_IF_ERROR(server->LoadModel(options));
+  RETURN_IF_ERROR(server->LoadModel(options, std::move(backend)));
   RETURN_IF_ERROR(server->StartGrpc(options));
   RETURN_IF_ERROR(server->StartMetrics(options));
   return server;
 }
 
-absl::Status ChatServer::LoadModel(const ChatServerOptions& options) {
+absl::Status ChatServer::LoadModel(const ChatServerOptions& options, std::unique_ptr<Backend> backend) {
   ASSIGN_OR_RETURN(tokenizer_, Tokenizer::Load(options.model_dir + "/tokenizer.model"));
   metrics_ = std::make_shared<ServerMetrics>();
   RETURN_IF_ERROR(LoadRewards(options));  // before the policy, whose KV pool may take the rest of the device
-  ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(options.model_dir));
-  ASSIGN_OR_RETURN(backend_, MakeBackend(options, std::move(weights)));
+  if (backend != nullptr) {
+    backend_ = std::move(backend);
+  } else {
+    ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(options.model_dir));
+    ASSIGN_OR_RETURN(backend_, MakeBackend(options, std::move(weights)));
+  }
   EngineLoopOptions engine_options;
   engine_options.max_queued_requests = options.max_queue;
   engine_options.scheduler.max_num_seqs = options.max_num_seqs;

@@ -62,6 +62,11 @@ struct ChatServerOptions {
 class ChatServer {
  public:
   static absl::StatusOr<std::unique_ptr<ChatServer>> Start(const ChatServerOptions& options);
+  // The same on a backend the caller built (a test double, a benchmark's): options.model_dir still names the
+  // tokenizer (tokenizer.model) and the reward models are loaded as usual; backend, num_threads and num_kv_blocks
+  // are the given backend's.
+  static absl::StatusOr<std::unique_ptr<ChatServer>> StartWithBackend(const ChatServerOptions& options,
+                                                                      std::unique_ptr<Backend> backend);
   ~ChatServer();  // Drains with no grace period if Drain was not called
 
   // One forward pass through the engine loop (a one-token prompt, one generated token); then health is SERVING.
@@ -81,7 +86,7 @@ class ChatServer {
 
  private:
   ChatServer() = default;
-  absl::Status LoadModel(const ChatServerOptions& options);
+  absl::Status LoadModel(const ChatServerOptions& options, std::unique_ptr<Backend> backend);  // null: load one
   absl::Status LoadRewards(const ChatServerOptions& options);  // rewards_ from the safety/helpfulness options
   absl::Status StartGrpc(const ChatServerOptions& options);
   absl::Status StartMetrics(const ChatServerOptions& options);

@@ -94,6 +94,13 @@ absl::Status WriteOutputs(const load::LoadResult& result) {
   return absl::OkStatus();
 }
 
+// A bad flag value: the message and where the flags are listed, exit code 2 (the FlagSet convention).
+int UsageError(const absl::Status& status) {
+  std::fprintf(stderr, "llama-chat load: %s\n(llama-chat load --help lists the flags)\n",
+               std::string(status.message()).c_str());
+  return 2;
+}
+
 int RunLoadCommand(int argc, char** argv) {
   LoadFlags f;
   FlagSet flags("load", "--server HOST:PORT [flags]",
@@ -101,16 +108,16 @@ int RunLoadCommand(int argc, char** argv) {
                 "Poisson/gamma arrivals; TTFT, TPOT, ITL, e2e percentiles, throughput, goodput, errors by code.");
   DeclareFlags(flags, f);
   if (std::optional<int> exit_code = flags.ParseOrExit(argc, argv)) return *exit_code;
-  if (absl::Status status = ParseLists(f); !status.ok()) return Fail("load", status);
+  if (absl::Status status = ParseLists(f); !status.ok()) return UsageError(status);
   if (!f.plot.empty()) {
     const absl::Status status = DrawPlot(f.plot, f.options.svg_path, f.options.plot_latency);
     return status.ok() ? 0 : Fail("load", status);
   }
   if (flags.Has("request_rate") && flags.Has("concurrency")) {
-    return Fail("load", absl::InvalidArgumentError("--request_rate (open loop) and --concurrency (closed loop) "
-                                                   "exclude each other"));
+    return UsageError(absl::InvalidArgumentError("--request_rate (open loop) and --concurrency (closed loop) "
+                                                 "exclude each other"));
   }
-  if (!flags.Has("request_rate")) f.options.request_rates.clear();
+  if (absl::Status status = f.options.Validate(); !status.ok()) return UsageError(status);
   f.options.progress = isatty(STDOUT_FILENO) == 1;
   absl::StatusOr<load::LoadResult> result = load::RunLoad(f.options, stdout);
   if (!result.ok()) return Fail("load", result.status());

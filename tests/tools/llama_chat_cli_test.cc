@@ -74,7 +74,7 @@ class LlamaChatCliTest : public ::testing::Test {
 
 TEST_F(LlamaChatCliTest, HelpListsEverySubcommand) {
   EXPECT_THAT(Subcommands(), ::testing::UnorderedElementsAre("bench", "bench-serve", "chat", "convert", "generate",
-                                                             "tokenize", "train-rm-head"));
+                                                             "load", "tokenize", "train-rm-head"));
 }
 
 TEST_F(LlamaChatCliTest, EverySubcommandHelpListsItsFlags) {
@@ -99,6 +99,8 @@ TEST_F(LlamaChatCliTest, EverySubcommandHelpListsItsFlags) {
   EXPECT_THAT(LlamaChat("train-rm-head --help").out, HasSubstr("(default: 0.2)"));
   EXPECT_THAT(LlamaChat("bench-serve --help").out, HasSubstr("tokens in one engine step at most (default: 512)"));
   EXPECT_THAT(LlamaChat("bench --help").out, HasSubstr("--repeats N"));
+  EXPECT_THAT(LlamaChat("load --help").out, HasSubstr("--request_rate TEXT"));
+  EXPECT_THAT(LlamaChat("load --help").out, HasSubstr("--num_requests N"));
 }
 
 TEST_F(LlamaChatCliTest, UnknownFlagIsAClearErrorForEverySubcommand) {
@@ -121,6 +123,15 @@ TEST_F(LlamaChatCliTest, MissingAndMalformedValuesAreNamed) {
   const Outcome malformed = LlamaChat("bench --model_dir m --repeats many");
   EXPECT_EQ(malformed.exit_code, 2);
   EXPECT_THAT(malformed.err, HasSubstr("llama-chat bench: --repeats must be an integer, got 'many'"));
+  const Outcome no_server = LlamaChat("load --concurrency 4");
+  EXPECT_EQ(no_server.exit_code, 2);
+  EXPECT_THAT(no_server.err, HasSubstr("llama-chat load: --server: is required"));
+  const Outcome bad_level = LlamaChat("load --server x:1 --concurrency 1,0");
+  EXPECT_EQ(bad_level.exit_code, 2);
+  EXPECT_THAT(bad_level.err, HasSubstr("--concurrency: '0' is not a positive integer"));
+  const Outcome bad_slo = LlamaChat("load --server x:1 --slo ttft=5");
+  EXPECT_EQ(bad_slo.exit_code, 2);
+  EXPECT_THAT(bad_slo.err, HasSubstr("--slo: unknown target 'ttft'"));
   const Outcome unknown_command = LlamaChat("frobnicate");
   EXPECT_EQ(unknown_command.exit_code, 2);
   EXPECT_THAT(unknown_command.err, HasSubstr("llama-chat: unknown command 'frobnicate'"));

@@ -18,6 +18,20 @@ double ProcessCpuSeconds() {
   return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec + 1e-6 * (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
 }
 
+namespace {
+
+// Waits until the channel is connected; false at once when the connection failed (refused: nothing listens).
+bool Connect(grpc::Channel& channel, std::chrono::system_clock::time_point deadline) {
+  for (grpc_connectivity_state state = channel.GetState(/*try_to_connect=*/true); state != GRPC_CHANNEL_READY;
+       state = channel.GetState(true)) {
+    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN) return false;
+    if (!channel.WaitForStateChange(state, deadline)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 // One Chat stream: StartCall → Read until the stream ends → Finish → the client's OnCallDone (which deletes it).
 // Exactly one operation is pending at a time, so `this` is the tag of each.
 class LoadClient::Call {
@@ -129,9 +143,9 @@ absl::StatusOr<std::unique_ptr<LoadClient>> LoadClient::Create(const std::string
   }
   const auto deadline = std::chrono::system_clock::now() + connect_timeout;
   for (auto& channel : client->channels_) {
-    if (!channel->WaitForConnected(deadline)) {
-      client->connect_error_ = absl::StrCat("cannot connect to ", server, " within ", connect_timeout.count(),
-                                            " ms (is llama-chat-server running there?)");
+    if (!Connect(*channel, deadline)) {
+      client->connect_error_ =
+          absl::StrCat("cannot connect to ", server, " (is llama-chat-server running there?)");
       break;
     }
   }

@@ -78,7 +78,7 @@ void DrawLegend(const PlotSpec& spec, std::string* out) {
   double y = kTop + 8;
   for (size_t i = 0; i < spec.series.size(); ++i, y += 20) {
     const char* color = kColors[i % std::size(kColors)];
-    const double x = kWidth - kRight - 230;
+    const double x = kLeft + 16;  // top left: throughput-latency curves rarely go there
     absl::StrAppendFormat(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"/>\n",
                           x, y, x + 24, y, color);
     absl::StrAppendFormat(out, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", x + 12, y, color);
