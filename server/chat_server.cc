@@ -145,7 +145,8 @@ absl::Status ChatServer::StartGrpc(const ChatServerOptions& options) {
   // The default health service starts SERVING; AttachHealth below turns it NOT_SERVING right after the build,
   // and Chat refuses calls (UNAVAILABLE) until Warmup whatever health says.
   serving_ = std::make_unique<ServingState>();
-  ChatDeps deps{engine_.get(), tokenizer_.get(), metrics_.get(), serving_.get(), limits_, rewards_.get()};
+  writer_ = std::make_unique<StreamWriter>();
+  ChatDeps deps{engine_.get(), tokenizer_.get(), metrics_.get(), serving_.get(), limits_, rewards_.get(), writer_.get()};
   service_ = std::make_unique<ChatServiceImpl>(deps, info);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::StrCat(options.host, ":", options.port), grpc::InsecureServerCredentials(), &port_);

@@ -25,6 +25,7 @@
 #include "server/request_validation.h"
 #include "server/reward_scoring.h"
 #include "server/serving_state.h"
+#include "server/stream_writer.h"
 
 namespace prometheus {
 class Exposer;
@@ -98,6 +99,7 @@ class ChatServer {
   std::unique_ptr<EngineLoop> engine_;
   std::shared_ptr<ServerMetrics> metrics_;
   ValidationLimits limits_;
+  std::unique_ptr<StreamWriter> writer_;  // outlives every stream: gRPC's Wait in Drain needs it to finish them
   std::unique_ptr<ChatServiceImpl> service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<ServingState> serving_;

@@ -1,0 +1,52 @@
+// StreamWriter: the thread that starts the writes of idle Chat streams, so the engine thread never calls into gRPC.
+//
+// When the engine hands a stream new text and that stream has no write in flight, something must call StartWrite
+// (which serializes the message, allocates gRPC's byte buffer and may run the transport's write inline). Done on the
+// engine thread, that costs every stream's serialization and syscalls on the one serial resource of the server,
+// per token. Instead the engine thread only queues the stream here (no allocation once the queue has grown to the
+// number of streams) and wakes this thread, which starts the writes of every queued stream; streams that already
+// have a write in flight are not queued at all (their OnWriteDone, on a gRPC thread, writes what has accumulated).
+// Text that arrives while a stream waits here or has a write in flight is coalesced into its next Delta.
+//
+// Threading: Schedule from any thread; the callbacks run on this object's one thread, in scheduling order. A
+// stream must be scheduled at most once at a time (ChatReactor's `scheduled_` flag) and must stay alive until its
+// callback ran. The destructor runs what is queued, then joins.
+#pragma once
+
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace llama::server {
+
+class StreamWriter {
+ public:
+  // What a queued stream does on the writer thread.
+  class Stream {
+   public:
+    virtual void OnWriterTurn() = 0;
+
+   protected:
+    ~Stream() = default;
+  };
+
+  StreamWriter();
+  ~StreamWriter();
+  StreamWriter(const StreamWriter&) = delete;
+  StreamWriter& operator=(const StreamWriter&) = delete;
+
+  void Schedule(Stream* stream) ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  void Run();
+
+  absl::Mutex mu_;
+  std::vector<Stream*> queued_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<Stream*> running_;  // writer thread only: the batch taken from queued_ (swapped, so capacity stays)
+  std::thread thread_;
+};
+
+}  // namespace llama::server
