@@ -24,6 +24,7 @@ namespace {
 struct LoadFlags {
   load::LoadOptions options;
   std::string concurrency = "1";
+  std::string num_requests = "200";
   std::string request_rate;
   std::string slo;
   std::string svg_latency = "e2e";
@@ -44,7 +45,8 @@ void DeclareFlags(FlagSet& flags, LoadFlags& f) {
   flags.Add("ignore_eos", &o.ignore_eos, "ask the server to treat EOS as a token, so lengths are exact");
   flags.Add("num_candidates", &o.num_candidates, "k candidates per request (scored by the server's reward model)");
   flags.Add("include_token_ids", &o.include_token_ids, "stream token ids and check their count against Final");
-  flags.Add("num_requests", &o.num_requests, "requests per level (0: only --duration_s limits it)");
+  flags.Add("num_requests", &f.num_requests, "requests per level, or a list with one per level (0: only "
+            "--duration_s limits it)");
   flags.Add("duration_s", &o.duration_s, "seconds per level (0: only --num_requests limits it)");
   flags.Add("warmup", &o.warmup, "requests before each level, left out of its figures");
   flags.Add("timeout_s", &o.timeout_s, "deadline of each call");
@@ -63,7 +65,8 @@ absl::Status ParseLists(LoadFlags& f) {
   if (!f.request_rate.empty()) {
     ASSIGN_OR_RETURN(o.request_rates, load::ParsePositiveNumbers("request_rate", f.request_rate));
   }
-  ASSIGN_OR_RETURN(o.concurrency, load::ParsePositiveInts("concurrency", f.concurrency));
+  ASSIGN_OR_RETURN(o.concurrency, load::ParseInts("concurrency", f.concurrency));
+  ASSIGN_OR_RETURN(o.num_requests, load::ParseInts("num_requests", f.num_requests, /*min_value=*/0));
   ASSIGN_OR_RETURN(o.slo, load::ParseSlo(f.slo));
   ASSIGN_OR_RETURN(o.plot_latency, load::ParsePlotLatency(f.svg_latency));
   return absl::OkStatus();

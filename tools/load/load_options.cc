@@ -62,12 +62,13 @@ absl::StatusOr<SloTargets> ParseSlo(absl::string_view spec) {
   return slo;
 }
 
-absl::StatusOr<std::vector<int>> ParsePositiveInts(absl::string_view flag, absl::string_view spec) {
+absl::StatusOr<std::vector<int>> ParseInts(absl::string_view flag, absl::string_view spec, int min_value) {
   std::vector<int> out;
   for (absl::string_view entry : Entries(spec)) {
     int value = 0;
-    if (!absl::SimpleAtoi(entry, &value) || value < 1) {
-      return Invalid(flag, absl::StrCat("'", entry, "' is not a positive integer (a list is written 1,4,16)"));
+    if (!absl::SimpleAtoi(entry, &value) || value < min_value) {
+      const char* what = min_value == 1 ? "a positive integer" : min_value == 0 ? "an integer >= 0" : "in range";
+      return Invalid(flag, absl::StrCat("'", entry, "' is not ", what, " (a list is written 1,4,16)"));
     }
     out.push_back(value);
   }
@@ -151,12 +152,18 @@ absl::Status LoadOptions::Validate() const {
     return Invalid("temperature", absl::StrCat("must be >= 0 (0 = greedy), got ", temperature));
   }
   if (num_candidates < 0) return Invalid("num_candidates", absl::StrCat("must be >= 0, got ", num_candidates));
-  if (num_requests < 0) return Invalid("num_requests", absl::StrCat("must be >= 0, got ", num_requests));
+  if (num_requests.size() != 1 && static_cast<int>(num_requests.size()) != num_levels()) {
+    return Invalid("num_requests", absl::StrCat("give one count or one per level (", num_levels(), "), got ",
+                                                num_requests.size()));
+  }
   if (!std::isfinite(duration_s) || duration_s < 0) {
     return Invalid("duration_s", absl::StrCat("must be >= 0, got ", duration_s));
   }
-  if (num_requests == 0 && duration_s == 0) {
-    return Invalid("num_requests", "0 (no limit) needs --duration_s, or the run would never end");
+  for (int n : num_requests) {
+    if (n < 0) return Invalid("num_requests", absl::StrCat("must be >= 0, got ", n));
+    if (n == 0 && duration_s == 0) {
+      return Invalid("num_requests", "0 (no limit) needs --duration_s, or the run would never end");
+    }
   }
   if (warmup < 0) return Invalid("warmup", absl::StrCat("must be >= 0, got ", warmup));
   if (!std::isfinite(timeout_s) || timeout_s <= 0) {

@@ -26,8 +26,8 @@ struct SloTargets {
 // "ttft_ms=200,tpot_ms=50,e2e_ms=2000" → targets; an unknown name, a repeated name or a value that is not a
 // positive number is INVALID_ARGUMENT naming it. "" → no targets.
 absl::StatusOr<SloTargets> ParseSlo(absl::string_view spec);
-// "1,4,16,64" → {1, 4, 16, 64}; every entry a positive integer (flag names the flag in the error).
-absl::StatusOr<std::vector<int>> ParsePositiveInts(absl::string_view flag, absl::string_view spec);
+// "1,4,16,64" → {1, 4, 16, 64}; every entry an integer >= min_value (flag names the flag in the error).
+absl::StatusOr<std::vector<int>> ParseInts(absl::string_view flag, absl::string_view spec, int min_value = 1);
 // "2,4.5" → {2, 4.5}; every entry a positive finite number.
 absl::StatusOr<std::vector<double>> ParsePositiveNumbers(absl::string_view flag, absl::string_view spec);
 
@@ -60,8 +60,9 @@ struct LoadOptions {
   bool include_token_ids = false;  // stream token ids too, and check their count against Final's usage
 
   // Run length of every level: stop issuing after num_requests requests or duration_s seconds, whichever comes
-  // first (0 = no limit of that kind; at least one must be set), then wait for the streams in flight.
-  int num_requests = 200;
+  // first (0 = no limit of that kind; at least one must be set), then wait for the streams in flight. One value
+  // for every level, or one per level (a sweep from 1 to 64 streams wants more requests at 64).
+  std::vector<int> num_requests = {200};
   double duration_s = 0;
   int warmup = 0;         // requests run (closed loop) before each level and left out of its figures
   double timeout_s = 600;  // each call's deadline
@@ -79,6 +80,9 @@ struct LoadOptions {
   bool open_loop() const { return !request_rates.empty(); }
   int num_levels() const {
     return static_cast<int>(open_loop() ? request_rates.size() : concurrency.size());
+  }
+  int RequestsAt(int level) const {
+    return num_requests.size() == 1 ? num_requests[0] : num_requests.at(level);
   }
   std::string LevelName(int level) const;  // "concurrency 16" / "rate 4.5/s"
   std::string PointLabel(int level) const;  // "c=16" / "4.5/s"

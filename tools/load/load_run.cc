@@ -24,6 +24,8 @@ constexpr auto kSetupRpcTimeout = std::chrono::seconds(10);
 constexpr double kDefaultTokensPerWord = 1.3;
 constexpr int kDurationPoolPerLevel = 1024;  // prompts per level when only --duration_s bounds it (then reused)
 
+}  // namespace
+
 ServerInfo AskServer(v1::ChatService::Stub& stub, const std::string& address) {
   ServerInfo info;
   grpc::ClientContext context;
@@ -46,6 +48,8 @@ ServerInfo AskServer(v1::ChatService::Stub& stub, const std::string& address) {
   return info;
 }
 
+namespace {
+
 TokenCounter MakeTokenCounter(v1::ChatService::Stub* stub) {
   return [stub](const v1::ChatRequest& request) -> absl::StatusOr<int> {
     v1::TokenizeRequest tokenize;
@@ -62,12 +66,14 @@ TokenCounter MakeTokenCounter(v1::ChatService::Stub* stub) {
   };
 }
 
-int RequestsPerLevel(const LoadOptions& options) {
-  return options.num_requests > 0 ? options.num_requests : kDurationPoolPerLevel;
+int RequestsPerLevel(const LoadOptions& options, int level) {
+  return options.RequestsAt(level) > 0 ? options.RequestsAt(level) : kDurationPoolPerLevel;
 }
 
-absl::StatusOr<PromptSet> BuildPrompts(const LoadOptions& options, const ServerInfo& server,
-                                       v1::ChatService::Stub& stub, double* tokens_per_word) {
+}  // namespace
+
+absl::StatusOr<PromptSet> BuildRunPrompts(const LoadOptions& options, const ServerInfo& server,
+                                          v1::ChatService::Stub& stub, double* tokens_per_word) {
   TokenCounter counter;
   *tokens_per_word = kDefaultTokensPerWord;
   if (server.reachable) {
@@ -85,9 +91,12 @@ absl::StatusOr<PromptSet> BuildPrompts(const LoadOptions& options, const ServerI
   p.include_token_ids = options.include_token_ids;
   p.context_length = server.context_length;
   p.tokens_per_word = *tokens_per_word;
-  const int count = options.num_levels() * (RequestsPerLevel(options) + options.warmup);
+  int count = 0;
+  for (int level = 0; level < options.num_levels(); ++level) count += RequestsPerLevel(options, level) + options.warmup;
   return PromptSet::Build(p, count, counter);
 }
+
+namespace {
 
 LevelPlan PlanLevel(const LoadOptions& options, int level, int64_t first_index) {
   LevelPlan plan;
@@ -98,7 +107,7 @@ LevelPlan PlanLevel(const LoadOptions& options, int level, int64_t first_index) 
   } else {
     plan.concurrency = options.concurrency[level];
   }
-  plan.num_requests = options.num_requests;
+  plan.num_requests = options.RequestsAt(level);
   plan.duration_s = options.duration_s;
   plan.first_index = first_index;
   return plan;
@@ -156,7 +165,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& options, std::FILE* log) {
                    LoadClient::Create(options.server, options.client_threads, options.channels, options.timeout_s,
                                       kConnectTimeout));
   result.server = AskServer(client->stub(0), options.server);
-  ASSIGN_OR_RETURN(PromptSet prompts, BuildPrompts(options, result.server, client->stub(0), &result.tokens_per_word));
+  ASSIGN_OR_RETURN(PromptSet prompts, BuildRunPrompts(options, result.server, client->stub(0), &result.tokens_per_word));
   result.prompts = prompts.stats();
   LogSetup(log, options, result, client->connect_error());
   ProgressBar progress(stdout);
@@ -165,9 +174,9 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& options, std::FILE* log) {
     Warmup(*client, prompts, options, level, next_index, log);
     next_index += options.warmup;
     const LevelPlan plan = PlanLevel(options, level, next_index);
-    next_index += RequestsPerLevel(options);
+    next_index += RequestsPerLevel(options, level);
     if (options.progress) {
-      progress.Start(options.LevelName(level), options.num_requests, options.duration_s, &client->counters());
+      progress.Start(options.LevelName(level), options.RequestsAt(level), options.duration_s, &client->counters());
     }
     const LevelRun run = client->RunLevel(plan, prompts);
     progress.Stop();

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "llamachat/v1/chat.grpc.pb.h"
 #include "tools/load/load_options.h"
 #include "tools/load/load_stats.h"
 #include "tools/load/prompt_set.h"
@@ -39,5 +40,12 @@ struct LoadResult {
 
 // log (may be null) gets the progress of the run: what the server is, each level's report as it finishes.
 absl::StatusOr<LoadResult> RunLoad(const LoadOptions& options, std::FILE* log);
+
+// The pieces RunLoad starts with, for callers that need the very same requests (bench-serve's direct path):
+// the server's limits (never an error: ServerInfo::reachable says), and the run's whole prompt set (every level's
+// and warm-up's requests) built with the server's Tokenize; tokens_per_word gets the measured ratio.
+ServerInfo AskServer(llamachat::v1::ChatService::Stub& stub, const std::string& address);
+absl::StatusOr<PromptSet> BuildRunPrompts(const LoadOptions& options, const ServerInfo& server,
+                                          llamachat::v1::ChatService::Stub& stub, double* tokens_per_word);
 
 }  // namespace llama::load

@@ -54,7 +54,7 @@ LoadOptions FixedLengths(int port, int input_tokens, int output_tokens, int num_
   o.server = absl::StrCat("127.0.0.1:", port);
   o.input_tokens = input_tokens;
   o.output_tokens = output_tokens;
-  o.num_requests = num_requests;
+  o.num_requests = {num_requests};
   o.timeout_s = 60;
   return o;
 }
@@ -87,6 +87,7 @@ TEST_F(LoadGeneratorTest, ExactTokenAndStatusCountsOverASweep) {
   const double tokens_before = MetricValue(server->metrics(), "llama_chat_generation_tokens_total");
   LoadOptions o = FixedLengths(server->port(), 24, 16, 12);
   o.concurrency = {1, 4};
+  o.num_requests = {6, 12};  // one count per level
   o.include_token_ids = true;
   o.warmup = 2;
   absl::StatusOr<LoadResult> result = RunLoad(o, nullptr);
@@ -95,22 +96,24 @@ TEST_F(LoadGeneratorTest, ExactTokenAndStatusCountsOverASweep) {
   EXPECT_EQ(result->server.context_length, 256);
   EXPECT_TRUE(result->prompts.exact_prompt_lengths);
   ASSERT_EQ(result->levels.size(), 2u);
-  for (const LevelSummary& level : result->levels) {
-    EXPECT_EQ(level.num_requests, 12) << level.name;
-    EXPECT_EQ(level.num_ok, 12);
+  for (int i = 0; i < 2; ++i) {
+    const LevelSummary& level = result->levels[i];
+    const int n = o.num_requests[i];
+    EXPECT_EQ(level.num_requests, n) << level.name;
+    EXPECT_EQ(level.num_ok, n);
     EXPECT_TRUE(level.errors.empty());
-    EXPECT_EQ(level.output_tokens, 12 * 16);
-    EXPECT_EQ(level.prompt_tokens, 12 * 24);  // the server's own count of the prompts (Final's usage)
-    EXPECT_EQ(level.finish_reasons.at("length"), 12);
+    EXPECT_EQ(level.output_tokens, n * 16);
+    EXPECT_EQ(level.prompt_tokens, n * 24);  // the server's own count of the prompts (Final's usage)
+    EXPECT_EQ(level.finish_reasons.at("length"), n);
     EXPECT_EQ(level.token_id_mismatches, 0);
-    EXPECT_EQ(level.ttft_ms.count, 12);
-    EXPECT_EQ(level.tpot_ms.count, 12);
+    EXPECT_EQ(level.ttft_ms.count, n);
+    EXPECT_EQ(level.tpot_ms.count, n);
     EXPECT_GT(level.output_throughput, 0);
   }
   EXPECT_EQ(result->levels[0].concurrency, 1);
   EXPECT_EQ(result->levels[1].concurrency, 4);
   // What the server counted: both levels and both warm-ups (2 × 2 requests), 16 tokens each.
-  EXPECT_EQ(MetricValue(server->metrics(), "llama_chat_generation_tokens_total") - tokens_before, (24 + 4) * 16);
+  EXPECT_EQ(MetricValue(server->metrics(), "llama_chat_generation_tokens_total") - tokens_before, (6 + 12 + 4) * 16);
 }
 
 TEST_F(LoadGeneratorTest, WithoutIgnoreEosRepliesStopEarly) {

@@ -38,13 +38,15 @@ TEST(ParseSloTest, BadSpecsNameTheProblem) {
 }
 
 TEST(ParseListTest, IntsAndNumbers) {
-  EXPECT_EQ(*ParsePositiveInts("concurrency", "1,4, 16,64"), (std::vector<int>{1, 4, 16, 64}));
+  EXPECT_EQ(*ParseInts("concurrency", "1,4, 16,64"), (std::vector<int>{1, 4, 16, 64}));
   EXPECT_EQ(*ParsePositiveNumbers("request_rate", "2.5,10"), (std::vector<double>{2.5, 10}));
   for (const char* bad : {"", "1,,4", "0", "-3", "2.5", "x"}) {
-    absl::StatusOr<std::vector<int>> ints = ParsePositiveInts("concurrency", bad);
+    absl::StatusOr<std::vector<int>> ints = ParseInts("concurrency", bad);
     ASSERT_FALSE(ints.ok()) << bad;
     EXPECT_THAT(std::string(ints.status().message()), HasSubstr("--concurrency"));
   }
+  EXPECT_EQ(*ParseInts("num_requests", "0,5", 0), (std::vector<int>{0, 5}));
+  EXPECT_FALSE(ParseInts("num_requests", "-1", 0).ok());
   EXPECT_FALSE(ParsePositiveNumbers("request_rate", "0").ok());
   EXPECT_FALSE(ParsePositiveNumbers("request_rate", "inf").ok());
 }
@@ -60,7 +62,7 @@ TEST(LoadOptionsTest, ValidateNamesTheFlag) {
   const Case cases[] = {
       {[](LoadOptions& o) { o.server.clear(); }, "--server"},
       {[](LoadOptions& o) { o.burstiness = 0; }, "--burstiness"},
-      {[](LoadOptions& o) { o.num_requests = 0; }, "--num_requests"},
+      {[](LoadOptions& o) { o.num_requests = {0}; }, "--num_requests"},
       {[](LoadOptions& o) { o.duration_s = -1; }, "--duration_s"},
       {[](LoadOptions& o) { o.client_threads = 0; }, "--client_threads"},
       {[](LoadOptions& o) { o.length_scale = 0; }, "--length_scale"},
@@ -74,8 +76,15 @@ TEST(LoadOptionsTest, ValidateNamesTheFlag) {
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << c.flag;
     EXPECT_THAT(std::string(status.message()), HasSubstr(c.flag));
   }
+  LoadOptions per_level = ok;
+  per_level.concurrency = {1, 4};
+  per_level.num_requests = {8, 32};
+  EXPECT_TRUE(per_level.Validate().ok());
+  EXPECT_EQ(per_level.RequestsAt(1), 32);
+  per_level.num_requests = {8, 32, 64};
+  EXPECT_THAT(std::string(per_level.Validate().message()), HasSubstr("one per level (2)"));
   LoadOptions by_time = ok;
-  by_time.num_requests = 0;
+  by_time.num_requests = {0};
   by_time.duration_s = 5;
   EXPECT_TRUE(by_time.Validate().ok());
 }
