@@ -58,6 +58,26 @@ absl::StatusOr<ModelWeights> LoadBackboneAsRewardModel(const std::string& dir) {
   return w;
 }
 
+// Reads and parses one JSONL file of --flag; errors say which file ("--pairs FILE: line 3: field ...").
+template <typename Parse>
+auto ReadJsonl(const std::string& flag, const std::string& path, Parse parse) -> decltype(parse(std::string_view())) {
+  ASSIGN_OR_RETURN(const std::string text, ReadTextFile(flag, path));
+  auto parsed = parse(text);
+  if (!parsed.ok()) {
+    return absl::Status(parsed.status().code(), absl::StrCat("--", flag, " ", path, ": ", parsed.status().message()));
+  }
+  return parsed;
+}
+
+absl::StatusOr<std::vector<RewardExample>> ReadRewardData(const std::string& flag, const std::string& path) {
+  return ReadJsonl(flag, path, [](std::string_view text) { return ParseRewardDataJsonl(text); });
+}
+
+absl::StatusOr<std::vector<PreferencePair>> ReadPairs(const std::string& flag, const std::string& path,
+                                                      MarginTable table) {
+  return ReadJsonl(flag, path, [table](std::string_view text) { return ParsePreferencePairsJsonl(text, table); });
+}
+
 // Features of distinct reward sequences: a pair's answers are usually labeled rows too, so each is computed once.
 class FeatureTable {
  public:
@@ -90,7 +110,6 @@ struct Split {
   std::vector<float> features;   // [n, dim]
   std::vector<int> labels;       // [n]
   std::vector<uint64_t> groups;  // [n] ask hash
-  std::vector<int> rows;         // [n] FeatureTable rows
 };
 
 struct PairSplit {
@@ -139,8 +158,7 @@ PairMetrics EvaluatePairs(const RewardHead& head, const PairSplit& split, int di
 // accuracy, ROC AUC, and every misclassified example printed, so the README can say what the probe misses.
 absl::StatusOr<Metrics> EvaluateFile(const std::string& path, RewardModel& rm, const Tokenizer& tokenizer,
                                      const RewardHead& head) {
-  ASSIGN_OR_RETURN(const std::string text, ReadTextFile("eval", path));
-  ASSIGN_OR_RETURN(const std::vector<RewardExample> examples, ParseRewardDataJsonl(text));
+  ASSIGN_OR_RETURN(const std::vector<RewardExample> examples, ReadRewardData("eval", path));
   FeatureTable table(tokenizer, rm);
   std::vector<int> rows;
   for (const RewardExample& ex : examples) {
@@ -167,8 +185,7 @@ absl::StatusOr<Metrics> EvaluateFile(const std::string& path, RewardModel& rm, c
 // the wrong way printed.
 absl::StatusOr<PairMetrics> EvaluatePairsFile(const std::string& path, MarginTable margin_table, RewardModel& rm,
                                               const Tokenizer& tokenizer, const RewardHead& head) {
-  ASSIGN_OR_RETURN(const std::string text, ReadTextFile("eval_pairs", path));
-  ASSIGN_OR_RETURN(const std::vector<PreferencePair> pairs, ParsePreferencePairsJsonl(text, margin_table));
+  ASSIGN_OR_RETURN(const std::vector<PreferencePair> pairs, ReadPairs("eval_pairs", path, margin_table));
   FeatureTable table(tokenizer, rm);
   std::vector<std::pair<int, int>> rows;  // [n] (chosen, rejected) rows
   for (const PreferencePair& pair : pairs) {
@@ -212,12 +229,10 @@ struct TrainingSet {
 };
 
 absl::StatusOr<TrainingSet> BuildTrainingSet(const TrainArgs& args, MarginTable table_kind, FeatureTable& table) {
-  ASSIGN_OR_RETURN(const std::string text, ReadTextFile("data", args.data));
-  ASSIGN_OR_RETURN(const std::vector<RewardExample> examples, ParseRewardDataJsonl(text));
+  ASSIGN_OR_RETURN(const std::vector<RewardExample> examples, ReadRewardData("data", args.data));
   std::vector<PreferencePair> pairs;
   if (!args.pairs.empty()) {
-    ASSIGN_OR_RETURN(const std::string pairs_text, ReadTextFile("pairs", args.pairs));
-    ASSIGN_OR_RETURN(pairs, ParsePreferencePairsJsonl(pairs_text, table_kind));
+    ASSIGN_OR_RETURN(pairs, ReadPairs("pairs", args.pairs, table_kind));
   }
   std::vector<int> rows, chosen, rejected;
   for (const RewardExample& ex : examples) {
@@ -242,7 +257,6 @@ absl::StatusOr<TrainingSet> BuildTrainingSet(const TrainArgs& args, MarginTable 
     s.features.insert(s.features.end(), x.begin(), x.end());
     s.labels.push_back(examples[i].label);
     s.groups.push_back(Fnv1a64(examples[i].dialog.back().content));
-    s.rows.push_back(rows[i]);
   }
   for (size_t i = 0; i < pairs.size(); ++i) {
     PairSplit& s = IsHeldOut(pairs[i], args.holdout_frac) ? set.pairs_test : set.pairs_train;

@@ -2,6 +2,7 @@
 // directory that LoadModelWeights loads as a reward model, with a report on the fixed held-out split; both objectives
 // (pointwise, pairwise), and bad flags or pairs files refused with a message naming the problem.
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cmath>
@@ -46,7 +47,8 @@ class TrainRmHeadTest : public ::testing::Test {
     if (!std::filesystem::exists(kBin) || !std::filesystem::exists(kTokenizer)) {
       GTEST_SKIP() << "needs llama-chat built and models/.cache/tokenizer.model";
     }
-    dir_ = ::testing::TempDir() + "/train_rm_head_test";
+    // Per process: TempDir() is shared by every checkout on the machine, and the suite may run concurrently.
+    dir_ = ::testing::TempDir() + "/train_rm_head_test_" + std::to_string(getpid());
     std::filesystem::remove_all(dir_);
     const ModelConfig c =
         ::llama::testing::TinyConfig({.layers = 1, .kv_heads = 4, .vocab = 32000, .context = 256});  // LLaMA 2 vocab
@@ -155,7 +157,8 @@ TEST_F(TrainRmHeadTest, RefusesBadObjectivesAndMalformedPairs) {
            "\"rating\":\"much_better\"}\n";
   }
   EXPECT_EQ(Train(data + "--objective pairwise --pairs " + dir_ + "/bad_pairs.jsonl"), 1);
-  EXPECT_NE(log_.find("line 2: field \"rating\": unknown rating \"much_better\""), std::string::npos) << log_;
+  EXPECT_NE(log_.find("bad_pairs.jsonl: line 2: field \"rating\": unknown rating \"much_better\""), std::string::npos)
+      << log_;
   EXPECT_FALSE(std::filesystem::exists(dir_ + "/rm/config.json"));  // nothing written on a refused run
 }
 
