@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_split.h"
 #include "base/status_macros.h"
+#include "grpcpp/grpcpp.h"
 #include "tools/cli_flags.h"
 #include "tools/load/load_options.h"
 #include "tools/load/load_report.h"
@@ -29,6 +30,7 @@ struct LoadFlags {
   std::string slo;
   std::string svg_latency = "e2e";
   std::string plot;  // comma-separated --json files to draw instead of running
+  std::string dump_prompts;  // write the run's requests as JSON lines instead of running
 };
 
 void DeclareFlags(FlagSet& flags, LoadFlags& f) {
@@ -58,6 +60,8 @@ void DeclareFlags(FlagSet& flags, LoadFlags& f) {
   flags.Add("svg", &o.svg_path, "write a throughput-vs-latency plot of the sweep to this file");
   flags.Add("svg_latency", &f.svg_latency, "the plot's latency: ttft, tpot, itl or e2e (p50)");
   flags.Add("plot", &f.plot, "comma list of --json files: draw them into --svg and exit (no load)");
+  flags.Add("dump_prompts", &f.dump_prompts, "write the run's requests as JSON lines (vLLM's custom dataset format) "
+            "and exit (no load)");
 }
 
 absl::Status ParseLists(LoadFlags& f) {
@@ -83,6 +87,19 @@ absl::Status DrawPlot(const std::string& files, const std::string& svg_path, loa
   }
   RETURN_IF_ERROR(load::WriteTextFile(svg_path, load::RenderSvg(load::SweepPlot(std::move(series), latency))));
   std::printf("wrote %s\n", svg_path.c_str());
+  return absl::OkStatus();
+}
+
+// The requests a run with these options would send (built with the server's Tokenize), as JSON lines.
+absl::Status DumpPrompts(const load::LoadOptions& options, const std::string& path) {
+  auto stub = llamachat::v1::ChatService::NewStub(
+      grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials()));
+  const load::ServerInfo info = load::AskServer(*stub, options.server);
+  if (!info.reachable) return absl::UnavailableError(info.error);
+  double tokens_per_word = 0;
+  ASSIGN_OR_RETURN(load::PromptSet prompts, load::BuildRunPrompts(options, info, *stub, &tokens_per_word));
+  RETURN_IF_ERROR(load::WriteTextFile(path, load::PromptsJsonl(prompts)));
+  std::printf("wrote %d requests to %s\n", prompts.size(), path.c_str());
   return absl::OkStatus();
 }
 
@@ -121,6 +138,10 @@ int RunLoadCommand(int argc, char** argv) {
                                                  "exclude each other"));
   }
   if (absl::Status status = f.options.Validate(); !status.ok()) return UsageError(status);
+  if (!f.dump_prompts.empty()) {
+    const absl::Status status = DumpPrompts(f.options, f.dump_prompts);
+    return status.ok() ? 0 : Fail("load", status);
+  }
   f.options.progress = isatty(STDOUT_FILENO) == 1;
   absl::StatusOr<load::LoadResult> result = load::RunLoad(f.options, stdout);
   if (!result.ok()) return Fail("load", result.status());

@@ -174,6 +174,23 @@ absl::StatusOr<json> ReadJsonFile(const std::string& path) {
   return parsed;
 }
 
+std::string PromptsJsonl(const PromptSet& prompts) {
+  namespace v1 = ::llamachat::v1;
+  std::string out;
+  for (int i = 0; i < prompts.size(); ++i) {
+    const v1::ChatRequest& request = prompts.at(i);
+    json messages = json::array();
+    for (const v1::Message& m : request.messages()) {
+      const char* role = m.role() == v1::ROLE_SYSTEM ? "system" : m.role() == v1::ROLE_USER ? "user" : "assistant";
+      messages.push_back({{"role", role}, {"content", m.content()}});
+    }
+    const std::string& last = request.messages(request.messages_size() - 1).content();
+    out += json({{"prompt", last}, {"messages", messages}, {"output_tokens", request.sampling().max_tokens()}}).dump();
+    out += '\n';
+  }
+  return out;
+}
+
 absl::StatusOr<PlotSeries> SeriesFromJson(const json& result, PlotLatency latency) {
   const std::string key = absl::StrCat(PlotLatencyName(latency), "_ms");
   if (!result.contains("levels") || !result["levels"].is_array() || !result.contains("settings")) {

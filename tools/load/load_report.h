@@ -21,6 +21,11 @@ nlohmann::json ResultJson(const LoadResult& result);
 absl::Status WriteTextFile(const std::string& path, const std::string& text);
 absl::StatusOr<nlohmann::json> ReadJsonFile(const std::string& path);
 
+// The run's requests as JSON lines, one per request: {"prompt": the last user message, "messages": [{"role",
+// "content"}...], "output_tokens": max_tokens}: vLLM's `bench serve --dataset-name custom` reads "prompt" and
+// "output_tokens" (a single user turn, so exact for --input_tokens prompts).
+std::string PromptsJsonl(const PromptSet& prompts);
+
 // One series from a ResultJson: x = output tokens/s, y = the chosen latency's p50 in ms, one point per level.
 absl::StatusOr<PlotSeries> SeriesFromJson(const nlohmann::json& result, PlotLatency latency);
 PlotSpec SweepPlot(std::vector<PlotSeries> series, PlotLatency latency);

@@ -252,6 +252,37 @@ TEST_F(LoadGeneratorTest, SeparateProcessWritesJsonAndSvg) {
   EXPECT_THAT(svg_text, HasSubstr(">c=3</text>"));
 }
 
+TEST_F(LoadGeneratorTest, DumpPromptsWritesTheRunsRequests) {
+  std::unique_ptr<server::ChatServer> server = StartFakeServer({});
+  ASSERT_NE(server, nullptr);
+  const std::string path = ::testing::TempDir() + "/prompts.jsonl";
+  std::string out, err;
+  ASSERT_EQ(RunLoadBinary(absl::StrCat("--server 127.0.0.1:", server->port(), " --concurrency 1,2 --num_requests 3,4",
+                                       " --input_tokens 30 --output_tokens 12 --dump_prompts ", path),
+                          &out, &err),
+            0)
+      << out << err;
+  std::ifstream in(path);
+  auto stub = server::testing::Connect(server->port());
+  int lines = 0;
+  for (std::string line; std::getline(in, line); ++lines) {
+    const nlohmann::json request = nlohmann::json::parse(line);
+    EXPECT_EQ(request["output_tokens"], 12);
+    ASSERT_EQ(request["messages"].size(), 1u);
+    EXPECT_EQ(request["messages"][0]["content"], request["prompt"]);
+    // The prompt is exactly --input_tokens as the server counts it.
+    llamachat::v1::TokenizeRequest tokenize;
+    llamachat::v1::Message* m = tokenize.add_messages();
+    m->set_role(llamachat::v1::ROLE_USER);
+    m->set_content(request["prompt"].get<std::string>());
+    grpc::ClientContext context;
+    llamachat::v1::TokenizeResponse ids;
+    ASSERT_TRUE(stub->Tokenize(&context, tokenize, &ids).ok());
+    EXPECT_EQ(ids.token_ids_size(), 30);
+  }
+  EXPECT_EQ(lines, 3 + 4);
+}
+
 TEST_F(LoadGeneratorTest, SeparateProcessAgainstNoServerFailsClearly) {
   std::string out, err;
   const int rc = RunLoadBinary(absl::StrCat("--server 127.0.0.1:", UnusedPort(), " --num_requests 3"), &out, &err);
