@@ -100,7 +100,7 @@ void ChatReactor::OnEngineTokens(absl::Span<const int32_t> token_ids, std::strin
     pending_text_.append(text.data(), text.size());
     if (include_token_ids_) pending_ids_.Add(token_ids.begin(), token_ids.end());
   }
-  ScheduleWrite();
+  ScheduleWrite(/*wake_now=*/false);  // the writer runs the step's streams when the step ends
 }
 
 void ChatReactor::OnEngineFinish(const FinishInfo& info) {
@@ -109,17 +109,17 @@ void ChatReactor::OnEngineFinish(const FinishInfo& info) {
     absl::MutexLock lock(&mu_);
     finish_ = info;
   }
-  ScheduleWrite();
+  ScheduleWrite(/*wake_now=*/true);  // a finish may come outside a step (cancel, deadline, shutdown)
 }
 
-void ChatReactor::ScheduleWrite() {
+void ChatReactor::ScheduleWrite(bool wake_now) {
   {
     absl::MutexLock lock(&mu_);
     if (write_in_flight_ || scheduled_ || finish_called_) return;  // OnWriteDone or the writer will see it
     scheduled_ = true;
   }
   // Safe after the unlock: while scheduled_ nobody else finishes (and so deletes) this reactor.
-  deps_.writer->Schedule(this);
+  deps_.writer->Schedule(this, wake_now);
 }
 
 void ChatReactor::OnWriterTurn() { Pump(/*from_writer=*/true); }

@@ -67,7 +67,7 @@ class ChatReactor : public grpc::ServerWriteReactor<llamachat::v1::ChatResponse>
   // Refusal before admission to the engine.
   void FinishNow(const absl::Status& status);
   // Engine thread: queue this stream on the writer unless it has a write in flight or is queued already.
-  void ScheduleWrite() ABSL_LOCKS_EXCLUDED(mu_);
+  void ScheduleWrite(bool wake_now) ABSL_LOCKS_EXCLUDED(mu_);
   // The writer thread's turn (StreamWriter::Stream).
   void OnWriterTurn() override ABSL_LOCKS_EXCLUDED(mu_);
   // Starts the next write or the Finish when nothing is in flight. from_writer: the writer's turn (it clears

@@ -103,6 +103,8 @@ absl::Status ChatServer::LoadModel(const ChatServerOptions& options, std::unique
   engine_ = std::make_unique<EngineLoop>(backend_.get(), tokenizer_.get(), engine_options);
   if (rewards_ != nullptr) engine_->SetCandidateSelector(rewards_->selector());
   engine_->AddObserver(metrics_.get());
+  writer_ = std::make_unique<StreamWriter>();
+  engine_->AddObserver(writer_.get());  // wakes the writer once per step
   EngineLoop* engine = engine_.get();
   metrics_->SetSnapshotSource([engine] { return engine->Snapshot(); });
   engine_->Start();
@@ -145,7 +147,6 @@ absl::Status ChatServer::StartGrpc(const ChatServerOptions& options) {
   // The default health service starts SERVING; AttachHealth below turns it NOT_SERVING right after the build,
   // and Chat refuses calls (UNAVAILABLE) until Warmup whatever health says.
   serving_ = std::make_unique<ServingState>();
-  writer_ = std::make_unique<StreamWriter>();
   ChatDeps deps{engine_.get(), tokenizer_.get(), metrics_.get(), serving_.get(), limits_, rewards_.get(), writer_.get()};
   service_ = std::make_unique<ChatServiceImpl>(deps, info);
   grpc::ServerBuilder builder;

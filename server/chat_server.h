@@ -96,10 +96,11 @@ class ChatServer {
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<RewardScoring> rewards_;  // before the engine that calls its selector
   std::unique_ptr<Backend> backend_;
+  // Outlives every stream (gRPC's Wait in Drain needs it to finish them) and the engine loop that calls its OnStep.
+  std::unique_ptr<StreamWriter> writer_;
   std::unique_ptr<EngineLoop> engine_;
   std::shared_ptr<ServerMetrics> metrics_;
   ValidationLimits limits_;
-  std::unique_ptr<StreamWriter> writer_;  // outlives every stream: gRPC's Wait in Drain needs it to finish them
   std::unique_ptr<ChatServiceImpl> service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<ServingState> serving_;
