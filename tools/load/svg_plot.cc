@@ -74,11 +74,33 @@ void DrawSeries(const PlotSeries& series, const char* color, const Frame& f, std
   }
 }
 
-void DrawLegend(const PlotSpec& spec, std::string* out) {
-  double y = kTop + 8;
+// The legend's top-left corner: the first of the plot's top-left, top-right and bottom-right corners where no point
+// or point label falls under it (top left when none is free).
+std::pair<double, double> LegendCorner(const PlotSpec& spec, const Frame& f) {
+  constexpr double kLegendWidth = 230, kLabelWidth = 60, kLabelHeight = 20;
+  const double height = 20.0 * spec.series.size() + 8;
+  const double corners[][2] = {{kLeft + 16, kTop + 8},
+                               {kWidth - kRight - kLegendWidth, kTop + 8},
+                               {kWidth - kRight - kLegendWidth, f.Y(0) - height - 8}};
+  for (const auto& corner : corners) {
+    const double x0 = corner[0], y0 = corner[1] - 12, x1 = x0 + kLegendWidth, y1 = y0 + height;
+    bool free = true;
+    for (const PlotSeries& s : spec.series) {
+      for (const PlotPoint& p : s.points) {
+        const double px = f.X(p.x), py = f.Y(p.y);
+        // The point and its label's box [px, px + label] × [py - label height, py].
+        free = free && (px + kLabelWidth < x0 || px - 6 > x1 || py + 6 < y0 || py - kLabelHeight > y1);
+      }
+    }
+    if (free) return {corner[0], corner[1]};
+  }
+  return {corners[0][0], corners[0][1]};
+}
+
+void DrawLegend(const PlotSpec& spec, const Frame& f, std::string* out) {
+  auto [x, y] = LegendCorner(spec, f);
   for (size_t i = 0; i < spec.series.size(); ++i, y += 20) {
     const char* color = kColors[i % std::size(kColors)];
-    const double x = kLeft + 16;  // top left: throughput-latency curves rarely go there
     absl::StrAppendFormat(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"/>\n",
                           x, y, x + 24, y, color);
     absl::StrAppendFormat(out, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", x + 12, y, color);
@@ -142,7 +164,7 @@ std::string RenderSvg(const PlotSpec& spec) {
   for (size_t i = 0; i < spec.series.size(); ++i) {
     DrawSeries(spec.series[i], kColors[i % std::size(kColors)], frame, &out);
   }
-  DrawLegend(spec, &out);
+  DrawLegend(spec, frame, &out);
   out += "</svg>\n";
   return out;
 }
