@@ -252,6 +252,26 @@ TEST_F(LoadGeneratorTest, SeparateProcessWritesJsonAndSvg) {
   EXPECT_THAT(svg_text, HasSubstr(">c=3</text>"));
 }
 
+// On a terminal (a pseudo-terminal from util-linux `script`) the level's progress line is drawn and redrawn with
+// carriage returns; on a pipe (the test above) there is none.
+TEST_F(LoadGeneratorTest, ProgressBarOnATerminal) {
+  if (std::system("command -v script > /dev/null 2>&1") != 0) GTEST_SKIP() << "no util-linux script(1)";
+  testing::FakeBackendOptions fake;
+  fake.step_latency = absl::Milliseconds(20);  // the level takes ~1 s: several redraws
+  std::unique_ptr<server::ChatServer> server = StartFakeServer(fake);
+  ASSERT_NE(server, nullptr);
+  const std::string out_path = ::testing::TempDir() + "/tty_out.txt";
+  const std::string command =
+      absl::StrCat("script -qfec '", LLAMA_BIN_DIR, "/llama-chat load --server 127.0.0.1:", server->port(),
+                   " --input_tokens 20 --output_tokens 12 --num_requests 4' /dev/null > ", out_path, " 2>&1");
+  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+  std::ifstream in(out_path);
+  const std::string out((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_THAT(out, HasSubstr("\rconcurrency 1  ["));
+  EXPECT_THAT(out, HasSubstr("/4 requests"));
+  EXPECT_THAT(out, HasSubstr("== concurrency 1: 4 requests, 4 ok"));
+}
+
 TEST_F(LoadGeneratorTest, DumpPromptsWritesTheRunsRequests) {
   std::unique_ptr<server::ChatServer> server = StartFakeServer({});
   ASSERT_NE(server, nullptr);
