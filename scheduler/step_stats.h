@@ -12,7 +12,7 @@ struct StepStats {
   int num_prefill_tokens = 0;   // prompt tokens computed this step
   int num_decode_tokens = 0;    // generated tokens this step
   int kv_blocks_used = 0;
-  int kv_blocks_free = 0;
+  int kv_blocks_free = 0;       // hold nothing (used + free + cached = the pool)
   int kv_blocks_cached = 0;     // held only by the prefix cache (reference count 0, evictable)
   int prefix_cache_queries = 0;  // tokens of the sequences admitted this step, looked up in the prefix cache
   int prefix_cache_hits = 0;     // of them found cached (prompt tokens not computed)

@@ -92,7 +92,7 @@ void ServerMetrics::SetEngineGauges(int num_running, int num_waiting, int kv_blo
 
 void ServerMetrics::OnStep(const StepStats& stats) {
   SetEngineGauges(stats.num_running, stats.num_waiting, stats.kv_blocks_used,
-                  stats.kv_blocks_used + stats.kv_blocks_free);
+                  stats.kv_blocks_used + stats.kv_blocks_free + stats.kv_blocks_cached);
   if (stats.num_preemptions > 0) num_preemptions_->Increment(stats.num_preemptions);
 }
 
