@@ -43,6 +43,7 @@ ABSL_FLAG(int, intermediate_size, 0, "part 1's model: FFN size (0: the model's)"
 ABSL_FLAG(int, num_layers, 0, "part 1's model: layers (0: the model's)");
 ABSL_FLAG(int, num_heads, 0, "part 1's model: attention heads = KV heads (0: the model's)");
 ABSL_FLAG(bool, skip_shared_prompt, false, "run part 1 only");
+ABSL_FLAG(bool, compare_uncached, true, "part 1: also run every conversation with caching off");
 ABSL_FLAG(int, requests, 32, "concurrent requests sharing the system prompt (part 2)");
 ABSL_FLAG(int, system_tokens, 200, "tokens of the shared system prompt, BOS included (part 2)");
 ABSL_FLAG(int, repeats, 3, "runs per mode (alternating on/off; medians are reported)");
@@ -173,8 +174,10 @@ int MultiTurn(const Tokenizer& tokenizer, const ModelConfig& shape, int num_thre
               config.max_position_embeddings, turns, turn_tokens, answer_tokens, (*backend)->num_threads(), repeats);
   std::vector<std::vector<double>> ttft_on(turns), ttft_off(turns), cpu_on(turns), cpu_off(turns);
   std::vector<TurnResult> last_on, last_off;
+  const bool compare = absl::GetFlag(FLAGS_compare_uncached);
   for (int r = 0; r < repeats; ++r) {
     for (bool caching : {r % 2 == 0, r % 2 != 0}) {
+      if (!caching && !compare) continue;
       absl::StatusOr<std::vector<TurnResult>> conversation =
           Conversation(backend->get(), tokenizer, caching, turns, turn_tokens, answer_tokens);
       if (!conversation.ok()) {
@@ -191,6 +194,12 @@ int MultiTurn(const Tokenizer& tokenizer, const ModelConfig& shape, int num_thre
   }
   std::printf("%-5s %-7s | %-9s %-8s %-8s | %-9s %-8s %-8s | %s\n", "turn", "prompt", "on:comp", "ttft_ms",
               "cpu_ms", "off:comp", "ttft_ms", "cpu_ms", "off/on ttft");
+  if (!compare) {  // nothing measured off: print the on columns only
+    for (int t = 0; t < turns; ++t) {
+      ttft_off[t] = cpu_off[t] = {0.0};
+      if (last_off.size() < last_on.size()) last_off.push_back(TurnResult{});
+    }
+  }
   for (int t = 0; t < turns; ++t) {
     const double on = Median(ttft_on[t]), off = Median(ttft_off[t]);
     std::printf("%-5d %-7d | %-9d %-8.1f %-8.1f | %-9d %-8.1f %-8.1f | %.2f\n", t + 1, last_on[t].prompt_tokens,
