@@ -1,8 +1,5 @@
 #include "scheduler/block_hash.h"
 
-#include <string>
-
-#include "absl/strings/str_cat.h"
 #include "base/check.h"
 
 namespace llama {

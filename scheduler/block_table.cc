@@ -39,10 +39,7 @@ int BlockTable::NumBlocksNeeded(int num_tokens, int num_new) const {
   CHECK_LE(num_tokens, num_blocks() * block_size);  // the table covers every token already written
   const int blocks_after = (num_tokens + num_new + block_size - 1) / block_size;
   int needed = blocks_after > num_blocks() ? blocks_after - num_blocks() : 0;
-  if (num_new > 0 && num_tokens % block_size != 0) {
-    const BlockId last = blocks_[num_tokens / block_size];
-    if (allocator_->ref_count(last) > 1 || allocator_->is_registered(last)) ++needed;
-  }
+  if (WritesIntoImmutableBlock(num_tokens, num_new)) ++needed;
   return needed;
 }
 
@@ -50,21 +47,27 @@ std::optional<std::vector<BlockCopy>> BlockTable::Append(int num_tokens, int num
   if (!allocator_->CanAllocate(NumBlocksNeeded(num_tokens, num_new))) return std::nullopt;
   const int block_size = allocator_->block_size();
   std::vector<BlockCopy> copies;
-  if (num_new > 0 && num_tokens % block_size != 0) {
+  if (WritesIntoImmutableBlock(num_tokens, num_new)) {
+    // Another sequence still reads this block, or the prefix cache keeps it as it is: write into a copy.
     const int index = num_tokens / block_size;
     BlockId& last = blocks_[index];
-    if (allocator_->ref_count(last) > 1 || allocator_->is_registered(last)) {
-      // Another sequence still reads this block, or the prefix cache keeps it as it is: write into a copy.
-      const BlockId copy = *allocator_->Allocate();
-      copies.emplace_back(last, copy);
-      allocator_->Release(last);
-      last = copy;
-      num_registered_ = std::min(num_registered_, index);
-    }
+    const BlockId copy = *allocator_->Allocate();
+    copies.emplace_back(last, copy);
+    allocator_->Release(last);
+    last = copy;
+    num_registered_ = std::min(num_registered_, index);
   }
   const int blocks_after = (num_tokens + num_new + block_size - 1) / block_size;
   while (num_blocks() < blocks_after) blocks_.push_back(*allocator_->Allocate());
   return copies;
+}
+
+bool BlockTable::WritesIntoImmutableBlock(int num_tokens, int num_new) const {
+  // The block token num_tokens goes into, when the table has it already: the partly written last block, or (a
+  // sequence matched whole in the prefix cache, blocks of one token) a full matched block.
+  const int index = num_tokens / allocator_->block_size();
+  if (num_new == 0 || index >= num_blocks()) return false;
+  return allocator_->ref_count(blocks_[index]) > 1 || allocator_->is_registered(blocks_[index]);
 }
 
 void BlockTable::CacheFullBlocks(absl::Span<const int32_t> tokens, absl::Span<const BlockHash> hashes,

@@ -28,7 +28,7 @@ class BlockTable {
   // Takes a prefix-cache match as the table's first blocks (acquiring them). The table must be empty.
   void AdoptPrefix(const PrefixMatch& match);
   // Blocks that appending tokens [num_tokens, num_tokens + num_new) needs from the pool: the new blocks, plus
-  // one for a copy-on-write of a shared or registered, partly written last block.
+  // one for a copy-on-write when the first of them goes into a block of the table that is shared or registered.
   int NumBlocksNeeded(int num_tokens, int num_new) const;
   // Makes room for those tokens. All or nothing: nullopt (and no change) when the pool is short. On success
   // returns the copy-on-write copies the backend must do before writing (at most one).
@@ -49,6 +49,9 @@ class BlockTable {
   BlockAllocator* allocator() const { return allocator_; }
 
  private:
+  // Whether appending at num_tokens writes into a block of the table that is shared or registered (copy it first).
+  bool WritesIntoImmutableBlock(int num_tokens, int num_new) const;
+
   BlockAllocator* allocator_;
   std::vector<BlockId> blocks_;
   int num_registered_ = 0;  // blocks_[0, num_registered_) are registered in the prefix cache

@@ -127,7 +127,9 @@ RewardQueue::StartResult RewardQueue::Start(int model, Seq* seq, Plan* plan, Rew
   const PrefixMatch match = allocator.Match(seq->tokens, seq->hashes);
   if (BlockInFlight(model, *seq, match.num_blocks())) return StartResult::kWaitsForBlock;  // cached a step later
   const int start = std::min(match.num_blocks() * block_size, len - 1);
-  int needed = BlocksFor(len, block_size) - match.num_blocks() + (start % block_size != 0 ? 1 : 0);
+  // Matched whole: the last token goes into a copy of the last matched block.
+  const int needed =
+      BlocksFor(len, block_size) - match.num_blocks() + (start < match.num_blocks() * block_size ? 1 : 0);
   if (!allocator.CanAllocate(match.num_evictable + needed)) return StartResult::kNoRoom;  // wait for others to finish
   BlockTable table(&allocator);
   table.AdoptPrefix(match);

@@ -75,7 +75,8 @@ bool Scheduler::FitsInMemory(const CachedPrefix& prefix, int num_new) const {
   const int block_size = allocator_.block_size();
   const int blocks_after = (prefix.num_computed + num_new + block_size - 1) / block_size;
   int needed = std::max(0, blocks_after - prefix.match.num_blocks());
-  if (prefix.num_computed % block_size != 0) ++needed;  // the copy of a matched last block it writes into
+  // Matched whole: the last token goes into a copy of the last matched block.
+  if (prefix.num_computed < prefix.match.num_blocks() * block_size) ++needed;
   return allocator_.CanAllocate(prefix.match.num_evictable + needed);
 }
 

@@ -242,6 +242,30 @@ TEST_F(PrefixCacheBlocksTest, WritingIntoAMatchedLastBlockCopiesItAndTheCopyIsSw
   EXPECT_EQ(allocator_->num_free(), 2);
 }
 
+TEST(PrefixCacheOneTokenBlocksTest, AMatchedWholeSequenceCopiesItsLastBlockEvenAtABlockBoundary) {
+  // With one-token blocks the recomputed last token starts a block boundary, yet its block is a cached one.
+  BlockAllocator allocator(8, 1, PrefixCacheOptions{true, kRoot, 64});
+  const std::vector<int32_t> ids = {5, 6, 7};
+  std::vector<BlockHash> hashes;
+  ExtendBlockHashes(kRoot, ids, 1, &hashes);
+  {
+    BlockTable table(&allocator);
+    ASSERT_TRUE(table.Append(0, 3).has_value());
+    table.CacheFullBlocks(ids, hashes, 3);
+  }
+  const PrefixMatch match = allocator.Match(ids, hashes);
+  ASSERT_EQ(match.num_blocks(), 3);
+  BlockTable table(&allocator);
+  table.AdoptPrefix(match);
+  EXPECT_EQ(table.NumBlocksNeeded(2, 1), 1);
+  std::optional<std::vector<BlockCopy>> copies = table.Append(2, 1);
+  ASSERT_TRUE(copies.has_value());
+  ASSERT_EQ(copies->size(), 1u);
+  EXPECT_EQ((*copies)[0].first, match.blocks[2]);
+  EXPECT_NE(table.blocks()[2], match.blocks[2]);
+  EXPECT_TRUE(allocator.is_registered(match.blocks[2]));  // untouched, still cached
+}
+
 TEST_F(PrefixCacheBlocksTest, WithoutCachingNothingIsKept) {
   allocator_.emplace(4, kBlockSize);  // caching off
   const Tokens t = Iota(8, 100);
