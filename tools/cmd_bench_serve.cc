@@ -221,6 +221,8 @@ int RunBenchServe(int argc, char** argv) {
   flags.Add("rounds", &args.rounds, "rounds of each path (the order alternates)");
   flags.Add("threads", &args.server.num_threads, "CPU backend threads (0: all cores)");
   flags.Add("max_num_batched_tokens", &args.server.max_num_batched_tokens, "tokens in one engine step at most");
+  flags.Add("enable_prefix_caching", &args.server.enable_prefix_caching,
+            "reuse KV blocks of common prompt prefixes (the server's --enable_prefix_caching)");
   if (std::optional<int> exit_code = flags.ParseOrExit(argc, argv)) return *exit_code;
   if (absl::Status status = BenchServe(args); !status.ok()) return Fail("bench-serve", status);
   return 0;
