@@ -36,6 +36,9 @@ ABSL_FLAG(int, max_tokens, 64, "tokens per candidate");
 ABSL_FLAG(int, repeats, 5, "runs per mode (the median is reported)");
 ABSL_FLAG(int, concurrency, 4, "requests of the concurrent modes");
 ABSL_FLAG(int, threads, llama::CpuBackendOptions().num_threads, "CPU backend threads (0: all cores)");
+ABSL_FLAG(bool, enable_prefix_caching, llama::SchedulerConfig().enable_prefix_caching,
+          "reuse KV blocks of common prefixes (every run here sends the same dialog: with it on, repeats find the "
+          "dialog cached in the policy and the reward model)");
 ABSL_FLAG(int, max_num_batched_tokens, llama::SchedulerConfig().max_num_batched_tokens,
           "the policy's step budget, and the reward step's");
 
@@ -210,6 +213,8 @@ int Main() {
     FirstCandidateSelector first;
     EngineLoopOptions options;
     options.scheduler.max_num_batched_tokens = a.max_num_batched_tokens;
+    options.scheduler.enable_prefix_caching = absl::GetFlag(FLAGS_enable_prefix_caching);
+    options.model_source = a.model_dir;
     EngineLoop loop(policy.get(), tokenizer->get(), options);
     loop.SetCandidateSelector(m.rm ? static_cast<CandidateSelector*>(&selector) : &first);
     loop.AddObserver(&probe);

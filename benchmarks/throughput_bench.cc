@@ -30,6 +30,8 @@ ABSL_FLAG(int, prompt_tokens, 32, "prompt length of every sequence");
 ABSL_FLAG(int, max_tokens, 128, "tokens generated per sequence (EOS ignored)");
 ABSL_FLAG(int, repeats, 3, "runs per concurrency (the median is reported)");
 ABSL_FLAG(int, threads, llama::CpuBackendOptions().num_threads, "CPU backend threads (0: all cores)");
+ABSL_FLAG(bool, enable_prefix_caching, llama::SchedulerConfig().enable_prefix_caching,
+          "reuse KV blocks of common prompt prefixes (the prompts here share none)");
 
 namespace llama {
 namespace {
@@ -112,6 +114,8 @@ int Main(const Args& args) {
     EngineLoopOptions loop_options;
     loop_options.scheduler.max_num_seqs = std::max(n, 1);
     loop_options.scheduler.max_num_batched_tokens = std::max(loop_options.scheduler.max_num_batched_tokens, n);
+    loop_options.scheduler.enable_prefix_caching = absl::GetFlag(FLAGS_enable_prefix_caching);
+    loop_options.model_source = args.model_dir;
     std::vector<double> rates;
     std::vector<double> cpu_rates;
     std::string runs;

@@ -49,6 +49,10 @@ absl::Status EngineLoopOptions::Validate() const {
   if (max_queued_requests < 1) {
     return absl::InvalidArgumentError(absl::StrCat("max_queued_requests must be >= 1, got ", max_queued_requests));
   }
+  if (prefix_cache_index_bits < 1 || prefix_cache_index_bits > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("prefix_cache_index_bits must be in [1, 64], got ", prefix_cache_index_bits));
+  }
   return absl::OkStatus();
 }
 
@@ -58,8 +62,11 @@ class EngineLoop::Impl {
       : backend_(backend),
         tokenizer_(tokenizer),
         max_queued_requests_(options.max_queued_requests),
+        cache_index_bits_(options.prefix_cache_index_bits),
         scheduler_(ResolveConfig(options.scheduler, backend->config(), backend->kv_cache()),
-                   backend->kv_cache().num_blocks, backend->kv_cache().block_size) {
+                   backend->kv_cache().num_blocks, backend->kv_cache().block_size,
+                   PrefixCacheRoot(options.model_source, backend->name(), backend->config(), backend->kv_cache()),
+                   options.prefix_cache_index_bits) {
     absl::MutexLock lock(&mu_);
     PublishSnapshotLocked();
   }
@@ -68,12 +75,14 @@ class EngineLoop::Impl {
   CandidateSelector* selector = &default_selector_;
 
   int max_model_len() const { return scheduler_.config().max_model_len; }  // immutable after construction
+  bool prefix_caching() const { return scheduler_.config().enable_prefix_caching; }
 
   void Start() {
     absl::MutexLock lock(&mu_);
     CHECK(!thread_.joinable() && !stop_requested_);
     if (std::vector<RewardModel*> models = selector->RewardModels(); !models.empty()) {
-      reward_queue_ = std::make_unique<RewardQueue>(std::move(models), scheduler_.config().max_num_batched_tokens);
+      reward_queue_ = std::make_unique<RewardQueue>(std::move(models), scheduler_.config().max_num_batched_tokens,
+                                                    prefix_caching(), cache_index_bits_);
     }
     accepting_ = true;
     snapshot_.running = true;
@@ -142,7 +151,7 @@ class EngineLoop::Impl {
   void EnqueueScoring(uint64_t request_id);
   void RewardStep(StepStats* stats);
   void FailRewardStep(const RewardStepStats& step, const absl::Status& status);
-  int NumPreemptions(uint64_t request_id) const;
+  RequestCounters Counters(uint64_t request_id) const;
   bool has_work() const { return scheduler_.has_work() || (reward_queue_ != nullptr && !reward_queue_->empty()); }
   void Abort(uint64_t request_id, const absl::Status& status, FinishReason reason);
   void Forget(uint64_t request_id, RequestState& state);
@@ -155,6 +164,7 @@ class EngineLoop::Impl {
   Backend* const backend_;
   const Tokenizer* const tokenizer_;
   const int max_queued_requests_;
+  const int cache_index_bits_;
   FirstCandidateSelector default_selector_;
   std::thread thread_;
 
@@ -162,10 +172,10 @@ class EngineLoop::Impl {
   Scheduler scheduler_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<RequestState>> requests_;
   int64_t num_steps_ = 0;
-  // Scoring as scheduled work (null without reward models) and, per request in it, its preemption count (the
+  // Scoring as scheduled work (null without reward models) and, per request in it, its sequences' counters (the
   // scheduler has already let go of its sequences).
   std::unique_ptr<RewardQueue> reward_queue_;
-  absl::flat_hash_map<uint64_t, int> scoring_;
+  absl::flat_hash_map<uint64_t, RequestCounters> scoring_;
 
   mutable absl::Mutex mu_;
   std::vector<InboxItem> inbox_ ABSL_GUARDED_BY(mu_);
@@ -235,7 +245,8 @@ bool EngineLoop::Impl::WaitForWork() {
   {
     absl::MutexLock lock(&mu_);
     if (!has_work()) {
-      // Idle: every block is back (free + used == total is checked inside), the reward models' too.
+      // Idle: every block is back, free or cached (free + cached + used == total is checked inside), the reward
+      // models' too.
       scheduler_.allocator().CheckInvariants();
       CHECK_EQ(scheduler_.allocator().num_used(), 0);
       if (reward_queue_ != nullptr) reward_queue_->CheckIdle();
@@ -339,18 +350,22 @@ void EngineLoop::Impl::ExpireDeadlines(absl::Time now) {
   for (uint64_t id : expired) Abort(id, absl::DeadlineExceededError("deadline exceeded"), FinishReason::kDeadline);
 }
 
-int EngineLoop::Impl::NumPreemptions(uint64_t request_id) const {
+RequestCounters EngineLoop::Impl::Counters(uint64_t request_id) const {
   if (auto it = scoring_.find(request_id); it != scoring_.end()) return it->second;
-  int num_preemptions = 0;
-  for (const auto& seq : scheduler_.Candidates(request_id)) num_preemptions += seq->num_preemptions();
-  return num_preemptions;
+  RequestCounters counters;
+  for (const auto& seq : scheduler_.Candidates(request_id)) {
+    counters.num_preemptions += seq->num_preemptions();
+    counters.cached_prompt_tokens += seq->num_cached_prompt_tokens();
+    counters.computed_prompt_tokens += seq->num_computed_prompt_tokens();
+  }
+  return counters;
 }
 
 void EngineLoop::Impl::Complete(uint64_t request_id) {
   RequestState& state = *requests_.at(request_id);
-  const int num_preemptions = NumPreemptions(request_id);
+  const RequestCounters counters = Counters(request_id);
   scheduler_.RemoveRequest(request_id, SequenceStatus::kFinishedStopped);  // all finished already
-  state.Complete(selector, num_preemptions, absl::Now());
+  state.Complete(selector, counters, absl::Now());
   Forget(request_id, state);
 }
 
@@ -358,7 +373,7 @@ void EngineLoop::Impl::Complete(uint64_t request_id) {
 // until its choice).
 void EngineLoop::Impl::EnqueueScoring(uint64_t request_id) {
   RequestState& state = *requests_.at(request_id);
-  const int num_preemptions = NumPreemptions(request_id);
+  const RequestCounters counters = Counters(request_id);
   scheduler_.RemoveRequest(request_id, SequenceStatus::kFinishedStopped);  // all finished already
   const std::vector<CandidateOutput> outputs = state.Outputs();
   const int num_models = static_cast<int>(selector->RewardModels().size());
@@ -376,12 +391,12 @@ void EngineLoop::Impl::EnqueueScoring(uint64_t request_id) {
   }
   if (status.ok()) status = reward_queue_->Add(request_id, std::move(inputs), absl::Now());
   if (!status.ok()) {
-    state.CompleteWith(absl::InternalError(absl::StrCat("reward scoring: ", status.message())), num_preemptions,
+    state.CompleteWith(absl::InternalError(absl::StrCat("reward scoring: ", status.message())), counters,
                        absl::Now());
     Forget(request_id, state);
     return;
   }
-  scoring_[request_id] = num_preemptions;
+  scoring_[request_id] = counters;
 }
 
 // One reward step, then the choice of every request it completed. Scores that arrive after a request's deadline
@@ -392,18 +407,21 @@ void EngineLoop::Impl::RewardStep(StepStats* stats) {
   const absl::Status status = reward_queue_->Step(&step);
   stats->num_reward_seqs = step.num_seqs;
   stats->num_reward_tokens = step.num_tokens;
+  stats->reward_model = step.model;
+  stats->reward_prefix_cache_queries = step.prefix_cache_queries;
+  stats->reward_prefix_cache_hits = step.prefix_cache_hits;
   if (!status.ok()) FailRewardStep(step, status);
   const absl::Time now = absl::Now();
   for (ScoredRequest& scored : reward_queue_->TakeFinished(now)) {
     const uint64_t id = scored.request_id;
     RequestState& state = *requests_.at(id);
-    const int num_preemptions = scoring_.at(id);
+    const RequestCounters counters = scoring_.at(id);
     absl::StatusOr<CandidateChoice> choice =
         state.request().deadline <= now
             ? absl::DeadlineExceededError("reward scoring finished after the deadline")
             : selector->Select(state.request(), state.Outputs(),
                                CandidateScores{std::move(scored.scores), std::move(scored.latency_s)});
-    state.CompleteWith(std::move(choice), num_preemptions, now);
+    state.CompleteWith(std::move(choice), counters, now);
     Forget(id, state);
   }
 }
@@ -420,13 +438,13 @@ void EngineLoop::Impl::FailRewardStep(const RewardStepStats& step, const absl::S
 
 void EngineLoop::Impl::Abort(uint64_t request_id, const absl::Status& status, FinishReason reason) {
   RequestState& state = *requests_.at(request_id);
-  const int num_preemptions = NumPreemptions(request_id);
+  const RequestCounters counters = Counters(request_id);
   if (scoring_.contains(request_id)) {
     reward_queue_->Remove(request_id);  // its reward-model blocks back now (the policy's went at EnqueueScoring)
   } else {
     scheduler_.RemoveRequest(request_id, SequenceStatusFor(reason));  // blocks back now
   }
-  state.Abort(status, reason, num_preemptions, absl::Now());
+  state.Abort(status, reason, counters, absl::Now());
   Forget(request_id, state);
 }
 
@@ -448,6 +466,9 @@ void EngineLoop::Impl::PublishStep(const SchedulerPlan& plan, StepStats stats, a
   stats.num_decode_tokens = plan.num_decode_tokens;
   stats.kv_blocks_used = scheduler_.allocator().num_used();
   stats.kv_blocks_free = scheduler_.allocator().num_free();
+  stats.kv_blocks_cached = scheduler_.allocator().num_cached();
+  stats.prefix_cache_queries = plan.prefix_cache_queries;
+  stats.prefix_cache_hits = plan.prefix_cache_hits;
   stats.num_preemptions = static_cast<int>(plan.preempted.size());
   stats.num_running = scheduler_.num_running();
   stats.num_waiting = scheduler_.num_waiting();
@@ -463,6 +484,12 @@ void EngineLoop::Impl::PublishSnapshotLocked() {
   num_preempted_waiting_ = scheduler_.num_preempted_waiting();
   snapshot_.kv_blocks_used = scheduler_.allocator().num_used();
   snapshot_.kv_blocks_total = scheduler_.allocator().num_total();
+  snapshot_.kv_blocks_cached = scheduler_.allocator().num_cached();
+  const int num_reward_models = reward_queue_ != nullptr ? reward_queue_->num_models() : 0;
+  snapshot_.prefix_caches.resize(1 + num_reward_models);
+  snapshot_.prefix_caches[0] = PrefixCacheStats{"policy", scheduler_.prefix_cache_queries(),
+                                                scheduler_.prefix_cache_hits(), scheduler_.allocator().num_cached()};
+  for (int m = 0; m < num_reward_models; ++m) snapshot_.prefix_caches[1 + m] = reward_queue_->prefix_cache_stats(m);
   snapshot_.reward_kv_blocks_used = reward_queue_ != nullptr ? reward_queue_->num_blocks_used() : 0;
   snapshot_.num_scoring = static_cast<int>(scoring_.size());
   snapshot_.num_steps = num_steps_;
@@ -491,5 +518,7 @@ void EngineLoop::Cancel(uint64_t request_id, absl::Status reason) { impl_->Cance
 EngineSnapshot EngineLoop::Snapshot() const { return impl_->Snapshot(); }
 
 int EngineLoop::max_model_len() const { return impl_->max_model_len(); }
+
+bool EngineLoop::prefix_caching() const { return impl_->prefix_caching(); }
 
 }  // namespace llama

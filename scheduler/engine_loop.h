@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -18,6 +19,10 @@ namespace llama {
 struct EngineLoopOptions {
   SchedulerConfig scheduler;
   int max_queued_requests = 256;  // waiting + inbox; Submit answers RESOURCE_EXHAUSTED beyond it
+  // Names the policy's weights (the model directory; "dummy:<shape>:<seed>" for random weights): part of the
+  // prefix cache's root key with the config and the KV format (scheduler/block_hash.h).
+  std::string model_source;
+  int prefix_cache_index_bits = 64;  // tests only: fewer bits force block-hash collisions (PrefixCacheOptions)
   absl::Status Validate() const;
 };
 
@@ -27,10 +32,14 @@ struct EngineSnapshot {
   int num_waiting = 0;
   int kv_blocks_used = 0;
   int kv_blocks_total = 0;
+  int kv_blocks_cached = 0;       // policy blocks held only by the prefix cache (evictable; not in used)
   int reward_kv_blocks_used = 0;  // the reward models' engine blocks held by requests waiting for scoring
   int num_scoring = 0;            // requests whose candidates finished and wait for (or are in) reward steps
   int64_t num_steps = 0;
   int64_t num_preemptions = 0;
+  // Prefix caches, cumulative since start: the policy's ("policy") first, then each reward model's (by name).
+  // Empty entries' counts stay 0 when prefix caching is off.
+  std::vector<PrefixCacheStats> prefix_caches;
   bool running = false;
 };
 
@@ -65,6 +74,7 @@ class EngineLoop {
   // model's max_position_embeddings) clamped to the model's positions and to what the KV pool holds for one
   // sequence. Request validation, Tokenize and GetModelInfo use this one number. Fixed at construction; any thread.
   int max_model_len() const;
+  bool prefix_caching() const;  // SchedulerConfig::enable_prefix_caching (policy and reward models alike)
   const KvCacheSpec& kv_cache() const { return backend_->kv_cache(); }
   const ModelConfig& model_config() const { return backend_->config(); }
 

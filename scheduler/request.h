@@ -49,6 +49,10 @@ struct FinishInfo {
   double time_to_first_token_s = 0;    // arrival → first token handed to the sink (0 if none)
   double total_time_s = 0;             // arrival → finish
   int num_preemptions = 0;
+  // Prompt tokens taken from the prefix cache and prompt tokens computed, summed over the request's candidates and
+  // admissions (a preempted sequence is admitted again). k = 1, never preempted: cached + computed == prompt_tokens.
+  int cached_prompt_tokens = 0;
+  int computed_prompt_tokens = 0;
 };
 
 // Receives one request's output. Called on the engine thread: implementations must not block (queue and wake).

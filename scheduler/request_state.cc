@@ -22,6 +22,16 @@ RequestState::RequestState(GenerationRequest request, std::shared_ptr<RequestSin
   }
 }
 
+namespace {
+
+void SetCounters(const RequestCounters& counters, FinishInfo* info) {
+  info->num_preemptions = counters.num_preemptions;
+  info->cached_prompt_tokens = counters.cached_prompt_tokens;
+  info->computed_prompt_tokens = counters.computed_prompt_tokens;
+}
+
+}  // namespace
+
 void RequestState::MarkScheduled(absl::Time now) {
   if (!first_scheduled_) first_scheduled_ = now;
 }
@@ -71,29 +81,30 @@ void RequestState::SendTokens(absl::Span<const int32_t> ids, std::string_view te
   sink_->OnTokens(ids, text);
 }
 
-void RequestState::Complete(CandidateSelector* selector, int num_preemptions, absl::Time now) {
+void RequestState::Complete(CandidateSelector* selector, const RequestCounters& counters, absl::Time now) {
   CHECK(all_candidates_finished());
   if (streams_directly()) {
-    CompleteWith(CandidateChoice{}, num_preemptions, now);
+    CompleteWith(CandidateChoice{}, counters, now);
     return;
   }
   absl::StatusOr<CandidateChoice> chosen = Choose(selector);
   // Selection (reward-model scoring) takes time: TTFT and e2e latency include it.
-  CompleteWith(std::move(chosen), num_preemptions, absl::Now());
+  CompleteWith(std::move(chosen), counters, absl::Now());
 }
 
-void RequestState::CompleteWith(absl::StatusOr<CandidateChoice> chosen, int num_preemptions, absl::Time now) {
+void RequestState::CompleteWith(absl::StatusOr<CandidateChoice> chosen, const RequestCounters& counters,
+                                absl::Time now) {
   CHECK(all_candidates_finished());
   if (!chosen.ok()) {
     // A reward model that ran out of the request's time is a deadline, not a server error.
     const bool expired = chosen.status().code() == absl::StatusCode::kDeadlineExceeded;
-    Abort(chosen.status(), expired ? FinishReason::kDeadline : FinishReason::kError, num_preemptions, now);
+    Abort(chosen.status(), expired ? FinishReason::kDeadline : FinishReason::kError, counters, now);
     return;
   }
   if (chosen->index < 0 || chosen->index >= request_.num_candidates) {
     Abort(absl::InternalError(absl::StrCat("candidate selector chose ", chosen->index, " of ",
                                            request_.num_candidates)),
-          FinishReason::kError, num_preemptions, now);
+          FinishReason::kError, counters, now);
     return;
   }
   const CandidateChoice& choice = *chosen;
@@ -103,7 +114,7 @@ void RequestState::CompleteWith(absl::StatusOr<CandidateChoice> chosen, int num_
   info.completion_tokens = winner.num_generated;
   info.safety_score = choice.safety_score;
   info.helpfulness_score = choice.helpfulness_score;
-  info.num_preemptions = num_preemptions;
+  SetCounters(counters, &info);
   if (choice.refused) {
     info.reason = FinishReason::kSafety;
     SendTokens(choice.refusal_token_ids, choice.refusal_text, now);
@@ -126,12 +137,13 @@ absl::StatusOr<CandidateChoice> RequestState::Choose(CandidateSelector* selector
   return selector->Select(request_, Outputs(), CandidateScores{});  // a selector without reward models
 }
 
-void RequestState::Abort(const absl::Status& status, FinishReason reason, int num_preemptions, absl::Time now) {
+void RequestState::Abort(const absl::Status& status, FinishReason reason, const RequestCounters& counters,
+                         absl::Time now) {
   FinishInfo info;
   info.status = status;
   info.reason = reason;
   info.completion_tokens = candidates_[0].num_generated;
-  info.num_preemptions = num_preemptions;
+  SetCounters(counters, &info);
   SendFinish(std::move(info), now);
 }
 

@@ -21,6 +21,13 @@
 
 namespace llama {
 
+// What the scheduler counted over a request's sequences (all candidates), reported in its FinishInfo.
+struct RequestCounters {
+  int num_preemptions = 0;
+  int cached_prompt_tokens = 0;
+  int computed_prompt_tokens = 0;
+};
+
 class RequestState {
  public:
   // buffer_output: hold even a single candidate's output until the selector has chosen (a reward model scores it).
@@ -38,14 +45,14 @@ class RequestState {
   bool all_candidates_finished() const;
 
   // The request ended normally: for k > 1 asks the selector, then sends the chosen output; then OnFinish.
-  void Complete(CandidateSelector* selector, int num_preemptions, absl::Time now);
+  void Complete(CandidateSelector* selector, const RequestCounters& counters, absl::Time now);
   // Every candidate's output so far (all finished: what the selector chooses from). [num_candidates]
   std::vector<CandidateOutput> Outputs() const;
   // Ends the request with a choice made elsewhere (the engine loop's reward steps): sends the chosen output (or
   // the refusal) and OnFinish; an error choice ends it like Complete's selector error.
-  void CompleteWith(absl::StatusOr<CandidateChoice> chosen, int num_preemptions, absl::Time now);
+  void CompleteWith(absl::StatusOr<CandidateChoice> chosen, const RequestCounters& counters, absl::Time now);
   // The request ended early (cancel, deadline, backend error, shutdown): OnFinish with `status`.
-  void Abort(const absl::Status& status, FinishReason reason, int num_preemptions, absl::Time now);
+  void Abort(const absl::Status& status, FinishReason reason, const RequestCounters& counters, absl::Time now);
 
  private:
   struct Candidate {

@@ -15,14 +15,21 @@ int BlocksFor(int num_tokens, int block_size) { return (num_tokens + block_size 
 
 }  // namespace
 
-RewardQueue::RewardQueue(std::vector<RewardModel*> models, int max_tokens_per_step)
+RewardQueue::RewardQueue(std::vector<RewardModel*> models, int max_tokens_per_step, bool enable_prefix_caching,
+                         int cache_index_bits)
     : models_(std::move(models)), max_tokens_per_step_(max_tokens_per_step) {
   CHECK(!models_.empty());
   CHECK_GE(max_tokens_per_step_, 1);
   for (RewardModel* model : models_) {
     CHECK_GT(model->engine_kv_blocks(), 0);
+    PrefixCacheOptions cache;
+    cache.enabled = enable_prefix_caching;
+    cache.root = PrefixCacheRoot(absl::StrCat("reward:", model->name(), ":", model->source()), model->backend_name(),
+                                 model->config(), model->kv_cache());
+    cache.index_bits = cache_index_bits;
     allocators_.push_back(
-        std::make_unique<BlockAllocator>(model->engine_kv_blocks(), model->kv_cache().block_size));
+        std::make_unique<BlockAllocator>(model->engine_kv_blocks(), model->kv_cache().block_size, cache));
+    cache_stats_.push_back(PrefixCacheStats{model->name()});
   }
 }
 
@@ -51,6 +58,9 @@ absl::Status RewardQueue::Add(uint64_t request_id, std::vector<std::vector<std::
       }
       Seq seq;
       seq.tokens = std::move(tokens);
+      if (allocators_[m]->caching()) {
+        ExtendBlockHashes(allocators_[m]->cache_root(), seq.tokens, block_size, &seq.hashes);
+      }
       seqs.push_back(std::move(seq));
     }
     if (seqs.empty()) job->done_at[m] = now;  // no candidates: nothing to score
@@ -85,26 +95,69 @@ std::optional<int> RewardQueue::NextModel() const {
 }
 
 // FIFO over requests and their candidates: started sequences continue (their blocks are reserved), new ones start
-// while the budget and the engine blocks allow; the first one that does not fit stops the scan (no overtaking).
-std::vector<RewardQueue::Chunk> RewardQueue::Plan(int model) {
-  std::vector<Chunk> chunks;
+// while the budget and the engine blocks allow; the first one that does not fit stops the scan (no overtaking). One
+// whose next block another started sequence is computing is passed over this step (it does not wait for memory).
+RewardQueue::Plan RewardQueue::PlanStep(int model, RewardStepStats* stats) {
+  Plan plan;
   int budget = max_tokens_per_step_;
   for (auto& job : jobs_) {
     for (Seq& seq : job->seqs[model]) {
-      if (budget == 0) return chunks;
+      if (budget == 0) return plan;
       const int len = static_cast<int>(seq.tokens.size());
       if (seq.num_computed == len) continue;
       if (!seq.blocks) {
-        BlockTable table(allocators_[model].get());
-        if (!table.Append(0, len)) return chunks;  // pool full: wait for running sequences to finish
-        seq.blocks = std::move(table);
+        const StartResult started = Start(model, &seq, &plan, stats);
+        if (started == StartResult::kWaitsForBlock) continue;
+        if (started == StartResult::kNoRoom) return plan;
       }
       const int n = std::min(len - seq.num_computed, budget);
       budget -= n;
-      chunks.push_back(Chunk{job.get(), &seq, n});
+      plan.chunks.push_back(Chunk{job.get(), &seq, n});
     }
   }
-  return chunks;
+  return plan;
+}
+
+// The cached prefix counts as computed, up to all but the last token (its hidden state is the score); a sequence
+// matched whole writes that token into a copy of its last block (cached blocks are never written).
+RewardQueue::StartResult RewardQueue::Start(int model, Seq* seq, Plan* plan, RewardStepStats* stats) {
+  BlockAllocator& allocator = *allocators_[model];
+  const int block_size = allocator.block_size();
+  const int len = static_cast<int>(seq->tokens.size());
+  const PrefixMatch match = allocator.Match(seq->tokens, seq->hashes);
+  if (BlockInFlight(model, *seq, match.num_blocks())) return StartResult::kWaitsForBlock;  // cached a step later
+  const int start = std::min(match.num_blocks() * block_size, len - 1);
+  // Matched whole: the last token goes into a copy of the last matched block.
+  const int needed =
+      BlocksFor(len, block_size) - match.num_blocks() + (start < match.num_blocks() * block_size ? 1 : 0);
+  if (!allocator.CanAllocate(match.num_evictable + needed)) return StartResult::kNoRoom;  // wait for others to finish
+  BlockTable table(&allocator);
+  table.AdoptPrefix(match);
+  std::optional<std::vector<BlockCopy>> copies = table.Append(start, len - start);
+  CHECK(copies.has_value());
+  plan->copies.insert(plan->copies.end(), copies->begin(), copies->end());
+  seq->blocks = std::move(table);
+  seq->num_computed = start;
+  stats->prefix_cache_queries += len;
+  stats->prefix_cache_hits += start;
+  cache_stats_[model].queries += len;
+  cache_stats_[model].hits += start;
+  return StartResult::kStarted;
+}
+
+// Whether a started sequence is computing seq's block block_index (the same key, not computed yet).
+bool RewardQueue::BlockInFlight(int model, const Seq& seq, int block_index) const {
+  if (block_index >= static_cast<int>(seq.hashes.size())) return false;
+  const int block_end = (block_index + 1) * allocators_[model]->block_size();
+  for (const auto& job : jobs_) {
+    for (const Seq& other : job->seqs[model]) {
+      if (other.blocks && other.num_computed < block_end && static_cast<int>(other.hashes.size()) > block_index &&
+          other.hashes[block_index] == seq.hashes[block_index]) {
+        return true;
+      }
+    }
+  }
+  return false;
 }
 
 absl::Status RewardQueue::Step(RewardStepStats* stats) {
@@ -112,26 +165,29 @@ absl::Status RewardQueue::Step(RewardStepStats* stats) {
   const std::optional<int> model = NextModel();
   if (!model) return absl::OkStatus();
   last_model_ = *model;
-  const std::vector<Chunk> chunks = Plan(*model);
-  if (chunks.empty()) return absl::OkStatus();  // cannot happen: a sequence alone fits the engine blocks
+  const Plan plan = PlanStep(*model, stats);
+  // Never empty with work queued: a sequence alone fits the engine blocks, and one that waits for a block waits
+  // for a started sequence, which is in the plan.
+  if (plan.chunks.empty()) return absl::OkStatus();
   stats->model = *model;
-  stats->num_seqs = static_cast<int>(chunks.size());
-  for (const Chunk& c : chunks) {
+  stats->num_seqs = static_cast<int>(plan.chunks.size());
+  for (const Chunk& c : plan.chunks) {
     stats->num_tokens += c.num_tokens;
     if (c.seq->num_computed + c.num_tokens == static_cast<int>(c.seq->tokens.size())) ++stats->num_outputs;
     if (stats->request_ids.empty() || stats->request_ids.back() != c.job->request_id) {
       stats->request_ids.push_back(c.job->request_id);
     }
   }
-  return Run(*model, chunks);
+  return Run(*model, plan);
 }
 
 // One prefill-only Forward over the chunks; output rows (hidden states) only for sequences it completes.
-absl::Status RewardQueue::Run(int model, const std::vector<Chunk>& chunks) {
+absl::Status RewardQueue::Run(int model, const Plan& plan) {
   RewardModel& rm = *models_[model];
   ForwardBatchBuilder batch(rm.kv_cache().block_size);
+  for (const auto& [src, dst] : plan.copies) batch.AddBlockCopy(src, dst);
   std::vector<Seq*> finishing;  // [num_outputs] in output-row order
-  for (const Chunk& c : chunks) {
+  for (const Chunk& c : plan.chunks) {
     const int end = c.seq->num_computed + c.num_tokens;
     batch.AddSequence(absl::MakeConstSpan(c.seq->tokens).subspan(c.seq->num_computed, c.num_tokens),
                       c.seq->num_computed, c.seq->blocks->blocks());
@@ -151,10 +207,13 @@ absl::Status RewardQueue::Run(int model, const std::vector<Chunk>& chunks) {
     return absl::InternalError(absl::StrCat("reward model '", rm.name(), "': backend returned ", out.hidden.size(),
                                             " hidden values, expected ", finishing.size() * dim));
   }
-  for (const Chunk& c : chunks) c.seq->num_computed += c.num_tokens;
+  for (const Chunk& c : plan.chunks) {
+    c.seq->num_computed += c.num_tokens;
+    c.seq->blocks->CacheFullBlocks(c.seq->tokens, c.seq->hashes, c.seq->num_computed);
+  }
   for (size_t o = 0; o < finishing.size(); ++o) {
     finishing[o]->score = rm.ScoreHidden(absl::MakeConstSpan(out.hidden).subspan(o * dim, dim));
-    finishing[o]->blocks.reset();  // scored: its KV is no longer needed
+    finishing[o]->blocks.reset();  // scored: its registered blocks stay cached for later sequences
   }
   return absl::OkStatus();
 }
@@ -192,6 +251,12 @@ int RewardQueue::num_blocks_used() const {
   int used = 0;
   for (const auto& a : allocators_) used += a->num_used();
   return used;
+}
+
+PrefixCacheStats RewardQueue::prefix_cache_stats(int model) const {
+  PrefixCacheStats stats = cache_stats_.at(model);
+  stats.cached_blocks = allocators_[model]->num_cached();
+  return stats;
 }
 
 void RewardQueue::CheckIdle() const {

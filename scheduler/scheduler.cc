@@ -17,8 +17,11 @@ uint64_t CandidateSeed(uint64_t request_seed, int candidate_index) {
   return request_seed + static_cast<uint64_t>(candidate_index) * 0x9E3779B97F4A7C15ull;
 }
 
-Scheduler::Scheduler(const SchedulerConfig& config, int num_blocks, int block_size)
-    : config_(config), allocator_(num_blocks, block_size) {
+Scheduler::Scheduler(const SchedulerConfig& config, int num_blocks, int block_size, BlockHash cache_root,
+                     int cache_index_bits)
+    : config_(config),
+      allocator_(num_blocks, block_size,
+                 PrefixCacheOptions{config.enable_prefix_caching, cache_root, cache_index_bits}) {
   CHECK_OK(config_.Validate());
   CHECK_GT(config_.max_model_len, 0);
   // A sequence alone must always fit, or it could wait forever.
@@ -49,6 +52,32 @@ void Scheduler::AddRequest(uint64_t request_id, std::vector<int32_t> prompt_toke
 
 bool Scheduler::FitsInMemory(const Sequence& seq, int num_new) const {
   return allocator_.CanAllocate(seq.block_table().NumBlocksNeeded(seq.num_computed_tokens(), num_new));
+}
+
+Scheduler::CachedPrefix Scheduler::LookUpPrefix(const Sequence& seq) const {
+  CachedPrefix prefix;
+  prefix.match = allocator_.Match(seq.tokens(), seq.block_hashes());
+  prefix.num_computed = std::min(prefix.match.num_blocks() * allocator_.block_size(), seq.num_tokens() - 1);
+  return prefix;
+}
+
+bool Scheduler::BlockInFlight(const Sequence& seq, int block_index) const {
+  if (block_index >= static_cast<int>(seq.block_hashes().size())) return false;
+  const BlockHash key = seq.block_hashes()[block_index];
+  const int block_end = (block_index + 1) * allocator_.block_size();
+  return std::any_of(running_.begin(), running_.end(), [&](const Sequence* other) {
+    return other->num_computed_tokens() < block_end &&
+           static_cast<int>(other->block_hashes().size()) > block_index && other->block_hashes()[block_index] == key;
+  });
+}
+
+bool Scheduler::FitsInMemory(const CachedPrefix& prefix, int num_new) const {
+  const int block_size = allocator_.block_size();
+  const int blocks_after = (prefix.num_computed + num_new + block_size - 1) / block_size;
+  int needed = std::max(0, blocks_after - prefix.match.num_blocks());
+  // Matched whole: the last token goes into a copy of the last matched block.
+  if (prefix.num_computed < prefix.match.num_blocks() * block_size) ++needed;
+  return allocator_.CanAllocate(prefix.match.num_evictable + needed);
 }
 
 void Scheduler::AddToPlan(Sequence* seq, int num_new, SchedulerPlan* plan) {
@@ -132,14 +161,26 @@ int Scheduler::RunningSlots() const {
 
 void Scheduler::AdmitWaiting(StepBudget* budget, SchedulerPlan* plan) {
   int slots = RunningSlots();
-  while (!waiting_.empty()) {
-    Sequence* seq = waiting_.front();
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    Sequence* seq = *it;
     const int seq_slots = seq->fork_pending() ? seq->params().num_candidates : 1;
     if (slots + seq_slots > config_.max_num_seqs) return;
-    const int num_new = budget->TokensFor(seq->num_uncomputed_tokens());
-    if (num_new == 0 || !FitsInMemory(*seq, num_new)) return;
-    waiting_.pop_front();
+    const CachedPrefix prefix = LookUpPrefix(*seq);
+    // Its next block is being computed: a step later it is cached, and computing it twice would waste the budget.
+    // It keeps its place; the queue behind it goes on (it does not wait for memory, so it loses nothing).
+    if (BlockInFlight(*seq, prefix.match.num_blocks())) {
+      ++it;
+      continue;
+    }
+    const int num_new = budget->TokensFor(seq->num_tokens() - prefix.num_computed);
+    if (num_new == 0 || !FitsInMemory(prefix, num_new)) return;
+    it = waiting_.erase(it);
     seq->MarkRunning();
+    seq->AdoptCachedPrefix(prefix.match, prefix.num_computed);
+    plan->prefix_cache_queries += seq->num_tokens();
+    plan->prefix_cache_hits += prefix.num_computed;
+    prefix_cache_queries_ += seq->num_tokens();
+    prefix_cache_hits_ += prefix.num_computed;
     running_.push_back(seq);
     slots += seq_slots;
     AddToPlan(seq, num_new, plan);
@@ -155,6 +196,7 @@ std::vector<Sequence*> Scheduler::Update(const SchedulerPlan& plan, absl::Span<c
   for (const ScheduledSequence& s : plan.seqs) {
     Sequence* seq = s.seq;
     seq->AdvanceComputed(s.num_new_tokens);
+    seq->CacheComputedBlocks();  // before a fork, so the forks share the registered blocks
     if (s.num_samples == 0) continue;
     std::vector<Sequence*> forks;
     if (s.num_samples > 1) {

@@ -10,9 +10,19 @@
 //      step (possibly itself) by recompute: it releases its blocks and waits at the front of the queue, keeping
 //      its tokens, which it recomputes as prompt;
 //   3. if nothing was preempted, admit waiting sequences in FIFO order while the budget, the sequence cap and
-//      KV memory allow (a waiting sequence never jumps the queue: the head blocks the rest).
+//      KV memory allow (a waiting sequence never jumps the queue: the head blocks the rest, except one waiting for
+//      a block being computed, see below).
 // A request with k candidates starts as one sequence; the step that completes its prompt samples k tokens from
 // the last row and forks k - 1 sequences that share the prompt's blocks copy-on-write.
+//
+// Prefix caching (SchedulerConfig::enable_prefix_caching): admission looks the waiting sequence's full blocks up
+// in the allocator's prefix cache; the matched prefix counts as computed, so the sequence starts after it and the
+// budget counts only the tokens left to compute. The last token is always computed (its logits are needed): a
+// sequence matched whole starts one token before its end, in a copy of its last block (cached blocks are never
+// written; the copy is swapped back for the cached block once computed). A waiting sequence whose first unmatched
+// block a running sequence is computing is passed over (it keeps its place, the others behind it may go) and finds
+// that block cached a step later, so concurrent requests with one system prompt compute it once. After each step,
+// blocks that became full and computed are registered for others.
 #pragma once
 
 #include <cstdint>
@@ -43,6 +53,8 @@ struct SchedulerPlan {
   std::vector<const Sequence*> preempted;
   int num_prefill_tokens = 0;  // tokens of sequences that sample nothing or compute more than one token
   int num_decode_tokens = 0;   // one-token steps
+  int prefix_cache_queries = 0;  // tokens of the sequences admitted this step (looked up in the prefix cache)
+  int prefix_cache_hits = 0;     // of them found cached (not computed)
   bool empty() const { return seqs.empty(); }
   int num_tokens() const { return num_prefill_tokens + num_decode_tokens; }
   int num_samples() const;
@@ -54,8 +66,10 @@ uint64_t CandidateSeed(uint64_t request_seed, int candidate_index);
 
 class Scheduler {
  public:
-  // config.max_model_len must be resolved (> 0) and fit in the pool.
-  Scheduler(const SchedulerConfig& config, int num_blocks, int block_size);
+  // config.max_model_len must be resolved (> 0) and fit in the pool. cache_root: the prefix-cache root key of the
+  // model (PrefixCacheRoot); cache_index_bits: see PrefixCacheOptions (tests only).
+  Scheduler(const SchedulerConfig& config, int num_blocks, int block_size, BlockHash cache_root = 0,
+            int cache_index_bits = 64);
   ~Scheduler();
 
   // Queues a request's first sequence at the back of the waiting queue. request_id must be new.
@@ -80,6 +94,8 @@ class Scheduler {
   int num_requests() const { return static_cast<int>(requests_.size()); }
   bool has_work() const { return !waiting_.empty() || !running_.empty(); }
   int64_t num_preemptions() const { return num_preemptions_; }
+  int64_t prefix_cache_queries() const { return prefix_cache_queries_; }  // tokens, since construction
+  int64_t prefix_cache_hits() const { return prefix_cache_hits_; }
   const BlockAllocator& allocator() const { return allocator_; }
   const SchedulerConfig& config() const { return config_; }
 
@@ -90,8 +106,18 @@ class Scheduler {
     std::vector<std::unique_ptr<Sequence>> candidates;
   };
 
-  // "Fits in memory": whether the pool has the blocks for seq's next num_new tokens.
+  // What the prefix cache holds of a waiting sequence, and where its computation would start.
+  struct CachedPrefix {
+    PrefixMatch match;
+    int num_computed = 0;  // matched tokens, at most num_tokens - 1
+  };
+  CachedPrefix LookUpPrefix(const Sequence& seq) const;
+  // Whether a running sequence is computing seq's block block_index (the same key): seq had better wait for it.
+  bool BlockInFlight(const Sequence& seq, int block_index) const;
+  // "Fits in memory": whether the pool has the blocks for a running seq's next num_new tokens; for a waiting one,
+  // those and its cached prefix (cached blocks with reference count 0 count as available until taken).
   bool FitsInMemory(const Sequence& seq, int num_new) const;
+  bool FitsInMemory(const CachedPrefix& prefix, int num_new) const;
   // Schedules running sequences of one kind (decode or mid-prompt); preempts to make room.
   void ScheduleRunning(bool decodes, StepBudget* budget, SchedulerPlan* plan);
   void AdmitWaiting(StepBudget* budget, SchedulerPlan* plan);
@@ -108,6 +134,8 @@ class Scheduler {
   std::vector<Sequence*> running_;  // admission order: back() is the newest
   uint64_t next_seq_id_ = 0;
   int64_t num_preemptions_ = 0;
+  int64_t prefix_cache_queries_ = 0;
+  int64_t prefix_cache_hits_ = 0;
 };
 
 }  // namespace llama

@@ -1,5 +1,6 @@
 #include "scheduler/sequence.h"
 
+#include <algorithm>
 #include <memory>
 #include <utility>
 
@@ -32,6 +33,14 @@ Sequence::Sequence(uint64_t seq_id, const SequenceParams* params, int candidate_
       block_table_(allocator) {
   CHECK(params_ != nullptr);
   CHECK_GT(num_prompt_tokens_, 0);
+  ExtendHashes();
+}
+
+void Sequence::ExtendHashes() {
+  const BlockAllocator& allocator = *block_table_.allocator();
+  if (allocator.caching()) {
+    ExtendBlockHashes(allocator.cache_root(), tokens_, allocator.block_size(), &block_hashes_);
+  }
 }
 
 void Sequence::MarkRunning() {
@@ -54,17 +63,33 @@ void Sequence::MarkFinished(SequenceStatus to) {
   block_table_.Clear();
 }
 
+void Sequence::AdoptCachedPrefix(const PrefixMatch& match, int num_computed) {
+  CHECK(status_ == SequenceStatus::kRunning);
+  CHECK_EQ(num_computed_tokens_, 0);
+  CHECK_GE(num_computed, 0);
+  CHECK_LE(num_computed, match.num_blocks() * block_table_.allocator()->block_size());
+  CHECK_LT(num_computed, num_tokens());  // the last token is always computed: its logits are needed
+  block_table_.AdoptPrefix(match);
+  num_computed_tokens_ = num_computed;
+  num_cached_prompt_tokens_ += std::min(num_computed, num_prompt_tokens_);
+}
+
 void Sequence::AdvanceComputed(int n) {
   CHECK(status_ == SequenceStatus::kRunning);
   CHECK_GT(n, 0);
   CHECK_LE(num_computed_tokens_ + n, num_tokens());
+  const int prompt_end = std::min(num_computed_tokens_ + n, num_prompt_tokens_);
+  num_computed_prompt_tokens_ += std::max(0, prompt_end - num_computed_tokens_);
   num_computed_tokens_ += n;
 }
+
+void Sequence::CacheComputedBlocks() { block_table_.CacheFullBlocks(tokens_, block_hashes_, num_computed_tokens_); }
 
 void Sequence::AppendToken(int32_t token) {
   CHECK(status_ == SequenceStatus::kRunning);
   CHECK_EQ(num_computed_tokens_, num_tokens());  // sampled only after every earlier token was computed
   tokens_.push_back(token);
+  ExtendHashes();
 }
 
 std::unique_ptr<Sequence> Sequence::Fork(uint64_t seq_id, int candidate_index, uint64_t seed) const {

@@ -47,7 +47,8 @@ levels = json.load(open(sys.argv[1]))['levels']
 rate = 0.7 * max(l['request_throughput'] for l in levels)
 print('%.2f %d' % (rate, max(20, round(20 * rate))))" "$OUT/load_k1.json")
 echo "-- Poisson arrivals at $RATE requests/s (70% of the sweep's maximum), $NUM requests"
-"${LOAD[@]}" --request_rate "$RATE" --num_requests "$NUM" --slo ttft_ms=1000,tpot_ms=50 --label "k=1, Poisson" \
+# Another seed: the sweep's prompts are in this server's prefix cache.
+"${LOAD[@]}" --request_rate "$RATE" --num_requests "$NUM" --seed 1 --slo ttft_ms=1000,tpot_ms=50 --label "k=1, Poisson" \
   --json "$OUT/load_poisson.json"
 stop_server
 

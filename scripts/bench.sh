@@ -28,4 +28,9 @@ fi
 echo "-- unpinned: every core for the server's backend threads, the load process wherever the OS puts it"
 "$B/llama-chat" bench-serve --model_dir "$M" --concurrency 16 --num_requests 64 --rounds 3
 echo "== rejection sampling: k=4 vs k=1 with the safety reward model (issue 5)"
-"$B/rejection_sampling_bench" --model_dir "$M" --rm_dir models/stories15M-safety-rm --repeats 5
+# Every run sends the same dialog: without this the repeats would be served from the prefix cache (issue 12).
+"$B/rejection_sampling_bench" --model_dir "$M" --rm_dir models/stories15M-safety-rm --repeats 5 \
+  --enable_prefix_caching=false
+echo "== prefix caching: multi-turn TTFT (random weights, stories15M shape, 2048 positions) and 32 requests on one"
+echo "   200-token system prompt, on vs off (issue 12)"
+"$B/prefix_cache_bench" --model_dir "$M" --turns 8 --turn_tokens 150 --requests 32 --system_tokens 200 --repeats 3

@@ -174,6 +174,7 @@ ChatReactor::Next ChatReactor::NextMessage() {
   final_message->set_finish_reason(ToProto(finish_->reason));
   final_message->mutable_usage()->set_prompt_tokens(finish_->prompt_tokens);
   final_message->mutable_usage()->set_completion_tokens(finish_->completion_tokens);
+  final_message->mutable_usage()->set_cached_prompt_tokens(finish_->cached_prompt_tokens);
   final_message->set_safety_score(finish_->safety_score);
   final_message->set_helpfulness_score(finish_->helpfulness_score);
   final_message->set_num_candidates(finish_->num_candidates);

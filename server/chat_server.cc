@@ -99,6 +99,8 @@ absl::Status ChatServer::LoadModel(const ChatServerOptions& options, std::unique
   engine_options.scheduler.max_num_seqs = options.max_num_seqs;
   engine_options.scheduler.max_num_batched_tokens = options.max_num_batched_tokens;
   engine_options.scheduler.max_num_candidates = options.max_candidates;
+  engine_options.scheduler.enable_prefix_caching = options.enable_prefix_caching;
+  engine_options.model_source = options.model_dir;
   RETURN_IF_ERROR(engine_options.Validate());
   engine_ = std::make_unique<EngineLoop>(backend_.get(), tokenizer_.get(), engine_options);
   if (rewards_ != nullptr) engine_->SetCandidateSelector(rewards_->selector());

@@ -48,6 +48,9 @@ struct ChatServerOptions {
   int max_num_seqs = SchedulerConfig{}.max_num_seqs;
   int max_num_batched_tokens = SchedulerConfig{}.max_num_batched_tokens;
   int max_candidates = SchedulerConfig{}.max_num_candidates;
+  // Keep and reuse full KV blocks across requests (the policy's and the reward models'): multi-turn chat and shared
+  // system prompts are not recomputed.
+  bool enable_prefix_caching = SchedulerConfig{}.enable_prefix_caching;
   // Co-hosted reward models (DESIGN §7); without a safety model every request is k = 1 and streamed unscored.
   std::string safety_model_dir;       // empty: no reward model
   std::string helpfulness_model_dir;  // optional second reward model

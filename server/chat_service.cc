@@ -68,6 +68,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::GetModelInfo(grpc::CallbackServerCont
   kv_info->set_bytes_per_token(kv.bytes_per_token());
   kv_info->set_total_bytes(kv.total_bytes());
   kv_info->set_dtype_bytes(kv.dtype_bytes);
+  kv_info->set_prefix_caching(deps_.engine->prefix_caching());
   v1::Limits* limits = response->mutable_limits();
   limits->set_max_tokens(deps_.limits.context_length);
   limits->set_default_max_tokens(deps_.limits.default_max_tokens);

@@ -64,6 +64,22 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
                           .Name("llama_chat_request_failure_total")
                           .Help("Chat calls that finished with an error status, by gRPC code.")
                           .Register(r);
+  prefix_cache_queries_ = &prometheus::BuildCounter()
+                               .Name("llama_chat_prefix_cache_queries_total")
+                               .Help("Tokens of sequences looked up in the prefix cache when admitted, by KV pool.")
+                               .Register(r);
+  prefix_cache_hits_ = &prometheus::BuildCounter()
+                            .Name("llama_chat_prefix_cache_hits_total")
+                            .Help("Of those, tokens found in the prefix cache (not computed), by KV pool.")
+                            .Register(r);
+  prefix_cache_blocks_ = &prometheus::BuildGauge()
+                              .Name("llama_chat_prefix_cache_blocks")
+                              .Help("KV blocks held only by the prefix cache (evictable), by KV pool.")
+                              .Register(r);
+  // The policy's series exist from start; the reward models' appear with the engine's first snapshot.
+  prefix_cache_queries_->Add({{"model", "policy"}});
+  prefix_cache_hits_->Add({{"model", "policy"}});
+  prefix_cache_blocks_->Add({{"model", "policy"}});
   for (FinishReason reason : kSuccessReasons) request_success_->Add({{"finished_reason", FinishReasonName(reason)}});
   for (grpc::StatusCode code : kFailureCodes) request_failure_->Add({{"code", GrpcCodeName(code)}});
 }
@@ -76,7 +92,7 @@ void ServerMetrics::SetEngineGauges(int num_running, int num_waiting, int kv_blo
 
 void ServerMetrics::OnStep(const StepStats& stats) {
   SetEngineGauges(stats.num_running, stats.num_waiting, stats.kv_blocks_used,
-                  stats.kv_blocks_used + stats.kv_blocks_free);
+                  stats.kv_blocks_used + stats.kv_blocks_free + stats.kv_blocks_cached);
   if (stats.num_preemptions > 0) num_preemptions_->Increment(stats.num_preemptions);
 }
 
@@ -98,10 +114,23 @@ void ServerMetrics::RecordChatOutcome(const grpc::Status& status, FinishReason r
   }
 }
 
+void ServerMetrics::SetPrefixCaches(const std::vector<PrefixCacheStats>& caches) const {
+  absl::MutexLock lock(&prefix_mu_);
+  for (const PrefixCacheStats& cache : caches) {
+    const prometheus::Labels labels = {{"model", cache.model}};
+    prometheus::Counter& queries = prefix_cache_queries_->Add(labels);
+    prometheus::Counter& hits = prefix_cache_hits_->Add(labels);
+    if (cache.queries > queries.Value()) queries.Increment(cache.queries - queries.Value());
+    if (cache.hits > hits.Value()) hits.Increment(cache.hits - hits.Value());
+    prefix_cache_blocks_->Add(labels).Set(cache.cached_blocks);
+  }
+}
+
 std::vector<prometheus::MetricFamily> ServerMetrics::Collect() const {
   if (snapshot_source_) {
     const EngineSnapshot snapshot = snapshot_source_();
     SetEngineGauges(snapshot.num_running, snapshot.num_waiting, snapshot.kv_blocks_used, snapshot.kv_blocks_total);
+    SetPrefixCaches(snapshot.prefix_caches);
   }
   return registry_->Collect();
 }

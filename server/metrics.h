@@ -3,7 +3,11 @@
 //               request_queue_time_seconds
 //   gauges      num_requests_running, num_requests_waiting (the per-pod HPA signal), kv_cache_usage_ratio
 //   counters    prompt_tokens_total, generation_tokens_total, num_preemptions_total,
-//               request_success_total{finished_reason}, request_failure_total{code}
+//               request_success_total{finished_reason}, request_failure_total{code},
+//               prefix_cache_queries_total{model}, prefix_cache_hits_total{model} (tokens)
+//   gauge       prefix_cache_blocks{model}
+// The prefix-cache families are labelled by KV pool: model="policy" and each reward model's name ("safety",
+// "helpfulness"); they follow the engine's cumulative counters (EngineSnapshot::prefix_caches) at scrape time.
 // Every Chat call ends in exactly one of request_success_total (OK) or request_failure_total (any other status,
 // including refusals before admission), so the two sum to the calls received.
 //
@@ -17,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/support/status.h"
 #include "prometheus/collectable.h"
 #include "prometheus/counter.h"
@@ -55,6 +61,8 @@ class ServerMetrics : public prometheus::Collectable, public StepObserver {
 
  private:
   void SetEngineGauges(int num_running, int num_waiting, int kv_blocks_used, int kv_blocks_total) const;
+  // Brings the prefix-cache series up to the engine's totals (counters only ever go up).
+  void SetPrefixCaches(const std::vector<PrefixCacheStats>& caches) const;
 
   std::shared_ptr<prometheus::Registry> registry_;
   std::function<EngineSnapshot()> snapshot_source_;
@@ -71,6 +79,10 @@ class ServerMetrics : public prometheus::Collectable, public StepObserver {
   prometheus::Counter* num_preemptions_;
   prometheus::Family<prometheus::Counter>* request_success_;
   prometheus::Family<prometheus::Counter>* request_failure_;
+  prometheus::Family<prometheus::Counter>* prefix_cache_queries_;
+  prometheus::Family<prometheus::Counter>* prefix_cache_hits_;
+  prometheus::Family<prometheus::Gauge>* prefix_cache_blocks_;
+  mutable absl::Mutex prefix_mu_;  // one scrape at a time raises the counters
 };
 
 }  // namespace llama::server

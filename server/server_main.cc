@@ -22,6 +22,9 @@ ABSL_FLAG(int, max_num_seqs, Options().max_num_seqs, "sequences in one engine st
 ABSL_FLAG(int, max_num_batched_tokens, Options().max_num_batched_tokens, "tokens in one engine step at most");
 ABSL_FLAG(int, num_kv_blocks, Options().num_kv_blocks, "KV cache blocks (0: sized by the backend)");
 ABSL_FLAG(int, max_candidates, Options().max_candidates, "num_candidates cap per request");
+ABSL_FLAG(bool, enable_prefix_caching, Options().enable_prefix_caching,
+          "keep full KV blocks after a request and reuse them for later ones with the same prefix (policy and "
+          "reward models)");
 ABSL_FLAG(int, default_candidates, Options().default_candidates,
           "num_candidates when a request sets none (> 1 needs --safety_model_dir)");
 ABSL_FLAG(std::string, safety_model_dir, Options().safety_model_dir,
@@ -58,6 +61,7 @@ int main(int argc, char** argv) {
   options.max_num_batched_tokens = absl::GetFlag(FLAGS_max_num_batched_tokens);
   options.num_kv_blocks = absl::GetFlag(FLAGS_num_kv_blocks);
   options.max_candidates = absl::GetFlag(FLAGS_max_candidates);
+  options.enable_prefix_caching = absl::GetFlag(FLAGS_enable_prefix_caching);
   options.default_candidates = absl::GetFlag(FLAGS_default_candidates);
   options.safety_model_dir = absl::GetFlag(FLAGS_safety_model_dir);
   options.helpfulness_model_dir = absl::GetFlag(FLAGS_helpfulness_model_dir);

@@ -1,5 +1,5 @@
 // The two paths `llama-chat bench-serve` compares on one in-process llama-chat-server (ChatServer), both closed
-// loops at the same concurrency over the same requests:
+// loops at the same concurrency over requests built the same way (load_run.h's BuildRunPrompts):
 //   - direct: the requests straight into the server's engine loop (EngineLoop::Submit + sinks), the engine's
 //     throughput with no transport at all;
 //   - gRPC: `llama-chat load` as a separate process (optionally pinned to other CPUs) driving the server's port.

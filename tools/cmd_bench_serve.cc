@@ -1,8 +1,9 @@
 // llama-chat bench-serve: what the gRPC path costs. One in-process llama-chat-server (ChatServer) on a loopback
-// port serves the same closed-loop workload (N streams in flight, fixed prompt and output lengths, the same
-// requests) two ways, alternating for several rounds: straight into its engine loop (no transport), and through
+// port serves the same closed-loop workload (N streams in flight, the same exact prompt and output lengths, built
+// the same way) two ways, alternating for several rounds: straight into its engine loop (no transport), and through
 // gRPC from `llama-chat load` running as a separate process, optionally pinned to other CPUs than the server
-// (--server_cpus / --client_cpus). Reports each path's aggregate output tokens/s, the server process's CPU per
+// (--server_cpus / --client_cpus). Each leg has prompts of its own (seed + leg), so the prefix cache never serves a
+// leg from an earlier one. Reports each path's aggregate output tokens/s, the server process's CPU per
 // token and, for gRPC, the load process's CPU per token, so the client's share of the cost is its own line.
 #include <unistd.h>
 
@@ -39,15 +40,16 @@ struct BenchServeArgs {
   server::ChatServerOptions server;  // its defaults; the loopback, port, queue and sequence settings are set below
 };
 
-// The load generator's options for the gRPC rounds; the direct rounds build their requests from the same ones.
-load::LoadOptions LoadSettings(const BenchServeArgs& args, int port) {
+// The load generator's options for one leg; a direct leg builds its requests from the same ones. Every leg has its
+// own seed, so no leg's prompts are in the prefix cache from an earlier one.
+load::LoadOptions LoadSettings(const BenchServeArgs& args, int port, uint64_t seed) {
   load::LoadOptions o;
   o.server = absl::StrCat("127.0.0.1:", port);
   o.concurrency = {args.concurrency};
   o.input_tokens = args.input_tokens;
   o.output_tokens = args.output_tokens;
   o.num_requests = {args.num_requests};
-  o.seed = args.seed;
+  o.seed = seed;
   o.temperature = args.temperature;
   o.client_threads = args.client_threads;
   return o;
@@ -99,12 +101,9 @@ absl::Status BenchServe(BenchServeArgs args) {
   options.max_queue = std::max(args.concurrency, options.max_queue);
   ASSIGN_OR_RETURN(std::unique_ptr<server::ChatServer> server, server::ChatServer::Start(options));
   RETURN_IF_ERROR(server->Warmup());
-  const load::LoadOptions load_options = LoadSettings(args, server->port());
-  auto stub = llamachat::v1::ChatService::NewStub(
-      grpc::CreateChannel(load_options.server, grpc::InsecureChannelCredentials()));
-  const load::ServerInfo info = load::AskServer(*stub, load_options.server);
-  double tokens_per_word = 0;
-  ASSIGN_OR_RETURN(load::PromptSet prompts, load::BuildRunPrompts(load_options, info, *stub, &tokens_per_word));
+  const std::string address = absl::StrCat("127.0.0.1:", server->port());
+  auto stub = llamachat::v1::ChatService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  const load::ServerInfo info = load::AskServer(*stub, address);
   std::printf("bench-serve: %s, %d streams in flight, %d requests of %d prompt + %d output tokens (EOS ignored), "
               "%d rounds; server CPUs %s, load process CPUs %s, backend threads %d, max_num_batched_tokens %d\n",
               options.model_dir.c_str(), args.concurrency, args.num_requests, args.input_tokens, args.output_tokens,
@@ -120,9 +119,15 @@ absl::Status BenchServe(BenchServeArgs args) {
     // The order alternates between rounds so neither path always runs on a warmer (or quieter) machine.
     for (int leg = 0; leg < 2; ++leg) {
       const bool run_direct = (round + leg) % 2 == 0;
-      ASSIGN_OR_RETURN(RoundResult r,
-                       run_direct ? RunDirect(*server, prompts, args.concurrency, args.num_requests, &next_id)
-                                  : RunLoadProcess(*server, LoadArgs(load_options), args.client_cpus, work_dir));
+      const load::LoadOptions load_options = LoadSettings(args, server->port(), args.seed + 2 * round + leg);
+      RoundResult r;
+      if (run_direct) {
+        double tokens_per_word = 0;  // the requests the load process would build for this seed, built here
+        ASSIGN_OR_RETURN(load::PromptSet prompts, load::BuildRunPrompts(load_options, info, *stub, &tokens_per_word));
+        ASSIGN_OR_RETURN(r, RunDirect(*server, prompts, args.concurrency, args.num_requests, &next_id));
+      } else {
+        ASSIGN_OR_RETURN(r, RunLoadProcess(*server, LoadArgs(load_options), args.client_cpus, work_dir));
+      }
       PrintRound(round, run_direct ? "direct" : "grpc", r);
       (run_direct ? direct : grpc).Add(r);
     }
@@ -150,6 +155,8 @@ int RunBenchServe(int argc, char** argv) {
   flags.Add("client_threads", &args.client_threads, "the load process's completion-queue threads");
   flags.Add("server_cpus", &args.server_cpus, "pin this (server) process to these CPUs, e.g. 0 or 0-7");
   flags.Add("client_cpus", &args.client_cpus, "pin the load process to these CPUs, e.g. 1 or 8-15");
+  flags.Add("enable_prefix_caching", &args.server.enable_prefix_caching,
+            "reuse KV blocks of common prompt prefixes (the server's --enable_prefix_caching)");
   if (std::optional<int> exit_code = flags.ParseOrExit(argc, argv)) return *exit_code;
   if (args.concurrency < 1 || args.num_requests < 1 || args.rounds < 1 || args.output_tokens < 1) {
     std::fprintf(stderr, "llama-chat bench-serve: --concurrency, --num_requests, --rounds and --output_tokens must "

@@ -44,6 +44,8 @@ void AddFlags(FlagSet* flags, GenerateBatchArgs* args) {
   flags->Add("num_kv_blocks", &args->cpu.num_blocks, "KV cache blocks (0: sized by the backend)");
   flags->Add("max_num_batched_tokens", &args->loop.scheduler.max_num_batched_tokens, "tokens in one engine step at most");
   flags->Add("max_num_seqs", &args->loop.scheduler.max_num_seqs, "sequences in one engine step at most");
+  flags->Add("enable_prefix_caching", &args->loop.scheduler.enable_prefix_caching,
+             "reuse the KV blocks of prompts' common prefixes");
   AddBackendFlags(flags, &args->backend, &args->dtype, &args->cpu.num_threads);
 }
 
@@ -98,7 +100,9 @@ absl::Status GenerateBatch(const GenerateBatchArgs& args) {
     r.max_tokens = args.max_tokens;
     requests.push_back(std::move(r));
   }
-  ASSIGN_OR_RETURN(BatchResult result, RunBatch(backend.get(), tokenizer.get(), args.loop, std::move(requests)));
+  EngineLoopOptions loop = args.loop;
+  loop.model_source = args.model_dir;
+  ASSIGN_OR_RETURN(BatchResult result, RunBatch(backend.get(), tokenizer.get(), loop, std::move(requests)));
 
   int num_errors = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -111,13 +115,16 @@ absl::Status GenerateBatch(const GenerateBatchArgs& args) {
   }
   const KvCacheSpec& kv = backend->kv_cache();
   std::fprintf(stderr,
-               "prompts %zu  steps %lld  preemptions %lld  generated tokens %lld  wall %.3f s  %.1f tokens/s\n"
+               "prompts %zu  steps %lld  preemptions %lld  generated tokens %lld  wall %.3f s  %.1f tokens/s  "
+               "prompt tokens from the prefix cache %lld\n"
                "kv pool: %d blocks x %d tokens (%.1f MiB), max_num_seqs %d, max_num_batched_tokens %d, "
                "threads %d\n",
                prompts.size(), static_cast<long long>(result.snapshot.num_steps),
                static_cast<long long>(result.snapshot.num_preemptions),
                static_cast<long long>(result.num_generated_tokens), result.wall_s,
-               result.wall_s > 0 ? result.num_generated_tokens / result.wall_s : 0.0, kv.num_blocks, kv.block_size,
+               result.wall_s > 0 ? result.num_generated_tokens / result.wall_s : 0.0,
+               static_cast<long long>(result.snapshot.prefix_caches.at(0).hits),
+               kv.num_blocks, kv.block_size,
                kv.total_bytes() / 1048576.0, args.loop.scheduler.max_num_seqs,
                args.loop.scheduler.max_num_batched_tokens, BackendThreads(*backend));
   if (num_errors > 0) return absl::InternalError(absl::StrCat(num_errors, " prompt(s) failed"));

@@ -85,6 +85,16 @@ PANELS = [
                "percentunit", "Share of the paged KV cache blocks in use, per pod.", max_=1),
     timeseries("Preemptions", [(f"sum by (pod) (rate(llama_chat_num_preemptions_total{SEL}{RATE}))", "{{pod}}")],
                "short", "Sequences preempted (by recompute) per second because the KV cache ran out of blocks."),
+    timeseries("Prefix cache hit rate",
+               [(f"sum by (model) (rate(llama_chat_prefix_cache_hits_total{SEL}{RATE})) / "
+                 f"sum by (model) (rate(llama_chat_prefix_cache_queries_total{SEL}{RATE}))", "{{model}}")],
+               "percentunit", "Share of the tokens of admitted sequences found in the prefix cache (not computed), "
+               "per KV pool: the policy and each reward model. Multi-turn chat and shared system prompts raise it.",
+               max_=1),
+    timeseries("Prefix cache blocks",
+               [(f"sum by (pod, model) (llama_chat_prefix_cache_blocks{SEL})", "{{model}} {{pod}}")],
+               "short", "KV blocks held only by the prefix cache (kept after their request, evicted when blocks "
+               "are needed), per pod and KV pool."),
     row("Safety and candidates"),
     heatmap("Reward score distribution", "llama_chat_reward_score",
             "Scores (probabilities) the reward models gave to candidates, all models."),

@@ -62,6 +62,7 @@ RewardModel::RewardModel(std::unique_ptr<Backend> backend, ModelConfig config, s
     : backend_(std::move(backend)),
       config_(std::move(config)),
       kv_(backend_->kv_cache()),
+      backend_name_(backend_->name()),
       head_(std::move(head)),
       bias_(bias),
       options_(std::move(options)) {}
@@ -97,6 +98,7 @@ absl::StatusOr<std::unique_ptr<RewardModel>> RewardModel::Load(const std::string
     return absl::InvalidArgumentError(
         absl::StrCat(model_dir, " is not a reward model (LlamaForSequenceClassification with score.weight)"));
   }
+  if (options.source.empty()) options.source = model_dir;
   return Create(std::move(weights), factory, std::move(options));
 }
 

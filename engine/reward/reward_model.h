@@ -55,6 +55,9 @@ struct RewardModelOptions {
   // Blocks [0, engine_kv_blocks) of the pool are lent to the engine loop's reward steps; Score/Features use the
   // others. 0: the direct calls own the whole pool (tools, tests) and the engine loop cannot score with it.
   int engine_kv_blocks = 0;
+  // Names the weights (Load: the model directory when left empty); part of the engine's prefix-cache key, so two
+  // reward models with one config never share cached K/V.
+  std::string source{};
 };
 
 class RewardModel {
@@ -84,6 +87,8 @@ class RewardModel {
   float ScoreHidden(absl::Span<const float> hidden) const;
 
   const std::string& name() const { return options_.name; }
+  const std::string& source() const { return options_.source; }
+  const std::string& backend_name() const { return backend_name_; }
   const KvCacheSpec& kv_cache() const { return kv_; }
   int engine_kv_blocks() const { return options_.engine_kv_blocks; }
   const ModelConfig& config() const { return config_; }
@@ -103,6 +108,7 @@ class RewardModel {
   std::unique_ptr<Backend> backend_ ABSL_GUARDED_BY(mu_);
   const ModelConfig config_;
   const KvCacheSpec kv_;           // the backend's, immutable
+  const std::string backend_name_;  // the backend's, immutable
   const std::vector<float> head_;  // [hidden]  score.weight row 0
   const float bias_;               // score.bias[0], 0 when absent
   const RewardModelOptions options_;

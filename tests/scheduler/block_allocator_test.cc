@@ -1,4 +1,5 @@
 #include "scheduler/block_allocator.h"
+#include "scheduler/block_table.h"
 
 #include <gtest/gtest.h>
 

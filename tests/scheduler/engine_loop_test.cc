@@ -64,7 +64,7 @@ class StatsRecorder : public StepObserver {
     ++num_steps_;
     max_blocks_used_ = std::max(max_blocks_used_, stats.kv_blocks_used);
     preemptions_ += stats.num_preemptions;
-    EXPECT_EQ(stats.kv_blocks_used + stats.kv_blocks_free, total_blocks_);
+    EXPECT_EQ(stats.kv_blocks_used + stats.kv_blocks_free + stats.kv_blocks_cached, total_blocks_);
   }
   int total_blocks_ = 0;
   int num_steps() const { absl::MutexLock lock(&mu_); return num_steps_; }
@@ -408,11 +408,14 @@ TEST_F(EngineLoopTest, CandidatesShareThePromptsBlocksAndStreamNothingUntilAllFi
   EXPECT_EQ(k4->num_token_calls(), 1);  // everything at once, after the choice
   ExpectIdleAndNoLeaks();
 
-  // Four separate k = 1 requests with the same prompt, at the same time.
+  // Four separate k = 1 requests with the same prompt, at the same time, without prefix caching (which would
+  // share their prompt's full blocks too: prefix_caching_test).
   StatsRecorder separate;
   separate.total_blocks_ = backend_->kv_cache().num_blocks;
   loop_.reset();
-  loop_ = std::make_unique<EngineLoop>(backend_.get(), nullptr, EngineLoopOptions{});
+  EngineLoopOptions no_caching;
+  no_caching.scheduler.enable_prefix_caching = false;
+  loop_ = std::make_unique<EngineLoop>(backend_.get(), nullptr, no_caching);
   loop_->AddObserver(&separate);
   loop_->Start();
   std::vector<std::shared_ptr<RecordingSink>> sinks;

@@ -216,9 +216,13 @@ TEST_F(RewardStepsTest, DecodesOfAnotherRequestRunBetweenScoringChunks) {
   ExpectAllBlocksFree();
 }
 
-TEST_F(RewardStepsTest, ScoreWorkOfTwoRequestsFinishingTogetherSharesOneForward) {
+TEST_F(RewardStepsTest, ScoreWorkOfTwoRequestsFinishingTogetherSharesForwardsAndTheirPrefix) {
   // Request 1 is alone in policy step 1 (held until request 2 is queued), request 2 joins at step 2; both say
-  // "la" until max_tokens (10 and 9), so all four candidates finish in step 10 and are scored together.
+  // "la" until max_tokens (10 and 9), so all four candidates finish in step 10 and are queued together. Their
+  // reward inputs are one dialog + "la"s: request 2's is a prefix of request 1's, and each request's two candidates
+  // are the same text. With prefix caching the first reward Forward computes request 1's candidate 0 (the others
+  // would compute the same blocks: they wait a step); the second one runs the three others together, each from
+  // the end of its last full block that the first computed (reward blocks hold 4 tokens).
   Start({}, /*max_num_batched_tokens=*/512, absl::ZeroDuration(), /*hold_first_policy_step=*/true);
   auto first = Submit(2, 7, 10);
   policy_probe_.WaitUntilFirstForwardHeld();
@@ -228,15 +232,21 @@ TEST_F(RewardStepsTest, ScoreWorkOfTwoRequestsFinishingTogetherSharesOneForward)
   ASSERT_TRUE(second->Wait());
   ASSERT_TRUE(first->info().status.ok()) << first->info().status;
   ASSERT_TRUE(second->info().status.ok()) << second->info().status;
-  int rm_forwards = 0, rows = 0;
+  const int prompt =
+      static_cast<int>(BuildChatPrompt(*tokenizer_, {{Role::kUser, "How is the weather?"}})->token_ids.size());
+  const int len1 = prompt + 10, len2 = prompt + 9;  // one token per "la"
+  // What a sequence computes when all its full blocks are cached: its partial block, or its last token.
+  auto tail = [](int len) { return len % 4 == 0 ? 1 : len % 4; };
+  std::vector<Event> rm_events;
   for (const Event& e : log_.events()) {
-    if (e.model != 'R') continue;
-    ++rm_forwards;
-    rows += e.num_outputs;
-    EXPECT_EQ(e.num_seqs, 4);
+    if (e.model == 'R') rm_events.push_back(e);
   }
-  EXPECT_EQ(rm_forwards, 1);  // one reward Forward for both requests
-  EXPECT_EQ(rows, 4);         // 2 requests × 2 candidates
+  ASSERT_EQ(rm_events.size(), 2u);
+  EXPECT_EQ(rm_events[0].num_seqs, 1);
+  EXPECT_EQ(rm_events[0].num_tokens, len1);
+  EXPECT_EQ(rm_events[1].num_seqs, 3);  // both requests in one Forward
+  EXPECT_EQ(rm_events[1].num_tokens, tail(len1) + 2 * tail(len2));
+  EXPECT_EQ(rm_events[0].num_outputs + rm_events[1].num_outputs, 4);  // 2 requests × 2 candidates
   ExpectAllBlocksFree();
 }
 

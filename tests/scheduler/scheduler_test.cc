@@ -23,6 +23,8 @@ SchedulerConfig Config(int max_num_seqs, int max_num_batched_tokens, int max_mod
   config.max_num_batched_tokens = max_num_batched_tokens;
   config.max_model_len = max_model_len;
   config.max_num_candidates = std::min(4, max_num_seqs);
+  // The plans below pin the policy without prefix caching; prefix_cache_test pins it with.
+  config.enable_prefix_caching = false;
   return config;
 }
 

@@ -91,6 +91,29 @@ TEST_F(ChatE2eTest, GreedyReplyEqualsCliGenerate) {
   EXPECT_EQ(cli, result.text + "\n");
 }
 
+// Turn 2 of a conversation carries turn 1's dialog and answer: its prompt starts with turn 1's KV blocks, found in
+// the prefix cache (usage.cached_prompt_tokens), and the reply is still what the CLI (which caches nothing) says.
+TEST_F(ChatE2eTest, TheNextTurnReusesThePreviousTurnsKv) {
+  const std::pair<v1::Role, std::string> system = {v1::ROLE_SYSTEM, "You tell short stories about animals."};
+  const std::pair<v1::Role, std::string> user = {v1::ROLE_USER, "Tell me about a dog who finds a ball."};
+  StreamResult turn1 = CountedChat(MakeRequest({system, user}, 32));
+  ASSERT_TRUE(turn1.status.ok()) << turn1.status.error_message();
+  const int turn1_prompt = turn1.final_message.usage().prompt_tokens();
+  const v1::ChatRequest request =
+      MakeRequest({system, user, {v1::ROLE_ASSISTANT, turn1.text}, {v1::ROLE_USER, "What happened next?"}}, 32);
+  StreamResult turn2 = CountedChat(request);
+  ASSERT_TRUE(turn2.status.ok()) << turn2.status.error_message();
+  const v1::Usage& usage = turn2.final_message.usage();
+  EXPECT_GE(usage.cached_prompt_tokens(), turn1_prompt / 16 * 16);  // at least turn 1's full prompt blocks
+  EXPECT_LT(usage.cached_prompt_tokens(), usage.prompt_tokens());
+  const std::string dialog_path = WriteTempFile("turn2_dialog.json", DialogJson(request));
+  const std::string cli = RunCommand(absl::StrCat(LLAMA_BIN_DIR, "/llama-chat generate --model_dir ", ModelDir(),
+                                                  " --dialog ", dialog_path, " --max_tokens 32 --temperature 0",
+                                                  " --threads 2 2>/dev/null"));
+  ASSERT_FALSE(turn2.text.empty());
+  EXPECT_EQ(cli, turn2.text + "\n");
+}
+
 TEST_F(ChatE2eTest, TokenizeEqualsCliTokenize) {
   const v1::ChatRequest request = MakeRequest(kDialog, 1);
   v1::TokenizeRequest tokenize;
@@ -264,6 +287,7 @@ TEST_F(ChatE2eTest, ModelInfoDescribesStories15M) {
   EXPECT_GT(info.kv_cache().num_blocks(), 0);
   EXPECT_EQ(info.limits().max_candidates(), 4);
   EXPECT_EQ(info.limits().max_queue(), 256);
+  EXPECT_TRUE(info.kv_cache().prefix_caching());  // --enable_prefix_caching's default
 }
 
 TEST_F(ChatE2eTest, ScoreIsUnimplementedWithoutRewardModel) {
@@ -307,6 +331,11 @@ TEST_F(ChatE2eTest, ZzMetricsReconcile) {
   EXPECT_EQ(MetricValue(metrics, "llama_chat_kv_cache_usage_ratio"), 0);
   EXPECT_GT(MetricValue(metrics, "llama_chat_time_to_first_token_seconds"), 0);
   EXPECT_GT(MetricValue(metrics, "llama_chat_inter_token_latency_seconds"), 0);
+  // Turns of one dialog were sent (TheNextTurnReusesThePreviousTurnsKv): the policy's cache found tokens.
+  const double hits = MetricValue(metrics, "llama_chat_prefix_cache_hits_total", "model", "policy");
+  EXPECT_GT(hits, 0);
+  EXPECT_GE(MetricValue(metrics, "llama_chat_prefix_cache_queries_total", "model", "policy"), hits);
+  EXPECT_GT(MetricValue(metrics, "llama_chat_prefix_cache_blocks", "model", "policy"), 0);
 }
 
 // Separate servers with their own settings.

@@ -142,9 +142,9 @@ TEST_F(LlamaChatCliTest, MissingAndMalformedValuesAreNamed) {
   EXPECT_THAT(unknown_command.err, HasSubstr("llama-chat: unknown command 'frobnicate'"));
 }
 
-// bench-serve runs both paths over the very same requests: the direct rounds' prompt and output token totals equal
-// the gRPC (separate load process) rounds'.
-TEST_F(LlamaChatCliTest, BenchServeComparesTheSameRequests) {
+// bench-serve runs both paths over requests of the same exact lengths: the direct rounds' prompt and output token
+// totals equal the gRPC (separate load process) rounds'.
+TEST_F(LlamaChatCliTest, BenchServeComparesTheSameWork) {
   const std::string model = std::string(LLAMA_SOURCE_DIR) + "/models/stories15M";
   if (!std::ifstream(model + "/model.safetensors").good()) GTEST_SKIP() << "models/stories15M missing";
   const Outcome run = LlamaChat(absl::StrCat("bench-serve --model_dir ", model, " --concurrency 2 --num_requests 4",
