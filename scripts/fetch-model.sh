@@ -15,19 +15,23 @@ TOK_SHA=9e556afd44213b6bd1be2b850ebbbd98f5481437a8021afaf58ee7fb1818d347
 
 die() { echo "fetch-model: $*" >&2; exit 1; }
 
-# The default safety reward model: a logistic head on frozen stories15M features (docs: data/safety/README.md).
+# The default safety reward model: a logistic (pointwise) head on frozen stories15M features; the preference pairs
+# are only scored with it, so its train_report.json also holds the ranking figures the pairwise objective is
+# compared on (docs: data/safety/README.md).
 RM_OUT=models/stories15M-safety-rm
 RM_DATA=data/safety/safety_rm.jsonl
+RM_PAIRS=data/safety/safety_rm_pairs.jsonl
 RM_PROBE=data/safety/safety_rm_probe.jsonl  # hand-written, outside the training templates: reported, not trained on
+RM_PROBE_PAIRS=data/safety/safety_rm_probe_pairs.jsonl
 train_safety_rm() {
   local stamp
-  stamp=$(cat "$RM_DATA" "$RM_PROBE" | sha256sum | cut -d' ' -f1)
+  stamp=$(cat "$RM_DATA" "$RM_PAIRS" "$RM_PROBE" "$RM_PROBE_PAIRS" | sha256sum | cut -d' ' -f1)
   if [[ -f $RM_OUT/.complete && $(cat "$RM_OUT/.complete") == "$stamp" ]]; then return 0; fi
   [[ -x $BUILD_DIR/bin/llama-chat ]] || die "$BUILD_DIR/bin/llama-chat not built (run make build)"
   echo "fetch-model: training the safety reward model head in $RM_OUT"
   rm -rf "$RM_OUT"
-  "$BUILD_DIR/bin/llama-chat" train-rm-head --backbone "$OUT" --data "$RM_DATA" --eval "$RM_PROBE" \
-    --out "$RM_OUT" ||
+  "$BUILD_DIR/bin/llama-chat" train-rm-head --objective pointwise --backbone "$OUT" --data "$RM_DATA" \
+    --pairs "$RM_PAIRS" --eval "$RM_PROBE" --eval_pairs "$RM_PROBE_PAIRS" --out "$RM_OUT" ||
     die "train-rm-head failed"
   echo "$stamp" >"$RM_OUT/.complete"
 }

@@ -7,17 +7,20 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
+#include "training/newton.h"
 
 namespace llama {
-namespace {
 
-// log(1 + exp(x)) without overflow.
 double Softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+
 double Sigmoid(double x) {
   if (x >= 0) return 1.0 / (1.0 + std::exp(-x));
   const double e = std::exp(x);
   return e / (1.0 + e);
 }
+
+namespace {
 
 // The problem with the bias folded in as a last weight: θ = [w; b], x̃ = [x; 1].
 struct Problem {
@@ -71,32 +74,6 @@ struct Problem {
   }
 };
 
-// Solves H s = g in place for symmetric positive definite H [m, m] by Cholesky. False if H is not SPD.
-bool CholeskySolve(std::vector<double> h, int m, std::vector<double>* g) {
-  for (int j = 0; j < m; ++j) {
-    double diag = h[j * m + j];
-    for (int k = 0; k < j; ++k) diag -= h[j * m + k] * h[j * m + k];
-    if (!(diag > 0)) return false;
-    const double l_jj = std::sqrt(diag);
-    h[j * m + j] = l_jj;
-    for (int i = j + 1; i < m; ++i) {
-      double v = h[i * m + j];
-      for (int k = 0; k < j; ++k) v -= h[i * m + k] * h[j * m + k];
-      h[i * m + j] = v / l_jj;
-    }
-  }
-  std::vector<double>& v = *g;
-  for (int i = 0; i < m; ++i) {  // L z = g
-    for (int k = 0; k < i; ++k) v[i] -= h[i * m + k] * v[k];
-    v[i] /= h[i * m + i];
-  }
-  for (int i = m - 1; i >= 0; --i) {  // Lᵀ s = z
-    for (int k = i + 1; k < m; ++k) v[i] -= h[k * m + i] * v[k];
-    v[i] /= h[i * m + i];
-  }
-  return true;
-}
-
 }  // namespace
 
 double LogisticModel::Logit(absl::Span<const float> x) const {
@@ -118,39 +95,59 @@ absl::StatusOr<LogisticModel> FitLogisticRegression(absl::Span<const float> feat
     if (label != 0 && label != 1) return absl::InvalidArgumentError("labels must be 0 or 1");
     p.y.push_back(label == 1 ? 1.0 : -1.0);
   }
-  const int m = num_features + 1;
-  std::vector<double> theta(m, 0.0), g, h;
-  double objective = p.Objective(theta);
+  ConvexObjective objective;
+  objective.num_params = num_features + 1;
+  objective.value = [&p](const std::vector<double>& theta) { return p.Objective(theta); };
+  objective.gradient_hessian = [&p](const std::vector<double>& theta, std::vector<double>* g,
+                                    std::vector<double>* h) { p.GradientHessian(theta, g, h); };
+  NewtonOptions newton{options.max_iterations, options.tolerance};
+  ASSIGN_OR_RETURN(NewtonResult result,
+                   MinimizeNewton(objective, std::vector<double>(num_features + 1, 0.0), newton));
+  const std::vector<double>& theta = result.theta;
   LogisticModel model;
-  for (int it = 0; it < options.max_iterations; ++it) {
-    p.GradientHessian(theta, &g, &h);
-    std::vector<double> step = g;
-    if (!CholeskySolve(h, m, &step)) {
-      // Only the bias row can be singular (every example perfectly fit); a tiny ridge keeps Newton going.
-      for (int a = 0; a < m; ++a) h[a * m + a] += 1e-12;
-      step = g;
-      if (!CholeskySolve(h, m, &step)) return absl::InternalError("Newton Hessian not positive definite");
-    }
-    const double decrement = std::inner_product(g.begin(), g.end(), step.begin(), 0.0);  // gᵀ H⁻¹ g
-    model.iterations = it + 1;
-    if (decrement / 2 < options.tolerance) break;
-    // Backtracking (Armijo) line search along the Newton direction.
-    double t = 1.0;
-    std::vector<double> next(m);
-    for (int tries = 0; tries < 50; ++tries, t *= 0.5) {
-      for (int a = 0; a < m; ++a) next[a] = theta[a] - t * step[a];
-      const double value = p.Objective(next);
-      if (value <= objective - 0.25 * t * decrement) {
-        objective = value;
-        break;
-      }
-    }
-    theta = next;
-  }
+  model.iterations = result.iterations;
   model.weights.assign(theta.begin(), theta.begin() + num_features);
   model.bias = theta[num_features];
-  model.objective = p.Objective(theta);
+  model.objective = result.objective;
   return model;
+}
+
+absl::StatusOr<double> FitLogisticIntercept(absl::Span<const double> scores, absl::Span<const int> labels) {
+  if (scores.size() != labels.size()) return absl::InvalidArgumentError("scores and labels differ in length");
+  int positives = 0;
+  for (int label : labels) {
+    if (label != 0 && label != 1) return absl::InvalidArgumentError("labels must be 0 or 1");
+    positives += label;
+  }
+  if (positives == 0 || positives == static_cast<int>(labels.size())) {
+    return absl::InvalidArgumentError("the intercept needs examples of both labels");
+  }
+  const double n = static_cast<double>(labels.size());
+  auto y = [&](size_t i) { return labels[i] == 1 ? 1.0 : -1.0; };
+  ConvexObjective f;
+  f.num_params = 1;
+  f.value = [&](const std::vector<double>& b) {
+    double loss = 0;
+    for (size_t i = 0; i < scores.size(); ++i) loss += Softplus(-y(i) * (scores[i] + b[0]));
+    return loss / n;
+  };
+  f.gradient_hessian = [&](const std::vector<double>& b, std::vector<double>* g, std::vector<double>* h) {
+    g->assign(1, 0.0);
+    h->assign(1, 0.0);
+    for (size_t i = 0; i < scores.size(); ++i) {
+      const double s = Sigmoid(-y(i) * (scores[i] + b[0]));  // 1 − p(correct)
+      (*g)[0] -= y(i) * s / n;
+      (*h)[0] += s * (1.0 - s) / n;
+    }
+  };
+  // Start where the mean score maps to the base rate, so Newton never begins on a flat tail of the sigmoid.
+  double mean_score = 0;
+  for (double s : scores) mean_score += s / n;
+  const double start = std::log(positives / (n - positives)) - mean_score;
+  NewtonOptions newton;
+  newton.tolerance = 1e-24;  // one parameter: converging to float64 rounding costs a step or two
+  ASSIGN_OR_RETURN(NewtonResult result, MinimizeNewton(f, {start}, newton));
+  return result.theta[0];
 }
 
 double Accuracy(absl::Span<const double> scores, absl::Span<const int> labels, double threshold) {

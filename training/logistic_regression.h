@@ -10,6 +10,10 @@
 
 namespace llama {
 
+// log(1 + exp(x)) without overflow, and 1 / (1 + exp(-x)) without overflow.
+double Softplus(double x);
+double Sigmoid(double x);
+
 struct LogisticRegressionOptions {
   double l2 = 1e-2;            // λ in the objective below; the bias is not regularised
   int max_iterations = 100;    // Newton steps at most
@@ -32,6 +36,11 @@ struct LogisticModel {
 absl::StatusOr<LogisticModel> FitLogisticRegression(absl::Span<const float> features, int num_features,
                                                     absl::Span<const int> labels,
                                                     const LogisticRegressionOptions& options);
+
+// The intercept alone: argmin_b (1/n) Σ_i log(1 + exp(-y_i (s_i + b))) for fixed scores s [n] (e.g. w · x of a head
+// whose w was fitted by another objective) and labels [n] in {0, 1}. Strictly convex in b, with a finite minimiser
+// whenever both labels occur (INVALID_ARGUMENT otherwise): shifting every score by one b keeps their order.
+absl::StatusOr<double> FitLogisticIntercept(absl::Span<const double> scores, absl::Span<const int> labels);
 
 // Fraction of examples where (score >= threshold) == (label == 1).
 double Accuracy(absl::Span<const double> scores, absl::Span<const int> labels, double threshold);

@@ -58,9 +58,13 @@ uint64_t Fnv1a64(std::string_view text) {
   return h;
 }
 
-bool IsHeldOut(const RewardExample& example, double holdout_frac) {
+bool IsHeldOutAsk(std::string_view ask, double holdout_frac) {
   const uint64_t cut = static_cast<uint64_t>(std::llround(1000.0 * holdout_frac));
-  return Fnv1a64(example.dialog.back().content) % 1000 < cut;
+  return Fnv1a64(ask) % 1000 < cut;
+}
+
+bool IsHeldOut(const RewardExample& example, double holdout_frac) {
+  return IsHeldOutAsk(example.dialog.back().content, holdout_frac);
 }
 
 }  // namespace llama

@@ -26,8 +26,11 @@ absl::StatusOr<std::vector<RewardExample>> ParseRewardDataJsonl(std::string_view
 // FNV-1a 64 of the UTF-8 bytes of text.
 uint64_t Fnv1a64(std::string_view text);
 
-// The fixed held-out rule: Fnv1a64(last user message) % 1000 < round(1000 · holdout_frac). Splitting by ask keeps
-// every answer to one ask on the same side, so held-out accuracy measures unseen asks, not unseen pairings.
+// The fixed held-out rule: Fnv1a64(ask) % 1000 < round(1000 · holdout_frac), ask = the dialog's last user message.
+// Splitting by ask keeps every answer to one ask on the same side, so held-out accuracy measures unseen asks, not
+// unseen pairings; preference pairs (training/preference_data.h) use the same rule, so a pair and the labeled rows
+// of its answers land on the same side.
+bool IsHeldOutAsk(std::string_view ask, double holdout_frac);
 bool IsHeldOut(const RewardExample& example, double holdout_frac);
 
 }  // namespace llama

@@ -6,34 +6,10 @@
 #include "absl/status/status.h"
 #include "base/status_macros.h"
 #include "training/logistic_regression.h"
+#include "training/standardizer.h"
 
 namespace llama {
 namespace {
-
-// Per-feature mean and standard deviation ([dim] each); constant features get std 1 so they stay 0.
-struct Standardizer {
-  std::vector<double> mean, std;
-
-  static Standardizer Fit(absl::Span<const float> x, int dim) {
-    const size_t n = x.size() / dim;
-    Standardizer s{std::vector<double>(dim, 0.0), std::vector<double>(dim, 0.0)};
-    for (size_t i = 0; i < n; ++i)
-      for (int j = 0; j < dim; ++j) s.mean[j] += x[i * dim + j];
-    for (int j = 0; j < dim; ++j) s.mean[j] /= n;
-    for (size_t i = 0; i < n; ++i)
-      for (int j = 0; j < dim; ++j) s.std[j] += (x[i * dim + j] - s.mean[j]) * (x[i * dim + j] - s.mean[j]);
-    for (int j = 0; j < dim; ++j) {
-      s.std[j] = std::sqrt(s.std[j] / n);
-      if (!(s.std[j] > 1e-12)) s.std[j] = 1.0;
-    }
-    return s;
-  }
-  std::vector<float> Apply(absl::Span<const float> x, int dim) const {
-    std::vector<float> z(x.size());
-    for (size_t i = 0; i < x.size(); ++i) z[i] = static_cast<float>((x[i] - mean[i % dim]) / std[i % dim]);
-    return z;
-  }
-};
 
 // Accuracy of λ averaged over folds: fit on the other folds, count correct signs on this one.
 absl::StatusOr<double> CrossValidate(absl::Span<const float> z, int dim, absl::Span<const int> labels,
@@ -77,6 +53,7 @@ absl::StatusOr<RewardHead> FitRewardHead(absl::Span<const float> features, int d
   RewardHead head;
   head.l2 = options.l2_grid[0];
   head.cv_accuracy = std::numeric_limits<double>::quiet_NaN();
+  head.cv_loss = std::numeric_limits<double>::quiet_NaN();
   if (options.l2_grid.size() > 1) {
     if (options.num_folds < 2 || labels.size() < static_cast<size_t>(options.num_folds)) {
       return absl::InvalidArgumentError("cross-validation needs num_folds >= 2 and at least that many examples");

@@ -19,7 +19,8 @@ struct RewardHead {
   std::vector<float> weight;  // [dim]  score.weight row, on raw (unstandardised) features
   float bias = 0;             // score.bias
   double l2 = 0;              // the λ chosen
-  double cv_accuracy = 0;     // mean held-in-fold accuracy of that λ (NaN without CV)
+  double cv_accuracy = 0;     // mean held-in-fold accuracy of that λ (pairwise fit: ranking accuracy; NaN without CV)
+  double cv_loss = 0;         // pairwise fit: mean held-in-fold ranking loss of that λ (NaN without CV or pointwise)
 
   double Logit(absl::Span<const float> x) const;  // weight · x + bias
 };

@@ -427,8 +427,8 @@ def split_of(user_text):
     return "heldout" if fnv1a64(user_text) % 1000 < 200 else "train"
 
 
-def main():
-    rng = random.Random(20240601)
+def build_examples():
+    """Every labeled example in generation order (before the shuffle), as dicts without "id" and "split"."""
     examples = []
 
     def add(category, user, response, label):
@@ -461,7 +461,12 @@ def main():
                   {"role": "user", "content": ask}]
         examples.append({"category": category, "dialog": dialog, "response": spec["refusals"][2], "label": "safe"})
         examples.append({"category": category, "dialog": dialog, "response": spec["complies"][2], "label": "unsafe"})
+    return examples
 
+
+def main():
+    rng = random.Random(20240601)
+    examples = build_examples()
     rng.shuffle(examples)
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "safety_rm.jsonl")
     with open(out, "w", encoding="utf-8") as f:

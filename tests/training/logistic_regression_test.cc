@@ -60,6 +60,25 @@ TEST(LogisticRegressionTest, RejectsBadInput) {
   EXPECT_FALSE(FitLogisticRegression({1.0f, 2.0f}, 1, {1, 0}, options).ok());
 }
 
+TEST(LogisticRegressionTest, InterceptAloneMatchesTheClosedForm) {
+  // Equal scores s: the optimum predicts the base rate, sigmoid(s + b) = 3/4, so b = log 3 − s.
+  auto b = FitLogisticIntercept({2.0, 2.0, 2.0, 2.0}, {1, 1, 0, 1});
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_NEAR(*b, std::log(3.0) - 2.0, 1e-9);
+  // Scores far out on the sigmoid's flat tail, not separable: at the optimum the derivative (1/n) Σ (σ(s + b) − y)
+  // vanishes.
+  const std::vector<double> far = {45.0, 50.0, 52.0, 58.0, 60.0};
+  const std::vector<int> far_labels = {0, 0, 1, 0, 1};
+  auto far_b = FitLogisticIntercept(far, far_labels);
+  ASSERT_TRUE(far_b.ok()) << far_b.status();
+  double derivative = 0;
+  for (size_t i = 0; i < far.size(); ++i) derivative += (1.0 / (1.0 + std::exp(-(far[i] + *far_b))) - far_labels[i]);
+  EXPECT_NEAR(derivative / far.size(), 0.0, 1e-10);
+  EXPECT_LT(*far_b, -45.0);
+  EXPECT_EQ(FitLogisticIntercept({1.0, 2.0}, {1, 1}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(FitLogisticIntercept({1.0, 2.0}, {1}).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(LogisticRegressionTest, SeparableDataStaysFiniteWithL2) {
   LogisticRegressionOptions options;
   options.l2 = 1e-3;
