@@ -17,3 +17,5 @@ echo "== gRPC serving overhead, 32 streaming clients (issue 4)"
 "$B/llama-chat" bench-serve --model_dir "$M" --clients 32 --max_tokens 64 --rounds 3
 echo "== rejection sampling: k=4 vs k=1 with the safety reward model (issue 5)"
 "$B/rejection_sampling_bench" --model_dir "$M" --rm_dir models/stories15M-safety-rm --repeats 5
+echo "== peak RSS while loading a 2.2 GB bf16 checkpoint and its Q8_0 GGUF, against the file, fp32 and packed sizes (issue 11)"
+"$B/load_bench" --dir "${TMPDIR:-/tmp}/llama-load-bench"
