@@ -1,7 +1,8 @@
 // load_bench: peak resident memory of loading a large checkpoint, against what has to be resident. Writes a
 // synthetic bf16 safetensors checkpoint of the TinyLlama-1.1B shape (dim 2048, ffn 5632, 22 layers, 32 heads, 4 KV
 // heads, vocab 32000, untied: 1.1e9 parameters, 2.2 GB) into --dir, then loads it in a fresh child process per
-// variant and reports the child's peak RSS (getrusage ru_maxrss, via wait4), its RSS once loaded, and the load
+// variant (the binary run again with --variant N: a fresh exec, so no allocator state of the parent's writing
+// skews it) and reports the child's peak RSS (getrusage ru_maxrss, via wait4), its RSS once loaded, and the load
 // time:
 //   fp32, pages kept    the fp32 host copy with the file pages left resident (what reading a mapped checkpoint
 //                       without dropping its pages costs: the copy + the whole file)
@@ -40,6 +41,7 @@ ABSL_FLAG(std::string, dir, "/tmp/llama-load-bench", "where the synthetic checkp
 ABSL_FLAG(int, layers, 22, "layers of the TinyLlama-1.1B shape (22: 2.2 GB of bf16)");
 ABSL_FLAG(bool, keep, false, "keep the checkpoint (and reuse one already there)");
 ABSL_FLAG(int, threads, 0, "CPU backend threads (0: all cores)");
+ABSL_FLAG(int, variant, -1, "internal: run only variant N in this process and print its result line");
 
 namespace llama {
 namespace {
@@ -153,37 +155,85 @@ struct Result {
   bool ok = false;
 };
 
-// Runs one variant in a child process; the child's peak RSS comes from wait4.
-Result RunInChild(const Variant& v, const std::string& dir) {
+// In the child (--variant N): runs the variant and prints "<load seconds> <RSS once loaded>".
+int RunVariant(const Variant& v, const std::string& dir) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const absl::Status s = v.load(dir);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!s.ok()) {
+    std::fprintf(stderr, "%s: %s\n", v.name, s.ToString().c_str());
+    return 1;
+  }
+  std::printf("%.3f %lld\n", seconds, static_cast<long long>(g_rss_after));
+  return 0;
+}
+
+// Runs variant `index` in a fresh exec of this binary; its peak RSS comes from wait4.
+Result RunInChild(int index, const std::string& dir) {
   int fds[2];
   if (pipe(fds) != 0) return {};
   const pid_t pid = fork();
   if (pid == 0) {
     close(fds[0]);
-    const auto t0 = std::chrono::steady_clock::now();
-    Result r;
-    const absl::Status s = v.load(dir);
-    r.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    r.rss_after_bytes = g_rss_after;
-    r.ok = s.ok();
-    if (!s.ok()) std::fprintf(stderr, "%s: %s\n", v.name, s.ToString().c_str());
-    (void)!write(fds[1], &r, sizeof(r));
-    _exit(s.ok() ? 0 : 1);
+    dup2(fds[1], STDOUT_FILENO);
+    const std::string variant = absl::StrCat("--variant=", index), dir_flag = absl::StrCat("--dir=", dir),
+                      threads = absl::StrCat("--threads=", absl::GetFlag(FLAGS_threads));
+    execl("/proc/self/exe", "load_bench", variant.c_str(), dir_flag.c_str(), threads.c_str(), nullptr);
+    _exit(127);
   }
   close(fds[1]);
-  Result r;
-  (void)!read(fds[0], &r, sizeof(r));
+  std::string out;
+  char buffer[256];
+  for (ssize_t n; (n = read(fds[0], buffer, sizeof(buffer))) > 0;) out.append(buffer, n);
   close(fds[0]);
   int status = 0;
   rusage usage{};
   wait4(pid, &status, 0, &usage);
+  Result r;
   r.peak_bytes = static_cast<int64_t>(usage.ru_maxrss) * 1024;
-  r.ok = r.ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  long long rss = 0;
+  r.ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && std::sscanf(out.c_str(), "%lf %lld", &r.load_seconds, &rss) == 2;
+  r.rss_after_bytes = rss;
   return r;
+}
+
+std::vector<Variant> Variants(int threads) {
+  return {
+      {"fp32, pages kept", [](const std::string& d) -> absl::Status {
+         ASSIGN_OR_RETURN(std::unique_ptr<WeightSource> inner, OpenWeightSource(d));
+         KeepPagesSource source(std::move(inner));
+         ASSIGN_OR_RETURN(ModelWeights w, MaterializeWeights(source));
+         g_rss_after = VmRssBytes();
+         return absl::OkStatus();
+       }},
+      {"fp32 (LoadModelWeights)", [](const std::string& d) -> absl::Status {
+         ASSIGN_OR_RETURN(ModelWeights w, LoadModelWeights(d));
+         g_rss_after = VmRssBytes();
+         return absl::OkStatus();
+       }},
+      {"cpu backend f32", [threads](const std::string& d) -> absl::Status {
+         ASSIGN_OR_RETURN(ModelWeights w, LoadModelWeights(d));
+         CpuBackendOptions options;
+         options.num_threads = threads;
+         options.num_blocks = 16;
+         ASSIGN_OR_RETURN(std::unique_ptr<CpuBackend> backend, CpuBackend::Create(std::move(w), options));
+         g_rss_after = VmRssBytes();
+         return absl::OkStatus();
+       }},
+      {"gguf q8_0 -> fp32", [](const std::string& d) -> absl::Status {
+         ASSIGN_OR_RETURN(ModelWeights w, LoadModelWeights(d + "/model-q8_0.gguf"));
+         g_rss_after = VmRssBytes();
+         return absl::OkStatus();
+       }},
+  };
 }
 
 int Main() {
   const std::string dir = absl::GetFlag(FLAGS_dir);
+  const std::vector<Variant> variants = Variants(absl::GetFlag(FLAGS_threads));
+  if (const int v = absl::GetFlag(FLAGS_variant); v >= 0) {
+    return v < static_cast<int>(variants.size()) ? RunVariant(variants[v], dir) : 2;
+  }
   const ModelConfig c = BenchConfig(absl::GetFlag(FLAGS_layers));
   int64_t params = 0;
   for (const TensorSpec& spec : ModelTensorSpecs(c)) params += NumElements(spec);
@@ -215,40 +265,12 @@ int Main() {
               "%.2f GB), fp32 copy %.2f GB, packed f32 %.2f GB; parent RSS %.0f MB\n",
               c.num_hidden_layers, static_cast<double>(params), file_bytes / gb, gguf_bytes / gb, fp32_bytes / gb,
               packed_f32_bytes / gb, VmRssBytes() / 1e6);
-  const int threads = absl::GetFlag(FLAGS_threads);
-  const std::vector<Variant> variants = {
-      {"fp32, pages kept", [](const std::string& d) -> absl::Status {
-         ASSIGN_OR_RETURN(std::unique_ptr<WeightSource> inner, OpenWeightSource(d));
-         KeepPagesSource source(std::move(inner));
-         ASSIGN_OR_RETURN(ModelWeights w, MaterializeWeights(source));
-         g_rss_after = VmRssBytes();
-         return absl::OkStatus();
-       }},
-      {"fp32 (LoadModelWeights)", [](const std::string& d) -> absl::Status {
-         ASSIGN_OR_RETURN(ModelWeights w, LoadModelWeights(d));
-         g_rss_after = VmRssBytes();
-         return absl::OkStatus();
-       }},
-      {"cpu backend f32", [threads](const std::string& d) -> absl::Status {
-         ASSIGN_OR_RETURN(ModelWeights w, LoadModelWeights(d));
-         CpuBackendOptions options;
-         options.num_threads = threads;
-         options.num_blocks = 16;
-         ASSIGN_OR_RETURN(std::unique_ptr<CpuBackend> backend, CpuBackend::Create(std::move(w), options));
-         g_rss_after = VmRssBytes();
-         return absl::OkStatus();
-       }},
-      {"gguf q8_0 -> fp32", [](const std::string& d) -> absl::Status {
-         ASSIGN_OR_RETURN(ModelWeights w, LoadModelWeights(d + "/model-q8_0.gguf"));
-         g_rss_after = VmRssBytes();
-         return absl::OkStatus();
-       }},
-  };
   std::printf("%-26s %10s %7s %7s %9s %12s %8s\n", "variant", "peak_GB", "/file", "/fp32", "/packed", "loaded_GB",
               "load_s");
   bool all_ok = true;
-  for (const Variant& v : variants) {
-    const Result r = RunInChild(v, dir);
+  for (size_t i = 0; i < variants.size(); ++i) {
+    const Variant& v = variants[i];
+    const Result r = RunInChild(static_cast<int>(i), dir);
     all_ok = all_ok && r.ok;
     std::printf("%-26s %10.2f %7.2f %7.2f %9.2f %12.2f %8.1f%s\n", v.name, r.peak_bytes / gb,
                 static_cast<double>(r.peak_bytes) / file_bytes, static_cast<double>(r.peak_bytes) / fp32_bytes,
