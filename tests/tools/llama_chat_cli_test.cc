@@ -2,8 +2,10 @@
 // lists that subcommand's flags with their defaults (exit 0), and an unknown flag, a missing required flag or a
 // malformed value is a clear error on stderr naming it (exit 2) for every subcommand.
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -35,7 +37,9 @@ std::string ReadAll(const std::string& path) {
 }
 
 Outcome LlamaChat(const std::string& args) {
-  const std::string dir = ::testing::TempDir();
+  // gtest's TempDir is /tmp, shared by every checkout on the machine: the files carry this process's id.
+  const std::string dir = absl::StrCat(::testing::TempDir(), "llama_chat_cli_test.", getpid());
+  std::filesystem::create_directories(dir);
   const std::string command = absl::StrCat(LLAMA_BIN_DIR, "/llama-chat ", args, " > ", dir, "/cli_out.txt 2> ", dir,
                                            "/cli_err.txt");
   const int status = std::system(command.c_str());
@@ -43,6 +47,7 @@ Outcome LlamaChat(const std::string& args) {
   run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   run.out = ReadAll(dir + "/cli_out.txt");
   run.err = ReadAll(dir + "/cli_err.txt");
+  std::filesystem::remove_all(dir);
   return run;
 }
 
