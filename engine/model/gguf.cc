@@ -343,6 +343,44 @@ std::vector<GgufValue> GgufArrayElements(const GgufValue& array) {
   return out;
 }
 
+std::vector<std::string_view> GgufArrayStrings(const GgufValue& array) {
+  CHECK(array.type == GgufValueType::kArray && array.element_type == GgufValueType::kString);
+  std::vector<std::string_view> out;
+  out.reserve(array.array_size);
+  size_t pos = 0;
+  for (uint64_t i = 0; i < array.array_size; ++i) {
+    const uint64_t n = LoadLe(array.array_bytes.data() + pos, 8);  // validated at Open: inside the array
+    out.emplace_back(reinterpret_cast<const char*>(array.array_bytes.data() + pos + 8), n);
+    pos += 8 + n;
+  }
+  return out;
+}
+
+double GgufArrayNumber(const GgufValue& array, uint64_t i) {
+  CHECK(array.type == GgufValueType::kArray && i < array.array_size);
+  const int bytes = FixedBytes(static_cast<uint32_t>(array.element_type));
+  CHECK(bytes > 0 && array.element_type != GgufValueType::kBool);
+  const uint64_t bits = LoadLe(array.array_bytes.data() + i * bytes, bytes);
+  switch (array.element_type) {
+    case GgufValueType::kInt8: return static_cast<int8_t>(bits);
+    case GgufValueType::kInt16: return static_cast<int16_t>(bits);
+    case GgufValueType::kInt32: return static_cast<int32_t>(bits);
+    case GgufValueType::kInt64: return static_cast<double>(static_cast<int64_t>(bits));
+    case GgufValueType::kFloat32: {
+      const uint32_t b32 = static_cast<uint32_t>(bits);
+      float f;
+      std::memcpy(&f, &b32, 4);
+      return f;
+    }
+    case GgufValueType::kFloat64: {
+      double d;
+      std::memcpy(&d, &bits, 8);
+      return d;
+    }
+    default: return static_cast<double>(bits);
+  }
+}
+
 absl::StatusOr<GgufFile> GgufFile::Open(const std::string& path) {
   GgufFile file;
   ASSIGN_OR_RETURN(file.file_, MappedFile::Open(path));

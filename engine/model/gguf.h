@@ -68,8 +68,13 @@ struct GgufValue {
 };
 
 // An array's elements, decoded one level deep (an element may itself be an array). The array must be one of the
-// file's (validated) values; allocation is bounded by its size in the file.
+// file's (validated) values. Each element takes a GgufValue (~100 bytes) however small it is in the file: for long
+// arrays of strings or numbers use the two accessors below, whose memory stays within the array's own size.
 std::vector<GgufValue> GgufArrayElements(const GgufValue& array);
+// The elements of an array of strings (views into the mapping: 16 bytes each for at least 8 in the file).
+std::vector<std::string_view> GgufArrayStrings(const GgufValue& array);
+// Element i of an array of integers or floats, as a double (read in place).
+double GgufArrayNumber(const GgufValue& array, uint64_t i);
 
 struct GgufTensorInfo {
   std::string name;

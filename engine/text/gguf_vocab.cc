@@ -13,17 +13,17 @@ absl::Status VocabError(const GgufFile& file, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat(file.path(), ": gguf: ", what));
 }
 
-// An optional array the same length as the tokens: its elements, or none when absent.
-absl::StatusOr<std::vector<GgufValue>> ParallelArray(const GgufFile& file, const std::string& key,
-                                                     GgufValueType element, size_t num_tokens) {
+// An optional numeric array the same length as the tokens; nullptr when absent.
+absl::StatusOr<const GgufValue*> ParallelArray(const GgufFile& file, const std::string& key, GgufValueType element,
+                                               size_t num_tokens) {
   absl::StatusOr<const GgufValue*> array = file.GetArray(key, element);
-  if (absl::IsNotFound(array.status())) return std::vector<GgufValue>();
+  if (absl::IsNotFound(array.status())) return nullptr;
   if (!array.ok()) return array.status();
   if ((*array)->array_size != num_tokens) {
     return VocabError(file, absl::StrCat(key, " has ", (*array)->array_size, " elements, tokenizer.ggml.tokens has ",
                                          num_tokens));
   }
-  return GgufArrayElements(**array);
+  return *array;
 }
 
 // A special token id: `fallback` when absent; must name a token.
@@ -54,20 +54,20 @@ absl::StatusOr<SentencePieceVocab> GgufSentencePieceVocab(const GgufFile& file) 
   absl::StatusOr<const GgufValue*> tokens_value = file.GetArray("tokenizer.ggml.tokens", GgufValueType::kString);
   if (absl::IsNotFound(tokens_value.status())) return VocabError(file, "missing metadata key 'tokenizer.ggml.tokens'");
   if (!tokens_value.ok()) return tokens_value.status();
-  const std::vector<GgufValue> tokens = GgufArrayElements(**tokens_value);
-  ASSIGN_OR_RETURN(std::vector<GgufValue> scores,
+  const std::vector<std::string_view> tokens = GgufArrayStrings(**tokens_value);
+  ASSIGN_OR_RETURN(const GgufValue* scores,
                    ParallelArray(file, "tokenizer.ggml.scores", GgufValueType::kFloat32, tokens.size()));
-  ASSIGN_OR_RETURN(std::vector<GgufValue> types,
+  ASSIGN_OR_RETURN(const GgufValue* types,
                    ParallelArray(file, "tokenizer.ggml.token_type", GgufValueType::kInt32, tokens.size()));
   SentencePieceVocab vocab;
   vocab.byte_fallback = false;
   vocab.pieces.resize(tokens.size());
   for (size_t i = 0; i < tokens.size(); ++i) {
     VocabPiece& p = vocab.pieces[i];
-    p.piece = std::string(tokens[i].string_value);
-    if (!scores.empty()) p.score = static_cast<float>(scores[i].float_value);
-    if (!types.empty()) {
-      const int64_t t = types[i].int_value;
+    p.piece = std::string(tokens[i]);
+    if (scores != nullptr) p.score = static_cast<float>(GgufArrayNumber(*scores, i));
+    if (types != nullptr) {
+      const int64_t t = static_cast<int64_t>(GgufArrayNumber(*types, i));
       if (t < static_cast<int64_t>(PieceType::kNormal) || t > static_cast<int64_t>(PieceType::kByte)) {
         return VocabError(file, absl::StrCat("tokenizer.ggml.token_type[", i, "] = ", t, " is not a token type (1-6)"));
       }

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <new>
 #include <sstream>
 #include <system_error>
 
@@ -37,15 +38,24 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> SiblingTokenizer(const std::string& p
   return Tokenizer::FromSerializedModel(bytes.str(), path);
 }
 
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<Tokenizer>> LoadModelTokenizer(const std::string& model_path) {
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadModel(const std::string& model_path) {
   if (!IsModelFile(model_path)) return Tokenizer::Load(model_path + "/tokenizer.model");
   ASSIGN_OR_RETURN(GgufFile file, GgufFile::Open(model_path));
   ASSIGN_OR_RETURN(SentencePieceVocab vocab, GgufSentencePieceVocab(file));
   const std::string sibling = (std::filesystem::path(model_path).parent_path() / "tokenizer.model").string();
   if (std::error_code ec; std::filesystem::is_regular_file(sibling, ec)) return SiblingTokenizer(sibling, vocab, model_path);
   return Tokenizer::FromSerializedModel(SerializeModelProto(vocab), absl::StrCat(model_path, " (GGUF vocab)"));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadModelTokenizer(const std::string& model_path) {
+  // The vocab's memory is bounded by the file's size, but a huge one may still not fit: say so.
+  try {
+    return LoadModel(model_path);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat(model_path, ": out of memory reading the tokenizer"));
+  }
 }
 
 }  // namespace llama

@@ -110,6 +110,8 @@ TEST(GgufTest, DecodesEveryValueTypeAndNestedArrays) {
       {"i64", 11, Bytes().U64(static_cast<uint64_t>(-7)).s},
       {"f64", 12, Bytes().U64(0x400921fb54442d18ull).s},  // pi
       {"strs", 9, Bytes().U32(8).U64(2).Str("x").Str("yz").s},
+      {"floats", 9, Bytes().U32(6).U64(3).F32(0.5f).F32(-2.0f).F32(1e-3f).s},
+      {"shorts", 9, Bytes().U32(3).U64(2).U8(0xfd).U8(0xff).U8(7).U8(0).s},
       {"nested", 9, Bytes().U32(9).U64(2).U32(5).U64(1).U32(7).U32(8).U64(1).Str("q").s},
   };
   auto file = GgufFile::Open(Write("types", Image(kvs, {}, 0)));
@@ -130,6 +132,13 @@ TEST(GgufTest, DecodesEveryValueTypeAndNestedArrays) {
   auto strs = GgufArrayElements(**file->GetArray("strs", GgufValueType::kString));
   ASSERT_EQ(strs.size(), 2u);
   EXPECT_EQ(strs[1].string_value, "yz");
+  EXPECT_THAT(GgufArrayStrings(**file->GetArray("strs", GgufValueType::kString)), ::testing::ElementsAre("x", "yz"));
+  const GgufValue* floats = *file->GetArray("floats", GgufValueType::kFloat32);
+  EXPECT_EQ(GgufArrayNumber(*floats, 1), -2.0);
+  EXPECT_EQ(GgufArrayNumber(*floats, 2), static_cast<double>(1e-3f));
+  const GgufValue* shorts = *file->GetArray("shorts", GgufValueType::kInt16);
+  EXPECT_EQ(GgufArrayNumber(*shorts, 0), -3.0);
+  EXPECT_EQ(GgufArrayNumber(*shorts, 1), 7.0);
   auto nested = GgufArrayElements(**file->GetArray("nested", GgufValueType::kArray));
   ASSERT_EQ(nested.size(), 2u);
   EXPECT_EQ(GgufArrayElements(nested[0])[0].int_value, 7);
