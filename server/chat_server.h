@@ -35,7 +35,7 @@ namespace llama::server {
 // Defaults are the engine's own (SchedulerConfig, EngineLoopOptions, CpuBackendOptions, RewardSelectorOptions);
 // llama-chat-server's flags take theirs from here.
 struct ChatServerOptions {
-  std::string model_dir;
+  std::string model_path;           // a model directory or a GGUF file (engine/model/model_source.h)
   std::string host = "0.0.0.0";
   int port = 50051;                 // 0: any free port (see ChatServer::port)
   int metrics_port = 9400;          // 0: any free port; -1: no metrics endpoint

@@ -21,6 +21,7 @@
 #include "llamachat/v1/chat.grpc.pb.h"
 #include "server/chat_server.h"
 #include "server/request_validation.h"
+#include "tools/backend_flags.h"
 #include "tools/cli_flags.h"
 #include "tools/subcommands.h"
 
@@ -170,7 +171,7 @@ absl::Status BenchServe(const BenchServeArgs& args) {
   ASSIGN_OR_RETURN(std::unique_ptr<server::ChatServer> server, server::ChatServer::Start(options));
   RETURN_IF_ERROR(server->Warmup());
   std::printf("bench-serve: %d clients × %d tokens (sampled, seeds 1000..), %d rounds, %s, max_num_seqs %d\n",
-              num_clients, max_tokens, rounds, options.model_dir.c_str(), options.max_num_seqs);
+              num_clients, max_tokens, rounds, options.model_path.c_str(), options.max_num_seqs);
   std::printf("%-6s %-6s %8s %7s %8s %8s %10s %12s %12s\n", "round", "path", "tokens", "steps", "wall_s", "cpu_s",
               "tokens/s",
               "ttft_p50_ms", "ttft_p99_ms");
@@ -213,9 +214,9 @@ absl::Status BenchServe(const BenchServeArgs& args) {
 
 int RunBenchServe(int argc, char** argv) {
   BenchServeArgs args;
-  FlagSet flags("bench-serve", "--model_dir DIR [flags]",
+  FlagSet flags("bench-serve", "--model PATH [flags]",
                 "gRPC vs direct engine-loop throughput and time to first token with N concurrent streaming clients.");
-  flags.AddRequired("model_dir", &args.server.model_dir, "model directory");
+  AddModelFlag(&flags, &args.server.model_path);
   flags.Add("clients", &args.clients, "concurrent streaming clients (= max_num_seqs and the queue size)");
   flags.Add("max_tokens", &args.max_tokens, "tokens per request");
   flags.Add("rounds", &args.rounds, "rounds of each path (the order alternates)");
