@@ -25,12 +25,13 @@
 #include "engine/model/weights.h"
 #include "engine/reward/reward_model.h"
 #include "engine/text/chat_prompt.h"
+#include "engine/text/model_tokenizer.h"
 #include "engine/text/tokenizer.h"
 #include "scheduler/engine_loop.h"
 #include "scheduler/reward_selector.h"
 #include "scheduler/scheduler_config.h"
 
-ABSL_FLAG(std::string, model_dir, "models/stories15M", "the policy model directory");
+ABSL_FLAG(std::string, model_dir, "models/stories15M", "the policy model: a directory or a GGUF file");
 ABSL_FLAG(std::string, rm_dir, "models/stories15M-safety-rm", "the safety reward model directory");
 ABSL_FLAG(int, max_tokens, 64, "tokens per candidate");
 ABSL_FLAG(int, repeats, 5, "runs per mode (the median is reported)");
@@ -174,7 +175,7 @@ int Main() {
     std::fprintf(stderr, "rejection_sampling_bench: --max_tokens, --repeats and --concurrency must be >= 1\n");
     return 2;
   }
-  auto tokenizer = Tokenizer::Load(a.model_dir + "/tokenizer.model");
+  auto tokenizer = LoadModelTokenizer(a.model_dir);
   auto policy_weights = LoadModelWeights(a.model_dir);
   CHECK_OK(tokenizer.status());
   CHECK_OK(policy_weights.status());

@@ -20,10 +20,11 @@
 #include "absl/strings/str_cat.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/model/weights.h"
+#include "engine/text/model_tokenizer.h"
 #include "engine/text/tokenizer.h"
 #include "scheduler/batch_runner.h"
 
-ABSL_FLAG(std::string, model_dir, "models/stories15M", "model directory");
+ABSL_FLAG(std::string, model_dir, "models/stories15M", "model directory or GGUF file");
 ABSL_FLAG(std::vector<std::string>, concurrency, std::vector<std::string>({"1", "4", "16", "64"}),
           "concurrent sequences of each run, comma-separated");
 ABSL_FLAG(int, prompt_tokens, 32, "prompt length of every sequence");
@@ -88,7 +89,7 @@ double Median(std::vector<double> values) {
 }
 
 int Main(const Args& args) {
-  auto tokenizer = Tokenizer::Load(args.model_dir + "/tokenizer.model");
+  auto tokenizer = LoadModelTokenizer(args.model_dir);
   auto weights = LoadModelWeights(args.model_dir);
   if (!tokenizer.ok() || !weights.ok()) {
     std::fprintf(stderr, "cannot load %s\n", args.model_dir.c_str());

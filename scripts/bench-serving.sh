@@ -15,7 +15,7 @@ mkdir -p "$OUT"
 SERVER_PID=""
 
 start_server() {
-  "$B/llama-chat-server" --model_dir "$M" --port "$PORT" --metrics_port -1 "$@" >"$OUT/server.log" 2>&1 &
+  "$B/llama-chat-server" --model "$M" --port "$PORT" --metrics_port -1 "$@" >"$OUT/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 600); do
     grep -q SERVING "$OUT/server.log" && return 0

@@ -34,3 +34,5 @@ echo "== rejection sampling: k=4 vs k=1 with the safety reward model (issue 5)"
 echo "== prefix caching: multi-turn TTFT (random weights, stories15M shape, 2048 positions) and 32 requests on one"
 echo "   200-token system prompt, on vs off (issue 12)"
 "$B/prefix_cache_bench" --model_dir "$M" --turns 8 --turn_tokens 150 --requests 32 --system_tokens 200 --repeats 3
+echo "== peak RSS while loading a 2.2 GB bf16 checkpoint and its Q8_0 GGUF, against the file, fp32 and packed sizes (issue 11)"
+"$B/load_bench" --dir "${TMPDIR:-/tmp}/llama-load-bench"

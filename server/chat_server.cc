@@ -11,6 +11,7 @@
 #include "engine/cuda_plugin.h"
 #include "engine/model/config.h"
 #include "engine/model/weights.h"
+#include "engine/text/model_tokenizer.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "prometheus/exposer.h"
@@ -54,7 +55,7 @@ absl::StatusOr<std::unique_ptr<Backend>> MakeBackend(const ChatServerOptions& op
 }  // namespace
 
 absl::Status ChatServerOptions::Validate() const {
-  if (model_dir.empty()) return absl::InvalidArgumentError("--model_dir is required");
+  if (model_path.empty()) return absl::InvalidArgumentError("--model is required");
   if (port < 0 || port > 65535) return absl::InvalidArgumentError(absl::StrCat("--port out of range: ", port));
   if (metrics_port < -1 || metrics_port > 65535) {
     return absl::InvalidArgumentError(absl::StrCat("--metrics_port out of range: ", metrics_port));
@@ -85,13 +86,13 @@ absl::StatusOr<std::unique_ptr<ChatServer>> ChatServer::StartWithBackend(const C
 }
 
 absl::Status ChatServer::LoadModel(const ChatServerOptions& options, std::unique_ptr<Backend> backend) {
-  ASSIGN_OR_RETURN(tokenizer_, Tokenizer::Load(options.model_dir + "/tokenizer.model"));
+  ASSIGN_OR_RETURN(tokenizer_, LoadModelTokenizer(options.model_path));
   metrics_ = std::make_shared<ServerMetrics>();
   RETURN_IF_ERROR(LoadRewards(options));  // before the policy, whose KV pool may take the rest of the device
   if (backend != nullptr) {
     backend_ = std::move(backend);
   } else {
-    ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(options.model_dir));
+    ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(options.model_path));
     ASSIGN_OR_RETURN(backend_, MakeBackend(options, std::move(weights)));
   }
   EngineLoopOptions engine_options;
@@ -100,7 +101,7 @@ absl::Status ChatServer::LoadModel(const ChatServerOptions& options, std::unique
   engine_options.scheduler.max_num_batched_tokens = options.max_num_batched_tokens;
   engine_options.scheduler.max_num_candidates = options.max_candidates;
   engine_options.scheduler.enable_prefix_caching = options.enable_prefix_caching;
-  engine_options.model_source = options.model_dir;
+  engine_options.model_source = options.model_path;
   RETURN_IF_ERROR(engine_options.Validate());
   engine_ = std::make_unique<EngineLoop>(backend_.get(), tokenizer_.get(), engine_options);
   if (rewards_ != nullptr) engine_->SetCandidateSelector(rewards_->selector());
@@ -144,7 +145,7 @@ absl::Status ChatServer::LoadRewards(const ChatServerOptions& options) {
 absl::Status ChatServer::StartGrpc(const ChatServerOptions& options) {
   grpc::EnableDefaultHealthCheckService(true);
   if (options.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  ServiceInfo info{options.model_dir, backend_->name(), options.max_queue, options.max_num_seqs,
+  ServiceInfo info{options.model_path, backend_->name(), options.max_queue, options.max_num_seqs,
                    options.max_num_batched_tokens};
   // The default health service starts SERVING; AttachHealth below turns it NOT_SERVING right after the build,
   // and Chat refuses calls (UNAVAILABLE) until Warmup whatever health says.

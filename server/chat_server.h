@@ -36,7 +36,7 @@ namespace llama::server {
 // Defaults are the engine's own (SchedulerConfig, EngineLoopOptions, CpuBackendOptions, RewardSelectorOptions);
 // llama-chat-server's flags take theirs from here.
 struct ChatServerOptions {
-  std::string model_dir;
+  std::string model_path;           // a model directory or a GGUF file (engine/model/model_source.h)
   std::string host = "0.0.0.0";
   int port = 50051;                 // 0: any free port (see ChatServer::port)
   int metrics_port = 9400;          // 0: any free port; -1: no metrics endpoint
@@ -66,8 +66,8 @@ struct ChatServerOptions {
 class ChatServer {
  public:
   static absl::StatusOr<std::unique_ptr<ChatServer>> Start(const ChatServerOptions& options);
-  // The same on a backend the caller built (a test double, a benchmark's): options.model_dir still names the
-  // tokenizer (tokenizer.model) and the reward models are loaded as usual; backend, num_threads and num_kv_blocks
+  // The same on a backend the caller built (a test double, a benchmark's): options.model_path still names the
+  // tokenizer (the tokenizer of the model path) and the reward models are loaded as usual; backend, num_threads and num_kv_blocks
   // are the given backend's.
   static absl::StatusOr<std::unique_ptr<ChatServer>> StartWithBackend(const ChatServerOptions& options,
                                                                       std::unique_ptr<Backend> backend);

@@ -14,7 +14,7 @@
 namespace llama::server {
 
 struct ServiceInfo {
-  std::string model_dir;
+  std::string model_dir;     // the --model path (a directory or a GGUF file), reported as ModelInfo.model_dir
   std::string backend;       // "cpu" or "cuda"
   int max_queue = 0;
   int max_num_seqs = 0;

@@ -11,8 +11,10 @@
 // Every default is ChatServerOptions' (which takes the engine's): written once, there.
 using Options = llama::server::ChatServerOptions;
 
-ABSL_FLAG(std::string, model_dir, Options().model_dir,
-          "Hugging Face Llama model directory (config.json, model.safetensors, tokenizer.model)");
+ABSL_FLAG(std::string, model, Options().model_path,
+          "the model: a Hugging Face Llama model directory (config.json, model.safetensors, tokenizer.model) or a "
+          "GGUF file (its own vocab, or a tokenizer.model beside it)");
+ABSL_FLAG(std::string, model_dir, "", "the older spelling of --model");
 ABSL_FLAG(int, port, Options().port, "gRPC port (0: any free port)");
 ABSL_FLAG(int, metrics_port, Options().metrics_port, "Prometheus /metrics port (0: any free port, -1: off)");
 ABSL_FLAG(std::string, backend, Options().backend, "cpu or cuda");
@@ -41,7 +43,7 @@ ABSL_FLAG(double, drain_timeout, 30, "seconds streams in flight get to finish af
 ABSL_FLAG(bool, reflection, Options().reflection, "serve gRPC server reflection");
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("llama-chat-server --model_dir DIR [--port 50051] [--metrics_port 9400] [...]");
+  absl::SetProgramUsageMessage("llama-chat-server --model DIR|FILE.gguf [--port 50051] [--metrics_port 9400] [...]");
   absl::ParseCommandLine(argc, argv);
   // SIGTERM/SIGINT are blocked in every thread (they inherit this mask) and taken by sigwait below.
   sigset_t signals;
@@ -51,7 +53,14 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   Options options;
-  options.model_dir = absl::GetFlag(FLAGS_model_dir);
+  options.model_path = absl::GetFlag(FLAGS_model);
+  if (const std::string old = absl::GetFlag(FLAGS_model_dir); !old.empty()) {
+    if (!options.model_path.empty() && options.model_path != old) {
+      std::fprintf(stderr, "llama-chat-server: --model and --model_dir name different models\n");
+      return 2;
+    }
+    options.model_path = old;
+  }
   options.port = absl::GetFlag(FLAGS_port);
   options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   options.backend = absl::GetFlag(FLAGS_backend);

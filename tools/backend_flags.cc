@@ -6,6 +6,12 @@
 
 namespace llama::cli {
 
+void AddModelFlag(FlagSet* flags, std::string* model_path) {
+  flags->AddRequired("model", model_path,
+                     "model directory (config.json, model.safetensors, tokenizer.model) or GGUF file");
+  flags->AddAlias("model_dir", "model");
+}
+
 void AddBackendFlags(FlagSet* flags, std::string* backend, std::string* dtype, int* num_threads) {
   flags->Add("backend", backend, "cpu or cuda (the CUDA plugin, libllama_cuda.so)");
   flags->Add("dtype", dtype, "CUDA weights and KV cache: bf16, fp16 or fp32 (ignored on cpu)");

@@ -1,4 +1,4 @@
-// The flags several llama-chat subcommands share, declared once: --backend cpu|cuda, --dtype and --threads (and
+// The flags several llama-chat subcommands share, declared once: --model, --backend cpu|cuda, --dtype and --threads (and
 // the one place that builds the chosen Backend), and the sampling flags. CUDA comes from the run-time plugin
 // (engine/cuda_plugin.h); without it --backend cuda is FAILED_PRECONDITION.
 #pragma once
@@ -16,6 +16,9 @@
 
 namespace llama::cli {
 
+// --model PATH, required: a model directory (config.json, model.safetensors or shards, tokenizer.model) or a GGUF
+// file (engine/model/model_source.h); --model_dir is its older spelling.
+void AddModelFlag(FlagSet* flags, std::string* model_path);
 // --backend, --dtype (CUDA weights/KV type) and --threads (CPU backend threads), bound to the caller's fields.
 void AddBackendFlags(FlagSet* flags, std::string* backend, std::string* dtype, int* num_threads);
 // --temperature, --top_p, --top_k, --repetition_penalty, --seed, bound to the caller's fields.

@@ -63,9 +63,17 @@ void FlagSet::AddRequired(const std::string& name, std::string* target, const st
   AddFlag(name, target, help, Kind::kRequired);
 }
 
+void FlagSet::AddAlias(const std::string& alias, const std::string& name) {
+  CHECK(Find(alias) == nullptr && Find(name) != nullptr);  // a new spelling of a declared flag
+  aliases_.emplace_back(alias, name);
+}
+
 const FlagSet::Flag* FlagSet::Find(const std::string& name) const {
   for (const Flag& f : flags_) {
     if (f.name == name) return &f;
+  }
+  for (const auto& [alias, target] : aliases_) {
+    if (alias == name) return Find(target);
   }
   return nullptr;
 }
@@ -126,7 +134,7 @@ absl::Status FlagSet::Parse(int argc, char** argv) {
       }
     }
     if (absl::Status st = Set(*flag, *value); !st.ok()) return st;
-    given_.insert(name);
+    given_.insert(flag->name);
   }
   for (const Flag& flag : flags_) {
     if (flag.kind == Kind::kRequired && (!Has(flag.name) || std::get<std::string*>(flag.target)->empty())) {
@@ -145,6 +153,9 @@ std::string FlagSet::Usage() const {
     if (f.kind == Kind::kRequired) note = " (required)";
     if (f.kind == Kind::kDefaulted && !f.default_text.empty()) note = absl::StrCat(" (default: ", f.default_text, ")");
     absl::StrAppendFormat(&out, "  %-28s %s%s\n", spelled, f.help, note);
+    for (const auto& [alias, target] : aliases_) {
+      if (target == f.name) absl::StrAppendFormat(&out, "  %-28s same as --%s\n", absl::StrCat("--", alias, " ", placeholder), f.name);
+    }
   }
   return out;
 }
@@ -155,12 +166,14 @@ std::optional<int> FlagSet::ParseOrExit(int argc, char** argv) {
     std::fputs(Usage().c_str(), stdout);
     return 0;
   }
-  if (!status.ok()) {
-    std::fprintf(stderr, "llama-chat %s: %s\n(llama-chat %s --help lists the flags)\n", command_.c_str(),
-                 std::string(status.message()).c_str(), command_.c_str());
-    return 2;
-  }
+  if (!status.ok()) return UsageError(command_, status);
   return std::nullopt;
+}
+
+int UsageError(const std::string& command, const absl::Status& status) {
+  std::fprintf(stderr, "llama-chat %s: %s\n(llama-chat %s --help lists the flags)\n", command.c_str(),
+               std::string(status.message()).c_str(), command.c_str());
+  return 2;
 }
 
 int Fail(const std::string& command, const absl::Status& status) {

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <optional>
 #include <set>
+#include <utility>
 #include <string>
 #include <variant>
 #include <vector>
@@ -39,6 +40,9 @@ class FlagSet {
   void Add(const std::string& name, bool* target, const std::string& help);
   // A string flag that must be given (non-empty).
   void AddRequired(const std::string& name, std::string* target, const std::string& help);
+  // --alias is another spelling of the declared flag --name (an older name kept working): it sets the same field,
+  // and Has(name) and the required check count it.
+  void AddAlias(const std::string& alias, const std::string& name);
   // A flag whose absence means something of its own (the help says what; Has tells): no default is shown.
   template <typename T>
   void AddOptional(const std::string& name, T* target, const std::string& help) {
@@ -69,18 +73,22 @@ class FlagSet {
     Kind kind;
   };
   void AddFlag(const std::string& name, Target target, const std::string& help, Kind kind);
-  const Flag* Find(const std::string& name) const;
+  const Flag* Find(const std::string& name) const;  // by name or alias
   absl::Status Set(const Flag& flag, const std::string& value);
 
   const std::string command_;
   const std::string synopsis_;
   const std::string summary_;
   std::vector<Flag> flags_;  // in declaration order (the usage lists them so)
+  std::vector<std::pair<std::string, std::string>> aliases_;  // (alias, flag name)
   std::set<std::string> given_;
   bool help_requested_ = false;
 };
 
 // Prints "llama-chat <command>: <status message>" to stderr and returns 1 (a subcommand that failed at run time).
 int Fail(const std::string& command, const absl::Status& status);
+// The same for a command line that makes no sense (as ParseOrExit reports a parse error): also says where the flags
+// are listed, and returns 2.
+int UsageError(const std::string& command, const absl::Status& status);
 
 }  // namespace llama::cli

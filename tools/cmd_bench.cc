@@ -1,5 +1,5 @@
 // llama-chat bench: single-stream decode throughput of the CPU backend.
-//   llama-chat bench --model_dir DIR [--prompt_tokens N] [--gen_tokens N] [--threads N] [--repeats R]
+//   llama-chat bench --model PATH [--prompt_tokens N] [--gen_tokens N] [--threads N] [--repeats R]
 // Each run prefills a fixed prompt of N tokens (BOS + deterministic ids) and decodes gen_tokens tokens greedily
 // (no stop tokens, so every run does the same work); decode tokens/s exclude the prefill. One warm-up run, then
 // R timed runs; prints each run and the median.
@@ -23,7 +23,7 @@ namespace llama::cli {
 namespace {
 
 struct BenchArgs {
-  std::string model_dir;
+  std::string model_path;
   int prompt_tokens = 16;
   int gen_tokens = 128;
   int repeats = 5;
@@ -53,7 +53,7 @@ std::vector<int32_t> BenchPrompt(const ModelConfig& config, int n) {
 }
 
 absl::Status RunSingleStream(const BenchArgs& args) {
-  ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(args.model_dir));
+  ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(args.model_path));
   const ModelConfig config = weights.config;
   if (args.prompt_tokens + args.gen_tokens > config.max_position_embeddings) {
     return absl::InvalidArgumentError(absl::StrCat("prompt_tokens + gen_tokens exceed the context of ",
@@ -67,7 +67,7 @@ absl::Status RunSingleStream(const BenchArgs& args) {
   GenerateOptions gen;
   gen.params.temperature = 0.0f;
   gen.max_new_tokens = args.gen_tokens;
-  std::printf("model %s: prompt %d tokens, %d generated, %d threads\n", args.model_dir.c_str(), args.prompt_tokens,
+  std::printf("model %s: prompt %d tokens, %d generated, %d threads\n", args.model_path.c_str(), args.prompt_tokens,
               args.gen_tokens, BackendThreads(*backend));
   RETURN_IF_ERROR(SimpleGenerate(backend.get(), prompt, gen).status());  // warm-up: caches, page faults
   std::vector<double> rates;
@@ -88,10 +88,10 @@ absl::Status RunSingleStream(const BenchArgs& args) {
 
 int RunBench(int argc, char** argv) {
   BenchArgs args;
-  FlagSet flags("bench", "--model_dir DIR [flags]",
+  FlagSet flags("bench", "--model PATH [flags]",
                 "Single-stream decode tokens/s: a fixed prompt, greedy decoding without stop tokens, one warm-up run "
                 "and the median of the timed runs.");
-  flags.AddRequired("model_dir", &args.model_dir, "model directory");
+  AddModelFlag(&flags, &args.model_path);
   flags.Add("prompt_tokens", &args.prompt_tokens, "prompt length (BOS + deterministic ids)");
   flags.Add("gen_tokens", &args.gen_tokens, "tokens generated per run");
   flags.Add("repeats", &args.repeats, "timed runs");

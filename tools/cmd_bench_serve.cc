@@ -17,6 +17,7 @@
 #include "base/status_macros.h"
 #include "grpcpp/grpcpp.h"
 #include "server/chat_server.h"
+#include "tools/backend_flags.h"
 #include "tools/bench_serve_paths.h"
 #include "tools/cli_flags.h"
 #include "tools/load/load_run.h"
@@ -106,7 +107,7 @@ absl::Status BenchServe(BenchServeArgs args) {
   const load::ServerInfo info = load::AskServer(*stub, address);
   std::printf("bench-serve: %s, %d streams in flight, %d requests of %d prompt + %d output tokens (EOS ignored), "
               "%d rounds; server CPUs %s, load process CPUs %s, backend threads %d, max_num_batched_tokens %d\n",
-              options.model_dir.c_str(), args.concurrency, args.num_requests, args.input_tokens, args.output_tokens,
+              options.model_path.c_str(), args.concurrency, args.num_requests, args.input_tokens, args.output_tokens,
               args.rounds, args.server_cpus.empty() ? "any" : args.server_cpus.c_str(),
               args.client_cpus.empty() ? "any" : args.client_cpus.c_str(), options.num_threads,
               options.max_num_batched_tokens);
@@ -139,10 +140,10 @@ absl::Status BenchServe(BenchServeArgs args) {
 
 int RunBenchServe(int argc, char** argv) {
   BenchServeArgs args;
-  FlagSet flags("bench-serve", "--model_dir DIR [flags]",
+  FlagSet flags("bench-serve", "--model PATH [flags]",
                 "gRPC path (llama-chat load in a separate process) vs the same load straight into the engine loop: "
                 "tokens/s, server and client CPU per token, time to first token.");
-  flags.AddRequired("model_dir", &args.server.model_dir, "model directory");
+  AddModelFlag(&flags, &args.server.model_path);
   flags.Add("concurrency", &args.concurrency, "streams in flight (= max_num_seqs)");
   flags.Add("input_tokens", &args.input_tokens, "prompt tokens of every request (exact)");
   flags.Add("output_tokens", &args.output_tokens, "generated tokens of every request (EOS ignored)");

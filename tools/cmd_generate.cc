@@ -15,6 +15,7 @@
 #include "engine/simple_generate.h"
 #include "engine/text/chat_prompt.h"
 #include "engine/text/dialog_json.h"
+#include "engine/text/model_tokenizer.h"
 #include "engine/text/tokenizer.h"
 #include "tools/backend_flags.h"
 #include "tools/cli_flags.h"
@@ -27,7 +28,7 @@ namespace {
 
 // Single-stream mode. Defaults: GenerateOptions' and SamplingParams', except top_p (llama2.c run.c's 0.9).
 struct GenerateArgs {
-  std::string model_dir;
+  std::string model_path;
   std::string prompt;
   std::string dialog;
   GenerateOptions gen;
@@ -38,7 +39,7 @@ struct GenerateArgs {
 };
 
 void AddFlags(FlagSet* flags, GenerateArgs* args) {
-  flags->AddRequired("model_dir", &args->model_dir, "model directory (config.json, model.safetensors, tokenizer.model)");
+  AddModelFlag(flags, &args->model_path);
   flags->Add("prompt", &args->prompt, "BOS + the text's ids; prints the prompt and its continuation");
   flags->Add("dialog", &args->dialog, "a JSON dialog built into the LLaMA 2-Chat prompt; prints only the reply");
   flags->Add("max_tokens", &args->gen.max_new_tokens, "generated tokens at most (clamped to the context)");
@@ -68,8 +69,8 @@ absl::StatusOr<std::vector<int32_t>> BuildPrompt(const GenerateArgs& args, const
 absl::Status Generate(GenerateArgs args, const FlagSet& flags) {
   if (args.gen.max_new_tokens < 0) return absl::InvalidArgumentError("--max_tokens must be >= 0");
   RETURN_IF_ERROR(args.gen.params.Validate());
-  ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, Tokenizer::Load(args.model_dir + "/tokenizer.model"));
-  ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(args.model_dir));
+  ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadModelTokenizer(args.model_path));
+  ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(args.model_path));
   const int max_ctx = weights.config.max_position_embeddings;
   args.cpu.num_blocks = (max_ctx + args.cpu.block_size - 1) / args.cpu.block_size;  // one sequence
   ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
@@ -97,7 +98,7 @@ absl::Status Generate(GenerateArgs args, const FlagSet& flags) {
   return absl::OkStatus();
 }
 
-constexpr char kSynopsis[] = "--model_dir DIR (--prompt TEXT | --dialog FILE.json | --prompts FILE) [flags]";
+constexpr char kSynopsis[] = "--model PATH (--prompt TEXT | --dialog FILE.json | --prompts FILE) [flags]";
 constexpr char kSummary[] = "Generates one sequence with the CPU (or CUDA) backend, streamed to stdout.";
 
 // Whether argv has --name or --name=... (to pick the mode before parsing).

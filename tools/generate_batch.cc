@@ -10,6 +10,7 @@
 #include "base/status_macros.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/model/weights.h"
+#include "engine/text/model_tokenizer.h"
 #include "engine/text/tokenizer.h"
 #include "scheduler/batch_runner.h"
 #include "tools/backend_flags.h"
@@ -21,7 +22,7 @@ namespace {
 
 // Defaults: the engine loop's and the CPU backend's, greedy sampling and 128 new tokens per prompt.
 struct GenerateBatchArgs {
-  std::string model_dir;
+  std::string model_path;
   std::string prompts_path;
   CpuBackendOptions cpu;        // num_blocks 0: the backend's default pool
   std::string backend = "cpu";  // --backend cpu|cuda
@@ -32,12 +33,12 @@ struct GenerateBatchArgs {
   EngineLoopOptions loop;
 };
 
-constexpr char kSynopsis[] = "--model_dir DIR --prompts FILE [flags]";
+constexpr char kSynopsis[] = "--model PATH --prompts FILE [flags]";
 constexpr char kSummary[] =
     "Runs every line of FILE through the continuous-batching engine loop at once; one result line per prompt.";
 
 void AddFlags(FlagSet* flags, GenerateBatchArgs* args) {
-  flags->AddRequired("model_dir", &args->model_dir, "model directory (config.json, model.safetensors, tokenizer.model)");
+  AddModelFlag(flags, &args->model_path);
   flags->AddRequired("prompts", &args->prompts_path, "one prompt per line (BOS + its ids)");
   flags->Add("max_tokens", &args->max_tokens, "generated tokens per prompt at most");
   AddSamplingFlags(flags, &args->sampling, &args->seed);
@@ -85,8 +86,8 @@ std::string EscapeLine(const std::string& text) {
 
 absl::Status GenerateBatch(const GenerateBatchArgs& args) {
   ASSIGN_OR_RETURN(std::vector<std::string> prompts, ReadLines(args.prompts_path));
-  ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, Tokenizer::Load(args.model_dir + "/tokenizer.model"));
-  ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(args.model_dir));
+  ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadModelTokenizer(args.model_path));
+  ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(args.model_path));
   ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(args.backend, args.dtype, std::move(weights), args.cpu));
 
   std::vector<GenerationRequest> requests;
@@ -101,7 +102,7 @@ absl::Status GenerateBatch(const GenerateBatchArgs& args) {
     requests.push_back(std::move(r));
   }
   EngineLoopOptions loop = args.loop;
-  loop.model_source = args.model_dir;
+  loop.model_source = args.model_path;
   ASSIGN_OR_RETURN(BatchResult result, RunBatch(backend.get(), tokenizer.get(), loop, std::move(requests)));
 
   int num_errors = 0;

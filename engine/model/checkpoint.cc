@@ -43,14 +43,15 @@ std::string ShapeToString(const std::vector<int64_t>& shape) {
   return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
 }
 
-absl::StatusOr<Checkpoint> Checkpoint::Open(const std::string& model_dir) {
-  Checkpoint ckpt;
+absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& model_dir) {
+  std::unique_ptr<Checkpoint> ckpt(new Checkpoint());
+  ASSIGN_OR_RETURN(ckpt->config_, LoadModelConfig(model_dir));
   const std::string single = model_dir + "/model.safetensors";
   const std::string index = model_dir + "/model.safetensors.index.json";
   if (std::filesystem::exists(single)) {
     ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::Open(single));
-    ckpt.files_.push_back(std::make_unique<SafetensorsFile>(std::move(file)));
-    for (const auto& t : ckpt.files_.back()->tensors()) ckpt.owner_[t.name] = ckpt.files_.back().get();
+    ckpt->files_.push_back(std::make_unique<SafetensorsFile>(std::move(file)));
+    for (const auto& t : ckpt->files_.back()->tensors()) ckpt->owner_[t.name] = ckpt->files_.back().get();
     return ckpt;
   }
   if (!std::filesystem::exists(index)) {
@@ -61,14 +62,14 @@ absl::StatusOr<Checkpoint> Checkpoint::Open(const std::string& model_dir) {
   for (const auto& [name, shard] : weight_map) {
     if (!shards.count(shard)) {
       ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::Open(model_dir + "/" + shard));
-      ckpt.files_.push_back(std::make_unique<SafetensorsFile>(std::move(file)));
-      shards[shard] = ckpt.files_.back().get();
+      ckpt->files_.push_back(std::make_unique<SafetensorsFile>(std::move(file)));
+      shards[shard] = ckpt->files_.back().get();
     }
     if (shards[shard]->Find(name) == nullptr) {
       return absl::InvalidArgumentError(
           absl::StrCat(index, ": weight_map puts tensor '", name, "' in ", shard, ", which does not contain it"));
     }
-    ckpt.owner_[name] = shards[shard];
+    ckpt->owner_[name] = shards[shard];
   }
   return ckpt;
 }
@@ -78,18 +79,38 @@ const SafetensorsTensorInfo* Checkpoint::Find(const std::string& name) const {
   return it == owner_.end() ? nullptr : it->second->Find(name);
 }
 
-absl::StatusOr<std::vector<float>> Checkpoint::Read(const std::string& name,
-                                                    const std::vector<int64_t>& shape) const {
+absl::StatusOr<TensorInfo> Checkpoint::Info(const std::string& name) const {
   const SafetensorsTensorInfo* info = Find(name);
-  if (info == nullptr) {
+  if (info == nullptr) return absl::NotFoundError(absl::StrCat("checkpoint has no tensor '", name, "'"));
+  TensorInfo out;
+  out.shape = info->shape;
+  switch (info->dtype) {
+    case SafetensorsDtype::kF32: out.stored = StoredDtype::kF32; break;
+    case SafetensorsDtype::kF16: out.stored = StoredDtype::kF16; break;
+    case SafetensorsDtype::kBF16: out.stored = StoredDtype::kBF16; break;
+  }
+  return out;
+}
+
+absl::Status Checkpoint::ReadRows(const std::string& name, int64_t row_begin, int64_t row_end, float* out) const {
+  const SafetensorsTensorInfo* info = Find(name);
+  if (info == nullptr) return absl::NotFoundError(absl::StrCat("checkpoint has no tensor '", name, "'"));
+  if (info->shape.empty() || info->shape.size() > 2) {
     return absl::InvalidArgumentError(
-        absl::StrCat("checkpoint is missing tensor '", name, "' (expected shape ", ShapeToString(shape), ")"));
+        absl::StrCat("tensor '", name, "' has shape ", ShapeToString(info->shape), ": not a vector or a matrix"));
   }
-  if (info->shape != shape) {
-    return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "' has shape ", ShapeToString(info->shape),
-                                                   ", expected ", ShapeToString(shape)));
+  const int64_t rows = info->shape.size() == 1 ? 1 : info->shape[0];
+  const int64_t cols = info->shape.back();
+  if (row_begin < 0 || row_end < row_begin || row_end > rows) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rows [", row_begin, ", ", row_end, ") of '", name, "' outside [0, ", rows, ")"));
   }
-  return owner_.at(name)->ReadF32(name);
+  owner_.at(name)->ReadElementsF32(*info, row_begin * cols, row_end * cols, out);
+  return absl::OkStatus();
+}
+
+void Checkpoint::Release(const std::string& name) const {
+  if (const SafetensorsTensorInfo* info = Find(name)) owner_.at(name)->ReleasePages(*info);
 }
 
 std::vector<std::string> Checkpoint::TensorNames() const {

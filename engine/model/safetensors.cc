@@ -1,10 +1,5 @@
 #include "engine/model/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -14,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/check.h"
 #include "base/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -246,60 +242,11 @@ absl::StatusOr<std::vector<SafetensorsTensorInfo>> ParseSafetensorsHeader(
 }
 
 absl::StatusOr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return absl::NotFoundError(absl::StrCat(path, ": no such file"));
-    return absl::InvalidArgumentError(absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
-  }
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
-  }
   SafetensorsFile file;
-  file.path_ = path;
-  file.map_bytes_ = static_cast<size_t>(st.st_size);
-  if (file.map_bytes_ > 0) {
-    void* p = ::mmap(nullptr, file.map_bytes_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-      ::close(fd);
-      return absl::InvalidArgumentError(absl::StrCat(path, ": mmap failed: ", std::strerror(errno)));
-    }
-    file.map_ = static_cast<const uint8_t*>(p);
-  }
-  ::close(fd);
-  size_t data_offset = 0;
-  ASSIGN_OR_RETURN(file.tensors_, ParseSafetensorsHeader(absl::MakeConstSpan(file.map_, file.map_bytes_), path,
-                                                         &data_offset, &file.metadata_));
-  file.data_ = file.map_ + data_offset;
+  ASSIGN_OR_RETURN(file.file_, MappedFile::Open(path));
+  ASSIGN_OR_RETURN(file.tensors_, ParseSafetensorsHeader(file.file_.bytes(), path, &file.data_offset_, &file.metadata_));
   for (size_t i = 0; i < file.tensors_.size(); ++i) file.index_[file.tensors_[i].name] = i;
   return file;
-}
-
-SafetensorsFile::SafetensorsFile(SafetensorsFile&& other) noexcept { *this = std::move(other); }
-
-SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&& other) noexcept {
-  if (this == &other) return *this;
-  Unmap();
-  path_ = std::move(other.path_);
-  map_ = other.map_;
-  map_bytes_ = other.map_bytes_;
-  data_ = other.data_;
-  tensors_ = std::move(other.tensors_);
-  index_ = std::move(other.index_);
-  metadata_ = std::move(other.metadata_);
-  other.map_ = nullptr;
-  other.map_bytes_ = 0;
-  other.data_ = nullptr;
-  return *this;
-}
-
-SafetensorsFile::~SafetensorsFile() { Unmap(); }
-
-void SafetensorsFile::Unmap() {
-  if (map_ != nullptr) ::munmap(const_cast<uint8_t*>(map_), map_bytes_);
-  map_ = nullptr;
-  map_bytes_ = 0;
 }
 
 const SafetensorsTensorInfo* SafetensorsFile::Find(const std::string& name) const {
@@ -307,22 +254,33 @@ const SafetensorsTensorInfo* SafetensorsFile::Find(const std::string& name) cons
   return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
-absl::StatusOr<std::vector<float>> SafetensorsFile::ReadF32(const std::string& name) const {
-  const SafetensorsTensorInfo* info = Find(name);
-  if (info == nullptr) return absl::NotFoundError(absl::StrCat(path_, ": no tensor named '", name, "'"));
-  const int64_t n = info->num_elements();
-  std::vector<float> out(static_cast<size_t>(n));
-  const uint8_t* src = data_ + info->begin;  // not necessarily aligned: copy element by element via memcpy
-  if (info->dtype == SafetensorsDtype::kF32) {
-    if (n > 0) std::memcpy(out.data(), src, static_cast<size_t>(n) * 4);
-    return out;
+void SafetensorsFile::ReadElementsF32(const SafetensorsTensorInfo& info, int64_t begin, int64_t end, float* out) const {
+  CHECK(0 <= begin && begin <= end && end <= info.num_elements());
+  const int64_t n = end - begin;
+  const int64_t bytes = DtypeBytes(info.dtype);
+  // Not necessarily aligned: F32 is copied with memcpy, F16/BF16 assembled byte by byte (little-endian).
+  const uint8_t* src = file_.data() + data_offset_ + info.begin + begin * bytes;
+  if (info.dtype == SafetensorsDtype::kF32) {
+    if (n > 0) std::memcpy(out, src, static_cast<size_t>(n) * 4);
+    return;
   }
-  const bool half = info->dtype == SafetensorsDtype::kF16;
+  const bool half = info.dtype == SafetensorsDtype::kF16;
   for (int64_t i = 0; i < n; ++i) {
-    const uint16_t bits = static_cast<uint16_t>(src[2 * i] | (src[2 * i + 1] << 8));  // little-endian
+    const uint16_t bits = static_cast<uint16_t>(src[2 * i] | (src[2 * i + 1] << 8));
     out[i] = half ? HalfToFloat(bits) : BFloat16ToFloat(bits);
   }
+}
+
+absl::StatusOr<std::vector<float>> SafetensorsFile::ReadF32(const std::string& name) const {
+  const SafetensorsTensorInfo* info = Find(name);
+  if (info == nullptr) return absl::NotFoundError(absl::StrCat(path(), ": no tensor named '", name, "'"));
+  std::vector<float> out(static_cast<size_t>(info->num_elements()));
+  ReadElementsF32(*info, 0, info->num_elements(), out.data());
   return out;
+}
+
+void SafetensorsFile::ReleasePages(const SafetensorsTensorInfo& info) const {
+  file_.ReleasePages(data_offset_ + info.begin, data_offset_ + info.end);
 }
 
 absl::Status WriteSafetensors(const std::string& path, absl::Span<const SafetensorsWriteTensor> tensors,

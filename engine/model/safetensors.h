@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "engine/model/mapped_file.h"
 
 namespace llama {
 
@@ -39,16 +40,11 @@ float BFloat16ToFloat(uint16_t bits);
 
 class SafetensorsFile {
  public:
-  // Maps the file and validates the whole header. Errors are INVALID_ARGUMENT (NOT_FOUND if the file is missing).
+  // Maps the file and validates the whole header. Errors are INVALID_ARGUMENT (NOT_FOUND if the file is missing,
+  // RESOURCE_EXHAUSTED if it cannot be mapped).
   static absl::StatusOr<SafetensorsFile> Open(const std::string& path);
 
-  SafetensorsFile(SafetensorsFile&& other) noexcept;
-  SafetensorsFile& operator=(SafetensorsFile&& other) noexcept;
-  SafetensorsFile(const SafetensorsFile&) = delete;
-  SafetensorsFile& operator=(const SafetensorsFile&) = delete;
-  ~SafetensorsFile();
-
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return file_.path(); }
   // Sorted by data offset.
   const std::vector<SafetensorsTensorInfo>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
@@ -56,15 +52,17 @@ class SafetensorsFile {
   const SafetensorsTensorInfo* Find(const std::string& name) const;
   // The tensor's values widened to fp32, row-major. NOT_FOUND when absent.
   absl::StatusOr<std::vector<float>> ReadF32(const std::string& name) const;
+  // Elements [begin, end) of one of this file's tensors (flat, row-major) widened to fp32 into out[end - begin].
+  // The range must lie inside the tensor (CHECKed: callers check rows against the shape).
+  void ReadElementsF32(const SafetensorsTensorInfo& info, int64_t begin, int64_t end, float* out) const;
+  // Drops the tensor's pages from the process (MappedFile::ReleasePages).
+  void ReleasePages(const SafetensorsTensorInfo& info) const;
 
  private:
   SafetensorsFile() = default;
-  void Unmap();
 
-  std::string path_;
-  const uint8_t* map_ = nullptr;  // the whole file
-  size_t map_bytes_ = 0;
-  const uint8_t* data_ = nullptr;  // start of the data buffer inside map_
+  MappedFile file_;
+  size_t data_offset_ = 0;  // where the data buffer starts in the file
   std::vector<SafetensorsTensorInfo> tensors_;
   std::map<std::string, size_t> index_;  // name -> position in tensors_
   std::map<std::string, std::string> metadata_;

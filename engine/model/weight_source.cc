@@ -74,9 +74,14 @@ absl::Status CheckWeightShapes(const WeightSource& source) {
   if (c.num_labels > 0 && source.Info("score.bias").ok()) specs.push_back({"score.bias", {c.num_labels}});
   for (const TensorSpec& spec : specs) {
     auto info = source.Info(spec.name);
-    if (!info.ok()) return absl::Status(info.status().code(), absl::StrCat("tensor ", spec.name, ": ", info.status().message()));
+    // A tensor the config needs and the source lacks is a broken model: INVALID_ARGUMENT, as a misshapen one is.
+    if (absl::IsNotFound(info.status())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("missing tensor '", spec.name, "' (expected shape ", ShapeString(spec.shape), ")"));
+    }
+    if (!info.ok()) return absl::Status(info.status().code(), absl::StrCat("tensor '", spec.name, "': ", info.status().message()));
     if (info->shape != spec.shape) {
-      return absl::InvalidArgumentError(absl::StrCat("tensor ", spec.name, " has shape ", ShapeString(info->shape),
+      return absl::InvalidArgumentError(absl::StrCat("tensor '", spec.name, "' has shape ", ShapeString(info->shape),
                                                      ", expected ", ShapeString(spec.shape)));
     }
   }

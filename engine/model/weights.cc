@@ -10,8 +10,9 @@
 #include "absl/strings/str_cat.h"
 #include "base/check.h"
 #include "base/status_macros.h"
-#include "engine/model/checkpoint.h"
+#include "engine/model/model_source.h"
 #include "engine/model/safetensors.h"
+#include "engine/model/weight_source.h"
 
 namespace llama {
 namespace {
@@ -107,23 +108,10 @@ std::vector<TensorSpec> ModelTensorSpecs(const ModelConfig& config) {
 }
 
 
-absl::StatusOr<ModelWeights> LoadModelWeights(const std::string& model_dir) {
-  ModelWeights w;
-  ASSIGN_OR_RETURN(w.config, LoadModelConfig(model_dir));
-  ASSIGN_OR_RETURN(Checkpoint ckpt, Checkpoint::Open(model_dir));
-  auto with_dir = [&](const absl::Status& s) { return absl::Status(s.code(), absl::StrCat(model_dir, ": ", s.message())); };
-  w.layers.resize(w.config.num_hidden_layers);
-  for (auto& slot : RequiredSlots(w.config, &w)) {
-    auto data = ckpt.Read(slot.name, slot.shape);
-    if (!data.ok()) return with_dir(data.status());
-    *slot.data = std::move(*data);
-  }
-  // score.bias is optional for reward models (HF's LlamaForSequenceClassification has none; our trainer may add one).
-  if (w.config.num_labels > 0 && ckpt.Find("score.bias") != nullptr) {
-    auto bias = ckpt.Read("score.bias", {w.config.num_labels});
-    if (!bias.ok()) return with_dir(bias.status());
-    w.score_bias = std::move(*bias);
-  }
+absl::StatusOr<ModelWeights> LoadModelWeights(const std::string& model_path) {
+  ASSIGN_OR_RETURN(std::unique_ptr<WeightSource> source, OpenWeightSource(model_path));
+  absl::StatusOr<ModelWeights> w = MaterializeWeights(*source);
+  if (!w.ok()) return absl::Status(w.status().code(), absl::StrCat(model_path, ": ", w.status().message()));
   return w;
 }
 

@@ -52,9 +52,11 @@ struct TensorSpec {
 // score.bias is not listed.
 std::vector<TensorSpec> ModelTensorSpecs(const ModelConfig& config);
 
-// Loads config.json and model.safetensors (or the shards named by model.safetensors.index.json) from model_dir.
-// F16/BF16 tensors are widened to fp32. Every tensor the config needs must be present with the right shape.
-absl::StatusOr<ModelWeights> LoadModelWeights(const std::string& model_dir);
+// Host fp32 weights of the model at model_path: a model directory (config.json and model.safetensors, or the shards
+// named by model.safetensors.index.json) or a GGUF file (model_source.h). Read through the WeightSource one tensor
+// at a time, each tensor's file pages dropped once it is converted, so the only full copy is the result. Every
+// tensor the config needs must be present with the right shape; RESOURCE_EXHAUSTED when memory runs out.
+absl::StatusOr<ModelWeights> LoadModelWeights(const std::string& model_path);
 
 // Random weights of a given shape (for tests and benchmarks without a checkpoint): normal(0, scale) matrices,
 // norms around 1. Deterministic in seed.

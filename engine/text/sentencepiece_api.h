@@ -28,9 +28,10 @@ class SentencePieceApi {
   virtual int eos_id() const = 0;
 };
 
-// The module's one exported symbol: loads a model, or returns null with the reason in *error.
-using SentencePieceOpenFn = SentencePieceApi* (*)(const char* model_path, std::string* error);
-inline constexpr char kSentencePieceOpenSymbol[] = "LlamaSentencePieceOpen";
+// The module's one exported symbol: loads a model from its serialized ModelProto (a tokenizer.model file's bytes,
+// or one assembled from a GGUF vocab), or returns null with the reason in *error.
+using SentencePieceOpenFn = SentencePieceApi* (*)(const std::string& serialized_model, std::string* error);
+inline constexpr char kSentencePieceOpenSymbol[] = "LlamaSentencePieceOpenProto";
 inline constexpr char kSentencePieceModuleName[] = "libllama_sentencepiece.so";
 
 }  // namespace llama

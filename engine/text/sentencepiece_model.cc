@@ -39,10 +39,11 @@ SentencePieceOpenFn OpenModule(std::string* error) {
 
 }  // namespace
 
-std::unique_ptr<SentencePieceModel> SentencePieceModel::Load(const std::string& model_path, std::string* error) {
+std::unique_ptr<SentencePieceModel> SentencePieceModel::FromSerializedProto(const std::string& serialized_model,
+                                                                         std::string* error) {
   SentencePieceOpenFn open_fn = OpenModule(error);
   if (open_fn == nullptr) return nullptr;
-  std::unique_ptr<SentencePieceApi> sp(open_fn(model_path.c_str(), error));
+  std::unique_ptr<SentencePieceApi> sp(open_fn(serialized_model, error));
   if (sp == nullptr) return nullptr;
   std::unique_ptr<SentencePieceModel> model(new SentencePieceModel());
   model->sp_ = std::move(sp);

@@ -16,8 +16,9 @@ class SentencePieceApi;
 
 class SentencePieceModel {
  public:
-  // Null on failure, with the reason in *error.
-  static std::unique_ptr<SentencePieceModel> Load(const std::string& model_path, std::string* error);
+  // From a serialized ModelProto (a tokenizer.model file's bytes). Null on failure, with the reason in *error.
+  static std::unique_ptr<SentencePieceModel> FromSerializedProto(const std::string& serialized_model,
+                                                                 std::string* error);
   ~SentencePieceModel();
 
   // False only when the model is not loaded (Load rules that out).

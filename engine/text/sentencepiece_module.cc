@@ -11,8 +11,8 @@ namespace {
 
 class SentencePieceImpl : public SentencePieceApi {
  public:
-  bool Load(const char* model_path, std::string* error) {
-    if (const auto status = sp_.Load(model_path); !status.ok()) {
+  bool Load(const std::string& serialized_model, std::string* error) {
+    if (const auto status = sp_.LoadFromSerializedProto(serialized_model); !status.ok()) {
       *error = status.ToString();
       return false;
     }
@@ -35,9 +35,9 @@ class SentencePieceImpl : public SentencePieceApi {
 }  // namespace
 }  // namespace llama
 
-extern "C" __attribute__((visibility("default"))) llama::SentencePieceApi* LlamaSentencePieceOpen(
-    const char* model_path, std::string* error) {
+extern "C" __attribute__((visibility("default"))) llama::SentencePieceApi* LlamaSentencePieceOpenProto(
+    const std::string& serialized_model, std::string* error) {
   auto impl = std::make_unique<llama::SentencePieceImpl>();
-  if (!impl->Load(model_path, error)) return nullptr;
+  if (!impl->Load(serialized_model, error)) return nullptr;
   return impl.release();
 }

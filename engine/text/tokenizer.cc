@@ -1,6 +1,8 @@
 #include "engine/text/tokenizer.h"
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <system_error>
 #include <utility>
 
@@ -33,10 +35,19 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& mo
   if (std::error_code ec; !std::filesystem::is_regular_file(model_path, ec)) {
     return absl::NotFoundError(absl::StrCat("tokenizer '", model_path, "': no such file"));
   }
+  std::ifstream in(model_path, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read tokenizer '", model_path, "'"));
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  return FromSerializedModel(bytes.str(), model_path);
+}
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromSerializedModel(const std::string& serialized_model,
+                                                                          const std::string& name) {
   std::string error;
-  std::unique_ptr<SentencePieceModel> sp = SentencePieceModel::Load(model_path, &error);
+  std::unique_ptr<SentencePieceModel> sp = SentencePieceModel::FromSerializedProto(serialized_model, &error);
   if (sp == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot load tokenizer '", model_path, "': ", error));
+    return absl::InvalidArgumentError(absl::StrCat("cannot load tokenizer '", name, "': ", error));
   }
   std::unique_ptr<Tokenizer> tokenizer(new Tokenizer());
   const int vocab_size = sp->piece_size();
@@ -61,7 +72,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& mo
     }
   }
   if (sp->bos_id() < 0 || sp->eos_id() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("tokenizer '", model_path, "' has no BOS or EOS piece"));
+    return absl::InvalidArgumentError(absl::StrCat("tokenizer '", name, "' has no BOS or EOS piece"));
   }
   tokenizer->bos_id_ = sp->bos_id();
   tokenizer->eos_id_ = sp->eos_id();

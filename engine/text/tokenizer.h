@@ -16,7 +16,12 @@ class SentencePieceModel;  // engine/text/sentencepiece_model.h
 
 class Tokenizer {
  public:
+  // A tokenizer.model file. NOT_FOUND when missing, INVALID_ARGUMENT when SentencePiece refuses it.
   static absl::StatusOr<std::unique_ptr<Tokenizer>> Load(const std::string& model_path);
+  // A serialized SentencePiece ModelProto (a tokenizer.model's bytes, or SerializeModelProto of a vocab); `name`
+  // says where it came from in errors.
+  static absl::StatusOr<std::unique_ptr<Tokenizer>> FromSerializedModel(const std::string& serialized_model,
+                                                                        const std::string& name);
   ~Tokenizer();
 
   // Text → ids exactly as SentencePiece encodes it (a leading "▁" is added by the model's normalizer); no BOS/EOS.

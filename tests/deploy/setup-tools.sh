@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the npm tools of the deploy tests (kubernetes-models, @kubernetes-models/prometheus-operator,
-# dockerfilelint, js-yaml; versions pinned in package.json and package-lock.json) into tests/deploy/node_modules,
-# which git ignores. Idempotent: does nothing when node_modules was installed from the current lock file. Also
+# dockerfilelint, js-yaml, @huggingface/gguf; versions pinned in package.json and package-lock.json) into
+# tests/deploy/node_modules, which git ignores. Idempotent: does nothing when node_modules was installed from the current lock file. Also
 # checks that the other tools the deploy tests use are present (scripts/install-deps.sh installs them).
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -3,6 +3,7 @@
 // deadline freeing the sequence, model info, and the metrics reconciling with what was sent.
 #include <atomic>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 #include <sstream>
 
@@ -112,6 +113,39 @@ TEST_F(ChatE2eTest, TheNextTurnReusesThePreviousTurnsKv) {
                                                   " --threads 2 2>/dev/null"));
   ASSERT_FALSE(turn2.text.empty());
   EXPECT_EQ(cli, turn2.text + "\n");
+}
+
+// The same model as a GGUF file (our writer, F32, so the weights are the same numbers) with its own vocab (no
+// tokenizer.model beside it): a server started with --model FILE.gguf gives the same greedy reply, GetModelInfo
+// names the file, and the CLI's generate --model FILE.gguf agrees.
+TEST_F(ChatE2eTest, GgufModelServesTheSameReply) {
+  const std::string dir = ::testing::TempDir() + "/chat_e2e_gguf";
+  std::filesystem::create_directories(dir);
+  const std::string gguf = dir + "/stories15M-f32.gguf";
+  RunCommand(absl::StrCat(LLAMA_BIN_DIR, "/llama-chat convert --model ", ModelDir(), " --to_gguf ", gguf,
+                          " --gguf_type f32 >/dev/null"));
+  ASSERT_TRUE(std::filesystem::exists(gguf));
+  const v1::ChatRequest request = MakeRequest(kDialog, 40);
+  StreamResult expected = CountedChat(request);
+  ASSERT_TRUE(expected.status.ok()) << expected.status.error_message();
+  ChatServerOptions options = E2eOptions();
+  options.model_path = gguf;
+  std::unique_ptr<ChatServer> server = StartServer(options);
+  ASSERT_NE(server, nullptr);
+  auto stub = Connect(server->port());
+  StreamResult result = Chat(*stub, request, absl::Seconds(120));
+  ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+  EXPECT_EQ(result.text, expected.text);
+  v1::GetModelInfoResponse info;
+  grpc::ClientContext context;
+  ASSERT_TRUE(stub->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).ok());
+  EXPECT_EQ(info.model_dir(), gguf);
+  EXPECT_EQ(info.model().vocab_size(), 32000);
+  server->Drain(absl::Seconds(10));
+  const std::string dialog_path = WriteTempFile("gguf_dialog.json", DialogJson(request));
+  EXPECT_EQ(RunCommand(absl::StrCat(LLAMA_BIN_DIR, "/llama-chat generate --model ", gguf, " --dialog ", dialog_path,
+                                    " --max_tokens 40 --temperature 0 --threads 2 2>/dev/null")),
+            expected.text + "\n");
 }
 
 TEST_F(ChatE2eTest, TokenizeEqualsCliTokenize) {

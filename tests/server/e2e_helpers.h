@@ -28,9 +28,10 @@ inline bool HaveModel() {
   return std::ifstream(ModelDir() + "/model.safetensors").good() && std::ifstream(ModelDir() + "/tokenizer.model").good();
 }
 
-// A server on 127.0.0.1 with an OS-picked port, warmed up unless told otherwise.
+// A server on 127.0.0.1 with an OS-picked port (stories15M unless options name a model), warmed up unless told
+// otherwise.
 inline std::unique_ptr<ChatServer> StartServer(ChatServerOptions options, bool warm_up = true) {
-  options.model_dir = ModelDir();
+  if (options.model_path.empty()) options.model_path = ModelDir();
   options.host = "127.0.0.1";
   options.port = 0;
   options.metrics_port = 0;

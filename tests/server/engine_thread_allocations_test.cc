@@ -160,7 +160,7 @@ TEST(EngineThreadAllocationsTest, NonePerStreamedToken) {
   auto counting = std::make_unique<CountingBackend>(std::move(*inner));
   CountingBackend* backend = counting.get();
   ChatServerOptions options;
-  options.model_dir = ModelDir();
+  options.model_path = ModelDir();
   options.host = "127.0.0.1";
   options.port = 0;
   options.metrics_port = -1;

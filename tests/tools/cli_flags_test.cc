@@ -119,6 +119,28 @@ TEST_F(FlagSetTest, BadInputIsInvalidArgumentNamingTheFlag) {
   }
 }
 
+TEST(FlagSetAliasTest, AnAliasSetsTheSameFieldAndCountsAsGiven) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"--model", "/a.gguf"},
+                                               std::vector<std::string>{"--model_dir=/a.gguf"}}) {
+    std::string model;
+    FlagSet flags("demo", "", "");
+    flags.AddRequired("model", &model, "model directory or GGUF file");
+    flags.AddAlias("model_dir", "model");
+    Argv argv(args);
+    ASSERT_TRUE(flags.Parse(argv.argc(), argv.argv()).ok());
+    EXPECT_EQ(model, "/a.gguf");
+    EXPECT_TRUE(flags.Has("model"));
+    EXPECT_THAT(flags.Usage(), HasSubstr("--model_dir TEXT"));
+    EXPECT_THAT(flags.Usage(), HasSubstr("same as --model"));
+  }
+  std::string model;
+  FlagSet flags("demo", "", "");
+  flags.AddRequired("model", &model, "");
+  flags.AddAlias("model_dir", "model");
+  Argv none(std::vector<std::string>{});
+  EXPECT_THAT(flags.Parse(none.argc(), none.argv()).message(), HasSubstr("missing required flag --model"));
+}
+
 TEST_F(FlagSetTest, HelpWinsOverEverythingElse) {
   EXPECT_TRUE(Parse({"--bogus", "--help"}).ok());
   EXPECT_TRUE(flags_.help_requested());

@@ -91,7 +91,7 @@ TEST_F(LlamaChatCliTest, EverySubcommandHelpListsItsFlags) {
   }
   // A few flags each, with the defaults their option structs give.
   const Outcome generate = LlamaChat("generate --help");
-  for (const char* flag : {"--model_dir TEXT", "--prompt TEXT", "--dialog TEXT", "--prompts TEXT", "--threads N",
+  for (const char* flag : {"--model TEXT", "--model_dir TEXT", "--prompt TEXT", "--dialog TEXT", "--prompts TEXT", "--threads N",
                            "--backend TEXT", "--num_kv_blocks N", "--max_num_seqs N"}) {
     EXPECT_THAT(generate.out, HasSubstr(flag)) << flag;
   }
@@ -100,6 +100,7 @@ TEST_F(LlamaChatCliTest, EverySubcommandHelpListsItsFlags) {
   EXPECT_THAT(generate.out, HasSubstr("sequences in one engine step at most (default: 64)"));  // SchedulerConfig
   EXPECT_THAT(LlamaChat("tokenize --help").out, HasSubstr("--max_prompt_tokens N"));
   EXPECT_THAT(LlamaChat("convert --help").out, HasSubstr("--kv_heads N"));
+  EXPECT_THAT(LlamaChat("convert --help").out, HasSubstr("--gguf_type TEXT"));
   EXPECT_THAT(LlamaChat("chat --help").out, HasSubstr("the server's gRPC address (required)"));
   EXPECT_THAT(LlamaChat("train-rm-head --help").out, HasSubstr("(default: 0.2)"));
   EXPECT_THAT(LlamaChat("bench-serve --help").out, HasSubstr("tokens in one engine step at most (default: 512)"));
@@ -124,7 +125,10 @@ TEST_F(LlamaChatCliTest, UnknownFlagIsAClearErrorForEverySubcommand) {
 TEST_F(LlamaChatCliTest, MissingAndMalformedValuesAreNamed) {
   const Outcome missing = LlamaChat("convert --tokenizer t --out o");
   EXPECT_EQ(missing.exit_code, 2);
-  EXPECT_THAT(missing.err, HasSubstr("llama-chat convert: missing required flag --from_llama2c"));
+  EXPECT_THAT(missing.err, HasSubstr("llama-chat convert: give exactly one of --from_llama2c and --to_gguf"));
+  const Outcome no_model = LlamaChat("generate --prompt hi");
+  EXPECT_EQ(no_model.exit_code, 2);
+  EXPECT_THAT(no_model.err, HasSubstr("llama-chat generate: missing required flag --model"));
   const Outcome malformed = LlamaChat("bench --model_dir m --repeats many");
   EXPECT_EQ(malformed.exit_code, 2);
   EXPECT_THAT(malformed.err, HasSubstr("llama-chat bench: --repeats must be an integer, got 'many'"));
@@ -147,7 +151,7 @@ TEST_F(LlamaChatCliTest, MissingAndMalformedValuesAreNamed) {
 TEST_F(LlamaChatCliTest, BenchServeComparesTheSameWork) {
   const std::string model = std::string(LLAMA_SOURCE_DIR) + "/models/stories15M";
   if (!std::ifstream(model + "/model.safetensors").good()) GTEST_SKIP() << "models/stories15M missing";
-  const Outcome run = LlamaChat(absl::StrCat("bench-serve --model_dir ", model, " --concurrency 2 --num_requests 4",
+  const Outcome run = LlamaChat(absl::StrCat("bench-serve --model ", model, " --concurrency 2 --num_requests 4",
                                              " --input_tokens 20 --output_tokens 8 --rounds 1 --threads 1"));
   ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
   EXPECT_THAT(run.out, HasSubstr("gRPC path throughput cost"));

@@ -2,6 +2,7 @@
 // through MaterializeWeights.
 #include "engine/model/weight_source.h"
 
+#include <string>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -72,6 +73,38 @@ TEST(WeightSourceTest, MaterializeRoundTrips) {
   EXPECT_EQ(copy->score, w.score);
   EXPECT_EQ(copy->score_bias, w.score_bias);
   EXPECT_TRUE(copy->lm_head.empty());
+}
+
+// A source claiming tensors no memory can hold (4 TB of fp32): MaterializeWeights is RESOURCE_EXHAUSTED naming
+// the tensor and the size, never a crash.
+class ImpossibleSource : public WeightSource {
+ public:
+  ImpossibleSource() {
+    config_ = testing::TinyConfig();
+    config_.hidden_size = 1 << 20;
+    config_.vocab_size = 1 << 20;
+    config_.num_attention_heads = 1 << 14;
+    config_.num_key_value_heads = 1 << 14;
+  }
+  const ModelConfig& config() const override { return config_; }
+  absl::StatusOr<TensorInfo> Info(const std::string& name) const override {
+    for (const TensorSpec& spec : ModelTensorSpecs(config_)) {
+      if (spec.name == name) return TensorInfo{spec.shape, StoredDtype::kF32};
+    }
+    return absl::NotFoundError(name);
+  }
+  absl::Status ReadRows(const std::string&, int64_t, int64_t, float*) const override {
+    return absl::InternalError("never reached: the allocation fails first");
+  }
+
+ private:
+  ModelConfig config_;
+};
+
+TEST(WeightSourceTest, ImpossibleSizeIsResourceExhausted) {
+  const absl::Status s = MaterializeWeights(ImpossibleSource()).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("cannot allocate 4398046511104 bytes for tensor model.embed_tokens.weight"));
 }
 
 }  // namespace

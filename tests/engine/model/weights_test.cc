@@ -2,7 +2,12 @@
 // bit-exactly (single file and sharded), and a missing or mis-shaped tensor is an error naming it.
 #include "engine/model/weights.h"
 
+#include <malloc.h>
+#include <sys/resource.h>
+
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -333,6 +338,59 @@ TEST(LoadModelWeightsTest, MissingFilesAreErrors) {
   EXPECT_EQ(LoadModelWeights(dir).status().code(), absl::StatusCode::kNotFound);  // no config.json
   std::ofstream(dir + "/config.json") << kBaseConfig;
   EXPECT_THAT(LoadModelWeights(dir).status().message(), HasSubstr("model.safetensors"));
+}
+
+// The death test's child: loads `dir` under an address-space limit of what the process maps now plus
+// `margin_bytes`, prints the status and exits 0 only for RESOURCE_EXHAUSTED.
+[[noreturn]] void LoadUnderAddressSpaceLimit(const std::string& dir, int64_t margin_bytes) {
+  malloc_trim(0);  // hand free heap memory back, so the limit is not spent on memory malloc already holds
+  std::ifstream status("/proc/self/status");
+  int64_t vm_kib = 0;
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmSize:", 0) == 0) vm_kib = std::stoll(line.substr(7));
+  }
+  rlimit limit;
+  limit.rlim_cur = static_cast<rlim_t>((vm_kib << 10) + margin_bytes);
+  limit.rlim_max = RLIM_INFINITY;
+  setrlimit(RLIMIT_AS, &limit);
+  const absl::Status s = LoadModelWeights(dir).status();
+  std::fprintf(stderr, "%s\n", s.ToString().c_str());
+  std::_Exit(s.code() == absl::StatusCode::kResourceExhausted ? 0 : 1);
+}
+
+// A loader that runs out of memory says so. The model: embeddings and lm_head of 64 MB each (allocations that big
+// always get fresh pages from the kernel, so the limit below is what they can use), 138 MB in all in fp32, as many
+// in the file. Under a limit of the mapped file + the embeddings + 24 MB, the embeddings and the layer load and
+// lm_head cannot: RESOURCE_EXHAUSTED naming it, and the process lives on to say so. The child is a fresh process
+// ("threadsafe" death tests re-run the binary for this test alone) and the checkpoint (zeros) is written from its
+// one thread: worker threads' malloc arenas are address space the limit would count as used while glibc may still
+// hand it to the loader.
+TEST(LoadModelWeightsDeathTest, OutOfMemoryIsResourceExhausted) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  ModelConfig c = SmallConfig();
+  c.hidden_size = 512;
+  c.intermediate_size = 512;
+  c.num_attention_heads = 8;
+  c.num_key_value_heads = 8;
+  c.num_hidden_layers = 1;
+  c.vocab_size = 32000;
+  c.tie_word_embeddings = false;
+  const std::string dir = FreshDir("oom");
+  {
+    const std::vector<float> zeros(static_cast<size_t>(c.vocab_size) * c.hidden_size, 0.0f);
+    std::vector<SafetensorsWriteTensor> tensors;
+    for (const TensorSpec& spec : ModelTensorSpecs(c)) {
+      size_t n = 1;
+      for (int64_t d : spec.shape) n *= static_cast<size_t>(d);
+      tensors.push_back({spec.name, spec.shape, absl::MakeConstSpan(zeros.data(), n)});
+    }
+    ASSERT_TRUE(WriteSafetensors(dir + "/model.safetensors", tensors).ok());
+    std::ofstream(dir + "/config.json") << ModelConfigToJson(c);
+  }
+  const int64_t file_bytes = static_cast<int64_t>(std::filesystem::file_size(dir + "/model.safetensors"));
+  const int64_t embed_bytes = int64_t{4} * c.vocab_size * c.hidden_size;
+  EXPECT_EXIT(LoadUnderAddressSpaceLimit(dir, file_bytes + embed_bytes + (int64_t{24} << 20)),
+              ::testing::ExitedWithCode(0), "RESOURCE_EXHAUSTED.*cannot allocate 65536000 bytes for tensor lm_head.weight");
 }
 
 TEST(LoadModelWeightsTest, TensorNames) {

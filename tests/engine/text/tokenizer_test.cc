@@ -18,46 +18,9 @@
 namespace llama {
 namespace {
 
-constexpr char kCasesPrefix[] = LLAMA_SHARED_DIR "/testdata/llama2-tokenizer-cases";
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in.good()) << path;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-struct Case {
-  std::string text;
-  std::vector<int32_t> ids;
-};
-
-// The .inp file is each case followed by "\n__ggml_vocab_test__\n" (llama.cpp writes it that way), so the newline
-// before a separator belongs to the separator; the .out file has one line of ids per case.
-std::vector<Case> LoadCases() {
-  const std::string inp = ReadFile(std::string(kCasesPrefix) + ".inp");
-  const std::string out = ReadFile(std::string(kCasesPrefix) + ".out");
-  const std::string separator = "\n__ggml_vocab_test__\n";
-  std::vector<Case> cases;
-  for (size_t pos = 0; pos < inp.size();) {
-    const size_t end = inp.find(separator, pos);
-    EXPECT_NE(end, std::string::npos) << "case without a trailing separator at byte " << pos;
-    if (end == std::string::npos) break;
-    cases.push_back({inp.substr(pos, end - pos), {}});
-    pos = end + separator.size();
-  }
-  std::istringstream lines(out);
-  std::string line;
-  size_t i = 0;
-  for (; std::getline(lines, line); ++i) {
-    if (i >= cases.size()) break;
-    std::istringstream ids(line);
-    for (int32_t id; ids >> id;) cases[i].ids.push_back(id);
-  }
-  EXPECT_EQ(i, cases.size()) << ".inp and .out disagree on the number of cases";
-  return cases;
-}
+using ::llama::testing::Case;
+using ::llama::testing::kCasesPrefix;
+using ::llama::testing::LoadCases;
 
 class TokenizerTest : public ::llama::testing::Llama2TokenizerTest {};
 

@@ -35,7 +35,7 @@ using ::testing::HasSubstr;
 
 std::unique_ptr<server::ChatServer> StartFakeServer(testing::FakeBackendOptions fake,
                                                     server::ChatServerOptions options = {}) {
-  options.model_dir = ModelDir();  // the tokenizer; the weights are never loaded
+  options.model_path = ModelDir();  // the tokenizer; the weights are never loaded
   options.host = "127.0.0.1";
   options.port = 0;
   options.metrics_port = -1;
