@@ -11,12 +11,14 @@ ForwardBatchBuilder::ForwardBatchBuilder(int block_size) : block_size_(block_siz
   input_.query_start.push_back(0);
 }
 
-void ForwardBatchBuilder::Reserve(int num_tokens, int num_seqs) {
+void ForwardBatchBuilder::Reserve(int num_tokens, int num_seqs, int num_block_entries, int num_outputs) {
   input_.token_ids.reserve(num_tokens);
   input_.positions.reserve(num_tokens);
   input_.slot_mapping.reserve(num_tokens);
   input_.query_start.reserve(num_seqs + 1);
   input_.context_lens.reserve(num_seqs);
+  input_.outputs.reserve(num_outputs);
+  rows_.reserve(num_block_entries);
   row_starts_.reserve(num_seqs + 1);
 }
 

@@ -22,8 +22,9 @@ class ForwardBatchBuilder {
  public:
   explicit ForwardBatchBuilder(int block_size);
 
-  // Capacity hints (the scheduler's step sizes); nothing else changes.
-  void Reserve(int num_tokens, int num_seqs);
+  // Capacity hints (the scheduler's step sizes: tokens, sequences, block-table entries of all of them, output rows),
+  // so building a step's input allocates once per vector however many sequences it has; nothing else changes.
+  void Reserve(int num_tokens, int num_seqs, int num_block_entries = 0, int num_outputs = 0);
 
   // The next sequence of the batch: new_tokens take positions [start, start + new_tokens.size()), after which the
   // sequence's context holds start + new_tokens.size() tokens (its earlier ones are already in the KV cache).

@@ -36,7 +36,9 @@ void AddOutputRows(const ScheduledSequence& s, ForwardBatchBuilder* batch) {
 ForwardInput BuildForwardInput(const SchedulerPlan& plan) {
   if (plan.empty()) return ForwardInput();  // an idle step
   ForwardBatchBuilder batch(plan.seqs.front().seq->block_table().allocator()->block_size());
-  batch.Reserve(plan.num_tokens(), static_cast<int>(plan.seqs.size()));
+  int num_block_entries = 0;
+  for (const ScheduledSequence& s : plan.seqs) num_block_entries += static_cast<int>(s.seq->block_table().blocks().size());
+  batch.Reserve(plan.num_tokens(), static_cast<int>(plan.seqs.size()), num_block_entries, plan.num_samples());
   for (const auto& [src, dst] : plan.block_copies) batch.AddBlockCopy(src, dst);
   for (const ScheduledSequence& s : plan.seqs) {
     const Sequence& seq = *s.seq;

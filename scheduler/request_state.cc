@@ -15,7 +15,11 @@ RequestState::RequestState(GenerationRequest request, std::shared_ptr<RequestSin
       eos_id_(eos_id),
       buffer_output_(buffer_output) {
   candidates_.reserve(request_.num_candidates);
-  for (int i = 0; i < request_.num_candidates; ++i) candidates_.emplace_back(TextStream(tokenizer, &request_.stop));
+  for (int i = 0; i < request_.num_candidates; ++i) {
+    candidates_.emplace_back(TextStream(tokenizer, &request_.stop));
+    // Room for the whole reply up front, so emitting a token never reallocates on the engine thread.
+    candidates_.back().token_ids.reserve(request_.max_tokens);
+  }
 }
 
 namespace {
@@ -44,7 +48,7 @@ std::optional<SequenceStatus> RequestState::OnToken(const Sequence& seq, absl::T
   }
   TextStream::Delta delta = c.stream.Push(token);
   const bool stopped = delta.stopped;
-  Emit(c, std::move(delta), now);
+  Emit(c, delta, now);
   if (stopped) {
     c.finished = FinishReason::kStop;
     return SequenceStatus::kFinishedStopped;
@@ -65,7 +69,7 @@ bool RequestState::all_candidates_finished() const {
   return true;
 }
 
-void RequestState::Emit(Candidate& candidate, TextStream::Delta delta, absl::Time now) {
+void RequestState::Emit(Candidate& candidate, const TextStream::Delta& delta, absl::Time now) {
   if (delta.empty()) return;
   if (streams_directly()) SendTokens(delta.token_ids, delta.text, now);
   candidate.token_ids.insert(candidate.token_ids.end(), delta.token_ids.begin(), delta.token_ids.end());

@@ -65,7 +65,7 @@ class RequestState {
   };
 
   absl::StatusOr<CandidateChoice> Choose(CandidateSelector* selector) const;
-  void Emit(Candidate& candidate, TextStream::Delta delta, absl::Time now);
+  void Emit(Candidate& candidate, const TextStream::Delta& delta, absl::Time now);
   bool streams_directly() const { return request_.num_candidates == 1 && !buffer_output_; }
   void SendTokens(absl::Span<const int32_t> ids, std::string_view text, absl::Time now);
   void SendFinish(FinishInfo info, absl::Time now);

@@ -95,6 +95,7 @@ void Scheduler::AddToPlan(Sequence* seq, int num_new, SchedulerPlan* plan) {
 
 SchedulerPlan Scheduler::Schedule() {
   SchedulerPlan plan;
+  plan.seqs.reserve(config_.max_num_seqs);  // one allocation per step, not one per doubling
   StepBudget budget(config_.max_num_batched_tokens, config_.max_num_seqs);
   ScheduleRunning(/*decodes=*/true, &budget, &plan);
   ScheduleRunning(/*decodes=*/false, &budget, &plan);
@@ -190,6 +191,7 @@ void Scheduler::AdmitWaiting(StepBudget* budget, SchedulerPlan* plan) {
 std::vector<Sequence*> Scheduler::Update(const SchedulerPlan& plan, absl::Span<const int32_t> sampled_tokens) {
   CHECK_EQ(static_cast<int>(sampled_tokens.size()), plan.num_samples());
   std::vector<Sequence*> updated;
+  updated.reserve(plan.num_samples());
   size_t row = 0;
   for (const ScheduledSequence& s : plan.seqs) {
     Sequence* seq = s.seq;

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "engine/text/tokenizer.h"
 
 namespace llama {
@@ -16,7 +17,8 @@ namespace llama {
 class TextStream {
  public:
   struct Delta {
-    std::vector<int32_t> token_ids;
+    // Inline: a delta is almost always one token, and the engine thread must not allocate per token.
+    absl::InlinedVector<int32_t, 4> token_ids;
     std::string text;
     bool stopped = false;  // a stop string matched; nothing more may be emitted
     bool empty() const { return token_ids.empty() && text.empty(); }

@@ -13,8 +13,20 @@ echo "== aggregate throughput vs concurrency through the engine loop (issue 3)"
 "$B/throughput_bench" --model_dir "$M" --concurrency 1,4,16,64 --prompt_tokens 32 --max_tokens 128 --repeats 3
 echo "== host cost of one scheduling step (issue 3)"
 "$B/scheduler_bench" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
-echo "== gRPC serving overhead, 32 streaming clients (issue 4)"
-"$B/llama-chat" bench-serve --model_dir "$M" --clients 32 --max_tokens 64 --rounds 3
+echo "== serving sweep through gRPC, llama-chat load as a separate process (issue 14)"
+bash scripts/bench-serving.sh
+echo "== gRPC path vs the direct engine loop, load generator out of process (issue 14)"
+N=$(nproc)
+if ((N >= 2)); then
+  HALF=$((N / 2))
+  SERVER_CPUS=$([[ $HALF -eq 1 ]] && echo 0 || echo "0-$((HALF - 1))")
+  CLIENT_CPUS=$([[ $HALF -eq $((N - 1)) ]] && echo "$HALF" || echo "$HALF-$((N - 1))")
+  echo "-- pinned: server (engine + gRPC) on CPUs $SERVER_CPUS with $HALF backend threads, load process on $CLIENT_CPUS"
+  "$B/llama-chat" bench-serve --model_dir "$M" --concurrency 16 --num_requests 64 --rounds 3 --threads "$HALF" \
+    --server_cpus "$SERVER_CPUS" --client_cpus "$CLIENT_CPUS"
+fi
+echo "-- unpinned: every core for the server's backend threads, the load process wherever the OS puts it"
+"$B/llama-chat" bench-serve --model_dir "$M" --concurrency 16 --num_requests 64 --rounds 3
 echo "== rejection sampling: k=4 vs k=1 with the safety reward model (issue 5)"
 # Every run sends the same dialog: without this the repeats would be served from the prefix cache (issue 12).
 "$B/rejection_sampling_bench" --model_dir "$M" --rm_dir models/stories15M-safety-rm --repeats 5 \

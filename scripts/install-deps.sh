@@ -10,6 +10,7 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy python3-sentencepiece python3-grpcio python3-yaml
   prometheus nodejs npm kubernetes-client
+  chromium libpng-dev  # the load generator's plot test: headless Chromium screenshot, decoded with libpng
 )
 
 missing=()

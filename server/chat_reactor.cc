@@ -97,10 +97,10 @@ void ChatReactor::OnEngineTokens(absl::Span<const int32_t> token_ids, std::strin
   {
     absl::MutexLock lock(&mu_);
     if (stream_broken_) return;  // nobody is reading; the engine's OnFinish will follow the cancel
-    pending_text_.append(text);
-    if (include_token_ids_) pending_ids_.insert(pending_ids_.end(), token_ids.begin(), token_ids.end());
+    pending_text_.append(text.data(), text.size());
+    if (include_token_ids_) pending_ids_.Add(token_ids.begin(), token_ids.end());
   }
-  Pump();
+  ScheduleWrite(/*wake_now=*/false);  // the writer runs the step's streams when the step ends
 }
 
 void ChatReactor::OnEngineFinish(const FinishInfo& info) {
@@ -109,8 +109,20 @@ void ChatReactor::OnEngineFinish(const FinishInfo& info) {
     absl::MutexLock lock(&mu_);
     finish_ = info;
   }
-  Pump();
+  ScheduleWrite(/*wake_now=*/true);  // a finish may come outside a step (cancel, deadline, shutdown)
 }
+
+void ChatReactor::ScheduleWrite(bool wake_now) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (write_in_flight_ || scheduled_ || finish_called_) return;  // OnWriteDone or the writer will see it
+    scheduled_ = true;
+  }
+  // Safe after the unlock: while scheduled_ nobody else finishes (and so deletes) this reactor.
+  deps_.writer->Schedule(this, wake_now);
+}
+
+void ChatReactor::OnWriterTurn() { Pump(/*from_writer=*/true); }
 
 void ChatReactor::OnWriteDone(bool ok) {
   {
@@ -118,7 +130,7 @@ void ChatReactor::OnWriteDone(bool ok) {
     write_in_flight_ = false;
     if (!ok) stream_broken_ = true;
   }
-  Pump();
+  Pump(/*from_writer=*/false);
 }
 
 void ChatReactor::OnCancel() {
@@ -134,7 +146,7 @@ void ChatReactor::OnCancel() {
                                     : absl::CancelledError("cancelled by the client");
     deps_.engine->Cancel(request_id_, reason);
   }
-  Pump();
+  Pump(/*from_writer=*/false);
 }
 
 void ChatReactor::OnDone() {
@@ -142,19 +154,22 @@ void ChatReactor::OnDone() {
   delete this;
 }
 
-bool ChatReactor::NextMessage() {
-  if (stream_broken_) return false;
+ChatReactor::Next ChatReactor::NextMessage() {
+  if (stream_broken_) return Next::kNothing;
   if (!pending_text_.empty() || !pending_ids_.empty()) {
     v1::Delta* delta = response_.mutable_delta();
     // The engine emits whole UTF-8 characters; this guard keeps a bug there from breaking the client's parser.
-    delta->set_text(utf8::IsValid(pending_text_) ? std::move(pending_text_)
-                                                : utf8::ReplaceEachInvalidRun(pending_text_));
-    delta->mutable_token_ids()->Assign(pending_ids_.begin(), pending_ids_.end());
+    if (utf8::IsValid(pending_text_)) {
+      delta->mutable_text()->swap(pending_text_);
+    } else {
+      delta->set_text(utf8::ReplaceEachInvalidRun(pending_text_));
+    }
+    delta->mutable_token_ids()->Swap(&pending_ids_);
     pending_text_.clear();
-    pending_ids_.clear();
-    return true;
+    pending_ids_.Clear();
+    return Next::kDelta;
   }
-  if (!finish_.has_value() || final_written_ || !finish_->status.ok()) return false;
+  if (!finish_.has_value() || final_written_ || !finish_->status.ok()) return Next::kNothing;
   v1::Final* final_message = response_.mutable_final();
   final_message->set_finish_reason(ToProto(finish_->reason));
   final_message->mutable_usage()->set_prompt_tokens(finish_->prompt_tokens);
@@ -169,7 +184,7 @@ bool ChatReactor::NextMessage() {
   final_message->set_dropped_turns(dropped_turns_);
   final_message->set_request_id(client_request_id_);
   final_written_ = true;
-  return true;
+  return Next::kFinal;
 }
 
 grpc::Status ChatReactor::FinalStatus() const {
@@ -179,30 +194,46 @@ grpc::Status ChatReactor::FinalStatus() const {
   return grpc::Status::OK;
 }
 
-void ChatReactor::Pump() {
-  enum class Action { kNone, kWrite, kFinish } action = Action::kNone;
+void ChatReactor::Pump(bool from_writer) {
+  enum class Action { kNone, kWrite, kWriteAndFinish, kFinish } action = Action::kNone;
   grpc::Status status;
   FinishReason reason = FinishReason::kError;
   {
     absl::MutexLock lock(&mu_);
+    if (from_writer) {
+      scheduled_ = false;
+    } else if (scheduled_) {
+      return;  // the writer's turn comes; it alone may finish a queued stream
+    }
     if (write_in_flight_ || finish_called_) return;
-    if (NextMessage()) {
+    const Next next = NextMessage();
+    if (next == Next::kDelta) {
       write_in_flight_ = true;
       action = Action::kWrite;
-    } else if (finish_.has_value()) {
+    } else if (next == Next::kFinal || finish_.has_value()) {
       finish_called_ = true;
       status = FinalStatus();
       reason = finish_->reason;
-      action = Action::kFinish;
+      action = next == Next::kFinal ? Action::kWriteAndFinish : Action::kFinish;
     }
   }
-  // Outside mu_: gRPC may run reactions on other threads as soon as these are called, and after Finish the
+  // Outside mu_: gRPC may run reactions on other threads as soon as these are called, and after a finish the
   // reactor may already be deleted (OnDone), so nothing touches `this` afterwards.
-  if (action == Action::kWrite) {
-    StartWrite(&response_);
-  } else if (action == Action::kFinish) {
-    deps_.metrics->RecordChatOutcome(status, reason);
-    Finish(status);
+  switch (action) {
+    case Action::kNone:
+      return;
+    case Action::kWrite:
+      StartWrite(&response_);
+      return;
+    case Action::kWriteAndFinish:
+      // Final and the status in one batch: no OnWriteDone, one round of work less per request.
+      deps_.metrics->RecordChatOutcome(status, reason);
+      StartWriteAndFinish(&response_, grpc::WriteOptions(), status);
+      return;
+    case Action::kFinish:
+      deps_.metrics->RecordChatOutcome(status, reason);
+      Finish(status);
+      return;
   }
 }
 

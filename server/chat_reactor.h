@@ -2,13 +2,16 @@
 // what the engine sends back.
 //
 // Threading: the engine thread calls the sink (OnTokens / OnFinish). The sink only appends to this reactor's
-// queue under mu_ and, when no write is in flight, starts the next one (StartWrite and Finish never block), so the
-// engine thread never waits on the network. gRPC threads run OnWriteDone / OnCancel / OnDone.
+// buffers under mu_ and, when the stream is idle (no write in flight), queues it on the StreamWriter, whose thread
+// starts the write (or the Finish): the engine thread never calls into gRPC and allocates nothing per token here.
+// gRPC threads run OnWriteDone (which writes what accumulated meanwhile at once), OnCancel and OnDone.
 //
-// Invariants: at most one write in flight; text queued while a write is in flight is coalesced into the next Delta;
-// Final is written only after every Delta; exactly one Finish, and only after the engine's OnFinish when the
-// request was admitted (so the sink never outlives the reactor's use of it); OnCancel cancels in the engine
-// (DEADLINE_EXCEEDED when the deadline passed, CANCELLED otherwise); OnDone deletes.
+// Invariants: at most one write in flight; text queued while the stream waits for the writer or has a write in
+// flight is coalesced into the next Delta; Final is written only after every Delta, together with the OK status
+// (StartWriteAndFinish); exactly one Finish, and only after the engine's OnFinish when the request was admitted (so
+// the sink never outlives the reactor's use of it); while the stream is queued on the writer only the writer may
+// finish it (so the writer never holds a deleted reactor); OnCancel cancels in the engine (DEADLINE_EXCEEDED when
+// the deadline passed, CANCELLED otherwise); OnDone deletes.
 #pragma once
 
 #include <atomic>
@@ -29,6 +32,7 @@
 #include "server/request_validation.h"
 #include "server/reward_scoring.h"
 #include "server/serving_state.h"
+#include "server/stream_writer.h"
 
 namespace llama::server {
 
@@ -40,9 +44,10 @@ struct ChatDeps {
   ServingState* serving = nullptr;
   ValidationLimits limits;
   RewardScoring* rewards = nullptr;  // the co-hosted reward models (Score RPC); null when none is loaded
+  StreamWriter* writer = nullptr;    // starts the writes of idle streams
 };
 
-class ChatReactor : public grpc::ServerWriteReactor<llamachat::v1::ChatResponse> {
+class ChatReactor : public grpc::ServerWriteReactor<llamachat::v1::ChatResponse>, private StreamWriter::Stream {
  public:
   // Runs admission, validation and Submit; on any refusal the stream is finished at once with that status.
   // request_id is the engine id (unique per server); fallback_seed is used when the request sets none.
@@ -61,10 +66,16 @@ class ChatReactor : public grpc::ServerWriteReactor<llamachat::v1::ChatResponse>
 
   // Refusal before admission to the engine.
   void FinishNow(const absl::Status& status);
-  // Starts the next write or the Finish when nothing is in flight. Any thread; never called with mu_ held.
-  void Pump() ABSL_LOCKS_EXCLUDED(mu_);
-  // Fills response_ with the next message; false when there is nothing to write.
-  bool NextMessage() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Engine thread: queue this stream on the writer unless it has a write in flight or is queued already.
+  void ScheduleWrite(bool wake_now) ABSL_LOCKS_EXCLUDED(mu_);
+  // The writer thread's turn (StreamWriter::Stream).
+  void OnWriterTurn() override ABSL_LOCKS_EXCLUDED(mu_);
+  // Starts the next write or the Finish when nothing is in flight. from_writer: the writer's turn (it clears
+  // scheduled_); otherwise a queued stream is left to the writer. Never called with mu_ held.
+  void Pump(bool from_writer) ABSL_LOCKS_EXCLUDED(mu_);
+  // Fills response_ with the next message to write, if any.
+  enum class Next { kNothing, kDelta, kFinal };
+  Next NextMessage() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   grpc::Status FinalStatus() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ChatDeps deps_;
@@ -78,10 +89,12 @@ class ChatReactor : public grpc::ServerWriteReactor<llamachat::v1::ChatResponse>
   absl::Time last_tokens_time_;  // engine thread only: previous token delivery, for inter-token latency
 
   absl::Mutex mu_;
+  // Swapped with the Delta's fields at each write, so both buffers keep their capacity: no allocation per token.
   std::string pending_text_ ABSL_GUARDED_BY(mu_);
-  std::vector<int32_t> pending_ids_ ABSL_GUARDED_BY(mu_);
+  google::protobuf::RepeatedField<int32_t> pending_ids_ ABSL_GUARDED_BY(mu_);
   std::optional<FinishInfo> finish_ ABSL_GUARDED_BY(mu_);
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  bool scheduled_ ABSL_GUARDED_BY(mu_) = false;  // queued on the writer, its turn not yet run
   bool stream_broken_ ABSL_GUARDED_BY(mu_) = false;  // a write failed or the call was cancelled
   bool final_written_ ABSL_GUARDED_BY(mu_) = false;
   bool finish_called_ ABSL_GUARDED_BY(mu_) = false;

@@ -72,20 +72,29 @@ absl::Status ChatServerOptions::Validate() const {
 }
 
 absl::StatusOr<std::unique_ptr<ChatServer>> ChatServer::Start(const ChatServerOptions& options) {
+  return StartWithBackend(options, nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<ChatServer>> ChatServer::StartWithBackend(const ChatServerOptions& options,
+                                                                         std::unique_ptr<Backend> backend) {
   RETURN_IF_ERROR(options.Validate());
   std::unique_ptr<ChatServer> server(new ChatServer());
-  RETURN_IF_ERROR(server->LoadModel(options));
+  RETURN_IF_ERROR(server->LoadModel(options, std::move(backend)));
   RETURN_IF_ERROR(server->StartGrpc(options));
   RETURN_IF_ERROR(server->StartMetrics(options));
   return server;
 }
 
-absl::Status ChatServer::LoadModel(const ChatServerOptions& options) {
+absl::Status ChatServer::LoadModel(const ChatServerOptions& options, std::unique_ptr<Backend> backend) {
   ASSIGN_OR_RETURN(tokenizer_, LoadModelTokenizer(options.model_path));
   metrics_ = std::make_shared<ServerMetrics>();
   RETURN_IF_ERROR(LoadRewards(options));  // before the policy, whose KV pool may take the rest of the device
-  ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(options.model_path));
-  ASSIGN_OR_RETURN(backend_, MakeBackend(options, std::move(weights)));
+  if (backend != nullptr) {
+    backend_ = std::move(backend);
+  } else {
+    ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(options.model_path));
+    ASSIGN_OR_RETURN(backend_, MakeBackend(options, std::move(weights)));
+  }
   EngineLoopOptions engine_options;
   engine_options.max_queued_requests = options.max_queue;
   engine_options.scheduler.max_num_seqs = options.max_num_seqs;
@@ -97,6 +106,8 @@ absl::Status ChatServer::LoadModel(const ChatServerOptions& options) {
   engine_ = std::make_unique<EngineLoop>(backend_.get(), tokenizer_.get(), engine_options);
   if (rewards_ != nullptr) engine_->SetCandidateSelector(rewards_->selector());
   engine_->AddObserver(metrics_.get());
+  writer_ = std::make_unique<StreamWriter>();
+  engine_->AddObserver(writer_.get());  // wakes the writer once per step
   EngineLoop* engine = engine_.get();
   metrics_->SetSnapshotSource([engine] { return engine->Snapshot(); });
   engine_->Start();
@@ -139,7 +150,7 @@ absl::Status ChatServer::StartGrpc(const ChatServerOptions& options) {
   // The default health service starts SERVING; AttachHealth below turns it NOT_SERVING right after the build,
   // and Chat refuses calls (UNAVAILABLE) until Warmup whatever health says.
   serving_ = std::make_unique<ServingState>();
-  ChatDeps deps{engine_.get(), tokenizer_.get(), metrics_.get(), serving_.get(), limits_, rewards_.get()};
+  ChatDeps deps{engine_.get(), tokenizer_.get(), metrics_.get(), serving_.get(), limits_, rewards_.get(), writer_.get()};
   service_ = std::make_unique<ChatServiceImpl>(deps, info);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::StrCat(options.host, ":", options.port), grpc::InsecureServerCredentials(), &port_);

@@ -25,6 +25,7 @@
 #include "server/request_validation.h"
 #include "server/reward_scoring.h"
 #include "server/serving_state.h"
+#include "server/stream_writer.h"
 
 namespace prometheus {
 class Exposer;
@@ -65,6 +66,11 @@ struct ChatServerOptions {
 class ChatServer {
  public:
   static absl::StatusOr<std::unique_ptr<ChatServer>> Start(const ChatServerOptions& options);
+  // The same on a backend the caller built (a test double, a benchmark's): options.model_path still names the
+  // tokenizer (the tokenizer of the model path) and the reward models are loaded as usual; backend, num_threads and num_kv_blocks
+  // are the given backend's.
+  static absl::StatusOr<std::unique_ptr<ChatServer>> StartWithBackend(const ChatServerOptions& options,
+                                                                      std::unique_ptr<Backend> backend);
   ~ChatServer();  // Drains with no grace period if Drain was not called
 
   // One forward pass through the engine loop (a one-token prompt, one generated token); then health is SERVING.
@@ -84,7 +90,7 @@ class ChatServer {
 
  private:
   ChatServer() = default;
-  absl::Status LoadModel(const ChatServerOptions& options);
+  absl::Status LoadModel(const ChatServerOptions& options, std::unique_ptr<Backend> backend);  // null: load one
   absl::Status LoadRewards(const ChatServerOptions& options);  // rewards_ from the safety/helpfulness options
   absl::Status StartGrpc(const ChatServerOptions& options);
   absl::Status StartMetrics(const ChatServerOptions& options);
@@ -93,6 +99,8 @@ class ChatServer {
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<RewardScoring> rewards_;  // before the engine that calls its selector
   std::unique_ptr<Backend> backend_;
+  // Outlives every stream (gRPC's Wait in Drain needs it to finish them) and the engine loop that calls its OnStep.
+  std::unique_ptr<StreamWriter> writer_;
   std::unique_ptr<EngineLoop> engine_;
   std::shared_ptr<ServerMetrics> metrics_;
   ValidationLimits limits_;

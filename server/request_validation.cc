@@ -178,6 +178,7 @@ absl::StatusOr<PreparedChat> PrepareChatRequest(const v1::ChatRequest& request, 
   out.max_tokens = sampling.max_tokens() == 0 ? limits.default_max_tokens : sampling.max_tokens();
   out.stop.assign(sampling.stop().begin(), sampling.stop().end());
   out.seed = sampling.has_seed() ? sampling.seed() : fallback_seed;
+  out.ignore_eos = sampling.ignore_eos();
   ASSIGN_OR_RETURN(out.num_candidates, ValidateCandidates(request.num_candidates(), limits));
   ASSIGN_OR_RETURN(std::vector<Message> dialog, ValidateMessages(request.messages(), limits));
   ASSIGN_OR_RETURN(ChatPrompt prompt, BuildServingPrompt(tokenizer, dialog, limits));

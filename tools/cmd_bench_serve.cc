@@ -1,213 +1,139 @@
-// llama-chat bench-serve: what the gRPC layer costs. One in-process llama-chat-server (ChatServer) on a loopback
-// port; N concurrent streaming clients send the same N chat requests (distinct prompts and seeds, sampled) first
-// straight into its engine loop (Submit + sinks, same process, same engine, same settings), then through gRPC,
-// alternating for several rounds. Reports aggregate generated tokens/s of each path, the gRPC overhead, and
-// client-side p50/p99 time to first token.
-#include <sys/resource.h>
+// llama-chat bench-serve: what the gRPC path costs. One in-process llama-chat-server (ChatServer) on a loopback
+// port serves the same closed-loop workload (N streams in flight, the same exact prompt and output lengths, built
+// the same way) two ways, alternating for several rounds: straight into its engine loop (no transport), and through
+// gRPC from `llama-chat load` running as a separate process, optionally pinned to other CPUs than the server
+// (--server_cpus / --client_cpus). Each leg has prompts of its own (seed + leg), so the prefix cache never serves a
+// leg from an earlier one. Reports each path's aggregate output tokens/s, the server process's CPU per
+// token and, for gRPC, the load process's CPU per token, so the client's share of the cost is its own line.
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/barrier.h"
-#include "absl/synchronization/notification.h"
-#include "absl/time/clock.h"
 #include "base/status_macros.h"
 #include "grpcpp/grpcpp.h"
-#include "llamachat/v1/chat.grpc.pb.h"
 #include "server/chat_server.h"
-#include "server/request_validation.h"
 #include "tools/backend_flags.h"
+#include "tools/bench_serve_paths.h"
 #include "tools/cli_flags.h"
+#include "tools/load/load_run.h"
+#include "tools/load/load_stats.h"
 #include "tools/subcommands.h"
 
 namespace llama::cli {
 namespace {
 
-namespace v1 = ::llamachat::v1;
-
-struct RoundResult {
-  double wall_s = 0;
-  int64_t steps = 0;  // engine steps the round took
-  double cpu_s = 0;   // process CPU time (user + system) the round took
-  int64_t tokens = 0;
-  std::vector<double> ttft_s;  // [num_clients] client-side
-  double tokens_per_s() const { return wall_s > 0 ? tokens / wall_s : 0; }
-};
-
-v1::ChatRequest BenchRequest(int i, int max_tokens) {
-  v1::ChatRequest request;
-  v1::Message* m = request.add_messages();
-  m->set_role(v1::ROLE_USER);
-  m->set_content(absl::StrCat("Tell me story number ", i, " about a little bird and a big tree."));
-  request.mutable_sampling()->set_temperature(0.8f);
-  request.mutable_sampling()->set_seed(1000 + i);
-  request.mutable_sampling()->set_max_tokens(max_tokens);
-  return request;
-}
-
-// Records the first-token time and the token count of one request fed straight into the engine loop.
-class BenchSink : public RequestSink {
- public:
-  explicit BenchSink(absl::Time start) : start_(start) {}
-  void OnTokens(absl::Span<const int32_t> ids, std::string_view) override {
-    if (tokens_ == 0 && !ids.empty()) ttft_s_ = absl::ToDoubleSeconds(absl::Now() - start_);
-    tokens_ += static_cast<int64_t>(ids.size());
-  }
-  void OnFinish(const FinishInfo&) override { done_.Notify(); }
-  void Wait() { done_.WaitForNotification(); }
-  int64_t tokens() const { return tokens_; }
-  double ttft_s() const { return ttft_s_; }
-
- private:
-  const absl::Time start_;
-  int64_t tokens_ = 0;   // engine thread until done_
-  double ttft_s_ = 0;
-  absl::Notification done_;
-};
-
-absl::StatusOr<RoundResult> RunDirect(server::ChatServer& server, int num_clients, int max_tokens, uint64_t* next_id) {
-  std::vector<GenerationRequest> requests;
-  for (int i = 0; i < num_clients; ++i) {
-    ASSIGN_OR_RETURN(server::PreparedChat prepared,
-                     server::PrepareChatRequest(BenchRequest(i, max_tokens), server.limits(), server.tokenizer(), 0));
-    prepared.request.id = (*next_id)++;
-    requests.push_back(std::move(prepared.request));
-  }
-  RoundResult result;
-  std::vector<std::shared_ptr<BenchSink>> sinks;
-  const absl::Time start = absl::Now();
-  for (GenerationRequest& request : requests) {
-    request.arrival = absl::Now();
-    sinks.push_back(std::make_shared<BenchSink>(request.arrival));
-    RETURN_IF_ERROR(server.engine().Submit(std::move(request), sinks.back()));
-  }
-  for (auto& sink : sinks) sink->Wait();
-  result.wall_s = absl::ToDoubleSeconds(absl::Now() - start);
-  for (auto& sink : sinks) {
-    result.tokens += sink->tokens();
-    result.ttft_s.push_back(sink->ttft_s());
-  }
-  return result;
-}
-
-absl::StatusOr<RoundResult> RunGrpc(int port, int num_clients, int max_tokens) {
-  RoundResult result;
-  result.ttft_s.assign(num_clients, 0);
-  std::vector<int64_t> tokens(num_clients, 0);
-  std::vector<grpc::Status> statuses(num_clients);
-  // One channel per client, as separate client processes would have.
-  std::vector<std::unique_ptr<v1::ChatService::Stub>> stubs;
-  for (int i = 0; i < num_clients; ++i) {
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    stubs.push_back(v1::ChatService::NewStub(grpc::CreateCustomChannel(
-        absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials(), args)));
-  }
-  absl::Barrier* barrier = new absl::Barrier(num_clients + 1);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < num_clients; ++i) {
-    threads.emplace_back([&, i] {
-      const v1::ChatRequest request = BenchRequest(i, max_tokens);
-      if (barrier->Block()) delete barrier;
-      grpc::ClientContext context;
-      const absl::Time start = absl::Now();
-      auto reader = stubs[i]->Chat(&context, request);
-      v1::ChatResponse response;
-      bool first = true;
-      while (reader->Read(&response)) {
-        if (response.has_delta() && first) {
-          result.ttft_s[i] = absl::ToDoubleSeconds(absl::Now() - start);  // client side, network included
-          first = false;
-        }
-        if (response.has_final()) tokens[i] = response.final().usage().completion_tokens();
-      }
-      statuses[i] = reader->Finish();
-    });
-  }
-  const absl::Time start = absl::Now();
-  if (barrier->Block()) delete barrier;
-  for (std::thread& t : threads) t.join();
-  result.wall_s = absl::ToDoubleSeconds(absl::Now() - start);
-  for (int i = 0; i < num_clients; ++i) {
-    if (!statuses[i].ok()) return absl::InternalError(absl::StrCat("client ", i, ": ", statuses[i].error_message()));
-    result.tokens += tokens[i];
-  }
-  return result;
-}
-
-double ProcessCpuSeconds() {
-  rusage usage;
-  getrusage(RUSAGE_SELF, &usage);
-  return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec + 1e-6 * (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
-}
-
-double Percentile(std::vector<double> values, double p) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  const size_t index = std::min(values.size() - 1, static_cast<size_t>(p * (values.size() - 1) + 0.5));
-  return values[index];
-}
-
 struct BenchServeArgs {
-  int clients = 32;
-  int max_tokens = 64;
+  int concurrency = 16;
+  int input_tokens = 32;
+  int output_tokens = 128;
+  int num_requests = 64;
   int rounds = 3;
-  server::ChatServerOptions server;  // its defaults; the loopback, port and queue settings are set below
+  int client_threads = load::LoadOptions{}.client_threads;
+  float temperature = load::LoadOptions{}.temperature;
+  uint64_t seed = 0;
+  std::string server_cpus;  // "" = not pinned
+  std::string client_cpus;
+  server::ChatServerOptions server;  // its defaults; the loopback, port, queue and sequence settings are set below
 };
 
-absl::Status BenchServe(const BenchServeArgs& args) {
-  const int num_clients = args.clients, max_tokens = args.max_tokens, rounds = args.rounds;
+// The load generator's options for one leg; a direct leg builds its requests from the same ones. Every leg has its
+// own seed, so no leg's prompts are in the prefix cache from an earlier one.
+load::LoadOptions LoadSettings(const BenchServeArgs& args, int port, uint64_t seed) {
+  load::LoadOptions o;
+  o.server = absl::StrCat("127.0.0.1:", port);
+  o.concurrency = {args.concurrency};
+  o.input_tokens = args.input_tokens;
+  o.output_tokens = args.output_tokens;
+  o.num_requests = {args.num_requests};
+  o.seed = seed;
+  o.temperature = args.temperature;
+  o.client_threads = args.client_threads;
+  return o;
+}
+
+std::vector<std::string> LoadArgs(const load::LoadOptions& o) {
+  return {"--concurrency", absl::StrCat(o.concurrency[0]), "--input_tokens", absl::StrCat(o.input_tokens),
+          "--output_tokens", absl::StrCat(o.output_tokens), "--num_requests", absl::StrCat(o.num_requests[0]),
+          "--seed", absl::StrCat(o.seed), "--temperature", absl::StrCat(o.temperature),
+          "--client_threads", absl::StrCat(o.client_threads)};
+}
+
+void PrintRound(int round, const char* path, const RoundResult& r) {
+  std::printf("%-5d %-6s %8lld %8lld %7lld %7.2f %9.1f %10.3f %10.3f %9.1f %9.1f\n", round, path,
+              static_cast<long long>(r.prompt_tokens), static_cast<long long>(r.output_tokens),
+              static_cast<long long>(r.engine_steps), r.wall_s, r.tokens_per_s(), r.server_cpu_ms_per_token(),
+              r.client_cpu_ms_per_token(), r.ttft_p50_ms, r.ttft_p99_ms);
+  std::fflush(stdout);
+}
+
+double Median(std::vector<double> v) { return load::Quantile((std::sort(v.begin(), v.end()), v), 0.5); }
+
+struct PathFigures {
+  std::vector<double> tokens_per_s, server_cpu_ms, client_cpu_ms;
+  void Add(const RoundResult& r) {
+    tokens_per_s.push_back(r.tokens_per_s());
+    server_cpu_ms.push_back(r.server_cpu_ms_per_token());
+    client_cpu_ms.push_back(r.client_cpu_ms_per_token());
+  }
+};
+
+void PrintSummary(const PathFigures& direct, const PathFigures& grpc) {
+  const double direct_tps = Median(direct.tokens_per_s), grpc_tps = Median(grpc.tokens_per_s);
+  std::printf("\nmedian output tokens/s: direct %.1f, gRPC %.1f → gRPC path throughput cost %.1f%%\n", direct_tps,
+              grpc_tps, 100.0 * (1.0 - grpc_tps / direct_tps));
+  const double direct_cpu = Median(direct.server_cpu_ms), grpc_cpu = Median(grpc.server_cpu_ms);
+  std::printf("median server-process CPU per output token: direct %.3f ms, gRPC %.3f ms (%+.1f%%)\n", direct_cpu,
+              grpc_cpu, 100.0 * (grpc_cpu / direct_cpu - 1.0));
+  std::printf("median load-process (client) CPU per output token: %.3f ms\n", Median(grpc.client_cpu_ms));
+}
+
+absl::Status BenchServe(BenchServeArgs args) {
+  if (!args.server_cpus.empty()) RETURN_IF_ERROR(PinProcess(args.server_cpus));  // before any thread starts
   server::ChatServerOptions options = args.server;
   options.host = "127.0.0.1";
   options.port = 0;
   options.metrics_port = -1;
-  options.max_num_seqs = std::max(num_clients, 1);
-  options.max_queue = std::max(num_clients, 1);
+  options.max_num_seqs = std::max(args.concurrency, 1);
+  options.max_queue = std::max(args.concurrency, options.max_queue);
   ASSIGN_OR_RETURN(std::unique_ptr<server::ChatServer> server, server::ChatServer::Start(options));
   RETURN_IF_ERROR(server->Warmup());
-  std::printf("bench-serve: %d clients × %d tokens (sampled, seeds 1000..), %d rounds, %s, max_num_seqs %d\n",
-              num_clients, max_tokens, rounds, options.model_path.c_str(), options.max_num_seqs);
-  std::printf("%-6s %-6s %8s %7s %8s %8s %10s %12s %12s\n", "round", "path", "tokens", "steps", "wall_s", "cpu_s",
-              "tokens/s",
-              "ttft_p50_ms", "ttft_p99_ms");
+  const std::string address = absl::StrCat("127.0.0.1:", server->port());
+  auto stub = llamachat::v1::ChatService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  const load::ServerInfo info = load::AskServer(*stub, address);
+  std::printf("bench-serve: %s, %d streams in flight, %d requests of %d prompt + %d output tokens (EOS ignored), "
+              "%d rounds; server CPUs %s, load process CPUs %s, backend threads %d, max_num_batched_tokens %d\n",
+              options.model_path.c_str(), args.concurrency, args.num_requests, args.input_tokens, args.output_tokens,
+              args.rounds, args.server_cpus.empty() ? "any" : args.server_cpus.c_str(),
+              args.client_cpus.empty() ? "any" : args.client_cpus.c_str(), options.num_threads,
+              options.max_num_batched_tokens);
+  std::printf("%-5s %-6s %8s %8s %7s %7s %9s %10s %10s %9s %9s\n", "round", "path", "prompt", "output", "steps",
+              "wall_s", "tok/s", "srv_ms/tok", "cli_ms/tok", "ttft_p50", "ttft_p99");
   uint64_t next_id = uint64_t{1} << 40;  // far from the service's own ids
-  std::vector<double> direct_tps, grpc_tps, direct_ttft, grpc_ttft, direct_cpu, grpc_cpu;
-  for (int round = 0; round < rounds; ++round) {
-    // The order alternates between rounds so neither path always runs on a warmer machine.
-    const std::vector<const char*> order =
-        round % 2 == 0 ? std::vector<const char*>{"direct", "grpc"} : std::vector<const char*>{"grpc", "direct"};
-    for (const char* path : order) {
-      const bool direct = std::string(path) == "direct";
-      const int64_t steps_before = server->engine().Snapshot().num_steps;
-      const double cpu_before = ProcessCpuSeconds();
-      ASSIGN_OR_RETURN(RoundResult r, direct ? RunDirect(*server, num_clients, max_tokens, &next_id)
-                                             : RunGrpc(server->port(), num_clients, max_tokens));
-      r.steps = server->engine().Snapshot().num_steps - steps_before;
-      r.cpu_s = ProcessCpuSeconds() - cpu_before;
-      std::printf("%-6d %-6s %8lld %7lld %8.2f %8.2f %10.1f %12.1f %12.1f\n", round, path,
-                  static_cast<long long>(r.tokens), static_cast<long long>(r.steps), r.wall_s, r.cpu_s, r.tokens_per_s(), 1e3 * Percentile(r.ttft_s, 0.5), 1e3 * Percentile(r.ttft_s, 0.99));
-      std::fflush(stdout);
-      (direct ? direct_tps : grpc_tps).push_back(r.tokens_per_s());
-      (direct ? direct_cpu : grpc_cpu).push_back(r.tokens > 0 ? 1e3 * r.cpu_s / r.tokens : 0);
-      auto& ttft = direct ? direct_ttft : grpc_ttft;
-      ttft.insert(ttft.end(), r.ttft_s.begin(), r.ttft_s.end());
+  PathFigures direct, grpc;
+  const std::string work_dir = ::getenv("TMPDIR") != nullptr ? ::getenv("TMPDIR") : "/tmp";
+  for (int round = 0; round < args.rounds; ++round) {
+    // The order alternates between rounds so neither path always runs on a warmer (or quieter) machine.
+    for (int leg = 0; leg < 2; ++leg) {
+      const bool run_direct = (round + leg) % 2 == 0;
+      const load::LoadOptions load_options = LoadSettings(args, server->port(), args.seed + 2 * round + leg);
+      RoundResult r;
+      if (run_direct) {
+        double tokens_per_word = 0;  // the requests the load process would build for this seed, built here
+        ASSIGN_OR_RETURN(load::PromptSet prompts, load::BuildRunPrompts(load_options, info, *stub, &tokens_per_word));
+        ASSIGN_OR_RETURN(r, RunDirect(*server, prompts, args.concurrency, args.num_requests, &next_id));
+      } else {
+        ASSIGN_OR_RETURN(r, RunLoadProcess(*server, LoadArgs(load_options), args.client_cpus, work_dir));
+      }
+      PrintRound(round, run_direct ? "direct" : "grpc", r);
+      (run_direct ? direct : grpc).Add(r);
     }
   }
-  const double direct_median = Percentile(direct_tps, 0.5), grpc_median = Percentile(grpc_tps, 0.5);
-  std::printf("\nmedian tokens/s: direct %.1f, grpc %.1f → gRPC overhead %.1f%%\n", direct_median, grpc_median,
-              100.0 * (1.0 - grpc_median / direct_median));
-  // On a shared machine wall time mostly measures how much CPU the OS gave us; CPU time per token is the cost.
-  const double direct_cpu_ms = Percentile(direct_cpu, 0.5), grpc_cpu_ms = Percentile(grpc_cpu, 0.5);
-  std::printf("median process CPU per generated token: direct %.2f ms, grpc %.2f ms → gRPC overhead %.1f%%\n",
-              direct_cpu_ms, grpc_cpu_ms, 100.0 * (grpc_cpu_ms / direct_cpu_ms - 1.0));
-  std::printf("time to first token over all rounds: direct p50 %.1f ms p99 %.1f ms; grpc p50 %.1f ms p99 %.1f ms\n",
-              1e3 * Percentile(direct_ttft, 0.5), 1e3 * Percentile(direct_ttft, 0.99),
-              1e3 * Percentile(grpc_ttft, 0.5), 1e3 * Percentile(grpc_ttft, 0.99));
+  PrintSummary(direct, grpc);
   server->Drain(absl::Seconds(10));
   return absl::OkStatus();
 }
@@ -215,16 +141,29 @@ absl::Status BenchServe(const BenchServeArgs& args) {
 int RunBenchServe(int argc, char** argv) {
   BenchServeArgs args;
   FlagSet flags("bench-serve", "--model PATH [flags]",
-                "gRPC vs direct engine-loop throughput and time to first token with N concurrent streaming clients.");
+                "gRPC path (llama-chat load in a separate process) vs the same load straight into the engine loop: "
+                "tokens/s, server and client CPU per token, time to first token.");
   AddModelFlag(&flags, &args.server.model_path);
-  flags.Add("clients", &args.clients, "concurrent streaming clients (= max_num_seqs and the queue size)");
-  flags.Add("max_tokens", &args.max_tokens, "tokens per request");
+  flags.Add("concurrency", &args.concurrency, "streams in flight (= max_num_seqs)");
+  flags.Add("input_tokens", &args.input_tokens, "prompt tokens of every request (exact)");
+  flags.Add("output_tokens", &args.output_tokens, "generated tokens of every request (EOS ignored)");
+  flags.Add("num_requests", &args.num_requests, "requests per round and path");
   flags.Add("rounds", &args.rounds, "rounds of each path (the order alternates)");
+  flags.Add("temperature", &args.temperature, "sampling temperature (each request has its own seed)");
+  flags.Add("seed", &args.seed, "prompts and sampling seeds");
   flags.Add("threads", &args.server.num_threads, "CPU backend threads (0: all cores)");
   flags.Add("max_num_batched_tokens", &args.server.max_num_batched_tokens, "tokens in one engine step at most");
+  flags.Add("client_threads", &args.client_threads, "the load process's completion-queue threads");
+  flags.Add("server_cpus", &args.server_cpus, "pin this (server) process to these CPUs, e.g. 0 or 0-7");
+  flags.Add("client_cpus", &args.client_cpus, "pin the load process to these CPUs, e.g. 1 or 8-15");
   flags.Add("enable_prefix_caching", &args.server.enable_prefix_caching,
             "reuse KV blocks of common prompt prefixes (the server's --enable_prefix_caching)");
   if (std::optional<int> exit_code = flags.ParseOrExit(argc, argv)) return *exit_code;
+  if (args.concurrency < 1 || args.num_requests < 1 || args.rounds < 1 || args.output_tokens < 1) {
+    std::fprintf(stderr, "llama-chat bench-serve: --concurrency, --num_requests, --rounds and --output_tokens must "
+                         "be >= 1\n");
+    return 2;
+  }
   if (absl::Status status = BenchServe(args); !status.ok()) return Fail("bench-serve", status);
   return 0;
 }
@@ -232,7 +171,7 @@ int RunBenchServe(int argc, char** argv) {
 // Registered by hand: the subcommand name has a hyphen, which LLAMA_SUBCOMMAND cannot spell.
 const SubcommandRegistrar kBenchServeRegistrar(
     "bench-serve",
-    "gRPC vs direct engine-loop throughput and time to first token with N concurrent streaming clients",
+    "gRPC path (llama-chat load, separate process) vs the same load straight into the engine loop",
     RunBenchServe);
 
 }  // namespace

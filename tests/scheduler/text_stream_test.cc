@@ -2,6 +2,7 @@
 // (Tokenizer::Encode of the sentence), cut at the stop string by hand.
 #include "scheduler/text_stream.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -114,7 +115,7 @@ TEST(TextStreamNoTokenizerTest, IdsOnly) {
   const std::vector<std::string> stop;
   TextStream stream(nullptr, &stop);
   TextStream::Delta d = stream.Push(42);
-  EXPECT_EQ(d.token_ids, std::vector<int32_t>{42});
+  EXPECT_THAT(d.token_ids, ::testing::ElementsAre(42));
   EXPECT_TRUE(d.text.empty());
   EXPECT_TRUE(stream.Flush().empty());
 }

@@ -79,7 +79,7 @@ class LlamaChatCliTest : public ::testing::Test {
 
 TEST_F(LlamaChatCliTest, HelpListsEverySubcommand) {
   EXPECT_THAT(Subcommands(), ::testing::UnorderedElementsAre("bench", "bench-serve", "chat", "convert", "generate",
-                                                             "tokenize", "train-rm-head"));
+                                                             "load", "tokenize", "train-rm-head"));
 }
 
 TEST_F(LlamaChatCliTest, EverySubcommandHelpListsItsFlags) {
@@ -105,6 +105,8 @@ TEST_F(LlamaChatCliTest, EverySubcommandHelpListsItsFlags) {
   EXPECT_THAT(LlamaChat("train-rm-head --help").out, HasSubstr("(default: 0.2)"));
   EXPECT_THAT(LlamaChat("bench-serve --help").out, HasSubstr("tokens in one engine step at most (default: 512)"));
   EXPECT_THAT(LlamaChat("bench --help").out, HasSubstr("--repeats N"));
+  EXPECT_THAT(LlamaChat("load --help").out, HasSubstr("--request_rate TEXT"));
+  EXPECT_THAT(LlamaChat("load --help").out, HasSubstr("--num_requests TEXT"));
 }
 
 TEST_F(LlamaChatCliTest, UnknownFlagIsAClearErrorForEverySubcommand) {
@@ -130,9 +132,40 @@ TEST_F(LlamaChatCliTest, MissingAndMalformedValuesAreNamed) {
   const Outcome malformed = LlamaChat("bench --model_dir m --repeats many");
   EXPECT_EQ(malformed.exit_code, 2);
   EXPECT_THAT(malformed.err, HasSubstr("llama-chat bench: --repeats must be an integer, got 'many'"));
+  const Outcome no_server = LlamaChat("load --concurrency 4");
+  EXPECT_EQ(no_server.exit_code, 2);
+  EXPECT_THAT(no_server.err, HasSubstr("llama-chat load: --server: is required"));
+  const Outcome bad_level = LlamaChat("load --server x:1 --concurrency 1,0");
+  EXPECT_EQ(bad_level.exit_code, 2);
+  EXPECT_THAT(bad_level.err, HasSubstr("--concurrency: '0' is not a positive integer"));
+  const Outcome bad_slo = LlamaChat("load --server x:1 --slo ttft=5");
+  EXPECT_EQ(bad_slo.exit_code, 2);
+  EXPECT_THAT(bad_slo.err, HasSubstr("--slo: unknown target 'ttft'"));
   const Outcome unknown_command = LlamaChat("frobnicate");
   EXPECT_EQ(unknown_command.exit_code, 2);
   EXPECT_THAT(unknown_command.err, HasSubstr("llama-chat: unknown command 'frobnicate'"));
+}
+
+// bench-serve runs both paths over requests of the same exact lengths: the direct rounds' prompt and output token
+// totals equal the gRPC (separate load process) rounds'.
+TEST_F(LlamaChatCliTest, BenchServeComparesTheSameWork) {
+  const std::string model = std::string(LLAMA_SOURCE_DIR) + "/models/stories15M";
+  if (!std::ifstream(model + "/model.safetensors").good()) GTEST_SKIP() << "models/stories15M missing";
+  const Outcome run = LlamaChat(absl::StrCat("bench-serve --model ", model, " --concurrency 2 --num_requests 4",
+                                             " --input_tokens 20 --output_tokens 8 --rounds 1 --threads 1"));
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  EXPECT_THAT(run.out, HasSubstr("gRPC path throughput cost"));
+  EXPECT_THAT(run.out, HasSubstr("load-process (client) CPU per output token"));
+  std::vector<std::string> totals;  // "prompt output" of each round line
+  for (absl::string_view line : absl::StrSplit(run.out, '\n')) {
+    const std::vector<absl::string_view> cols = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (cols.size() > 4 && cols[0] == "0" && (cols[1] == "direct" || cols[1] == "grpc")) {
+      totals.push_back(absl::StrCat(cols[2], " ", cols[3]));
+    }
+  }
+  ASSERT_EQ(totals.size(), 2u) << run.out;
+  EXPECT_EQ(totals[0], "80 32");
+  EXPECT_EQ(totals[1], "80 32");
 }
 
 }  // namespace
