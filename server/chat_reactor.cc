@@ -1,10 +1,12 @@
 #include "server/chat_reactor.h"
 
 #include <chrono>
+#include <cstring>
 #include <utility>
 
-#include "server/status_mapping.h"
+#include "absl/strings/str_cat.h"
 #include "base/utf8.h"
+#include "server/status_mapping.h"
 
 namespace llama::server {
 namespace {
@@ -51,6 +53,13 @@ ChatReactor::ChatReactor(const ChatDeps& deps, grpc::CallbackServerContext* cont
                          uint64_t request_id, uint64_t fallback_seed)
     : deps_(deps), request_id_(request_id) {
   const absl::Time arrival = absl::Now();
+  client_request_id_ = request.request_id();  // logged as sent (escaped), even when it is refused below
+  peer_ = context->peer();
+  if (deps_.debug_leak_bytes_per_request > 0) {
+    // Deliberately never freed (the soak check's own test); memset makes the pages resident.
+    char* leaked = new char[deps_.debug_leak_bytes_per_request];
+    std::memset(leaked, 0x5A, deps_.debug_leak_bytes_per_request);
+  }
   if (absl::Status admit = deps_.serving->TryAdmit(); !admit.ok()) {
     FinishNow(admit);
     return;
@@ -62,7 +71,6 @@ ChatReactor::ChatReactor(const ChatDeps& deps, grpc::CallbackServerContext* cont
     FinishNow(prepared.status());
     return;
   }
-  client_request_id_ = request.request_id();
   include_token_ids_ = request.include_token_ids();
   dropped_turns_ = prepared->dropped_turns;
   deadline_ = DeadlineOf(*context);
@@ -84,8 +92,31 @@ void ChatReactor::FinishNow(const absl::Status& status) {
     absl::MutexLock lock(&mu_);
     finish_called_ = true;
   }
-  deps_.metrics->RecordChatOutcome(grpc_status, FinishReason::kError);
+  RecordOutcome(grpc_status, nullptr);
   Finish(grpc_status);
+}
+
+void ChatReactor::RecordOutcome(const grpc::Status& status, const FinishInfo* info) {
+  deps_.metrics->RecordChatOutcome(status, info != nullptr ? info->reason : FinishReason::kError);
+  if (deps_.log == nullptr) return;
+  RequestLogEntry entry;
+  entry.time = absl::Now();
+  entry.id = request_id_;
+  entry.request_id = client_request_id_;
+  entry.peer = peer_;
+  entry.code = GrpcCodeName(status.error_code());
+  entry.message = status.error_message();
+  if (info != nullptr) {
+    entry.finish_reason = FinishReasonName(info->reason);
+    entry.prompt_tokens = info->prompt_tokens;
+    entry.completion_tokens = info->completion_tokens;
+    entry.cached_prompt_tokens = info->cached_prompt_tokens;
+    entry.num_candidates = info->num_candidates;
+    entry.queue_time_s = info->queue_time_s;
+    entry.time_to_first_token_s = info->time_to_first_token_s;
+    entry.total_time_s = info->total_time_s;
+  }
+  deps_.log->Write(entry);
 }
 
 void ChatReactor::OnEngineTokens(absl::Span<const int32_t> token_ids, std::string_view text) {
@@ -94,11 +125,25 @@ void ChatReactor::OnEngineTokens(absl::Span<const int32_t> token_ids, std::strin
     deps_.metrics->RecordInterTokenLatency(absl::ToDoubleSeconds(now - last_tokens_time_));
   }
   last_tokens_time_ = now;
+  int pending_bytes = 0;
   {
     absl::MutexLock lock(&mu_);
-    if (stream_broken_) return;  // nobody is reading; the engine's OnFinish will follow the cancel
+    if (stream_broken_ || dropped_) return;  // nobody is reading; the engine's OnFinish will follow the cancel
     pending_text_.append(text.data(), text.size());
     if (include_token_ids_) pending_ids_.Add(token_ids.begin(), token_ids.end());
+    pending_bytes = static_cast<int>(pending_text_.size() + pending_ids_.size() * sizeof(int32_t));
+    if (deps_.max_pending_bytes > 0 && pending_bytes > deps_.max_pending_bytes) {
+      // The write in flight has not completed while this much piled up behind it: the client is not reading.
+      dropped_ = true;
+      pending_text_.clear();
+      pending_ids_.Clear();
+    }
+  }
+  if (pending_bytes > deps_.max_pending_bytes && deps_.max_pending_bytes > 0) {
+    deps_.engine->Cancel(request_id_, absl::ResourceExhaustedError(absl::StrCat(
+                                          "client not reading: more than ", deps_.max_pending_bytes,
+                                          " bytes of the reply waiting to be sent (--max_stream_pending_bytes)")));
+    return;
   }
   ScheduleWrite(/*wake_now=*/false);  // the writer runs the step's streams when the step ends
 }
@@ -197,7 +242,7 @@ grpc::Status ChatReactor::FinalStatus() const {
 void ChatReactor::Pump(bool from_writer) {
   enum class Action { kNone, kWrite, kWriteAndFinish, kFinish } action = Action::kNone;
   grpc::Status status;
-  FinishReason reason = FinishReason::kError;
+  FinishInfo info;
   {
     absl::MutexLock lock(&mu_);
     if (from_writer) {
@@ -213,7 +258,7 @@ void ChatReactor::Pump(bool from_writer) {
     } else if (next == Next::kFinal || finish_.has_value()) {
       finish_called_ = true;
       status = FinalStatus();
-      reason = finish_->reason;
+      info = *finish_;
       action = next == Next::kFinal ? Action::kWriteAndFinish : Action::kFinish;
     }
   }
@@ -227,11 +272,11 @@ void ChatReactor::Pump(bool from_writer) {
       return;
     case Action::kWriteAndFinish:
       // Final and the status in one batch: no OnWriteDone, one round of work less per request.
-      deps_.metrics->RecordChatOutcome(status, reason);
+      RecordOutcome(status, &info);
       StartWriteAndFinish(&response_, grpc::WriteOptions(), status);
       return;
     case Action::kFinish:
-      deps_.metrics->RecordChatOutcome(status, reason);
+      RecordOutcome(status, &info);
       Finish(status);
       return;
   }

@@ -11,7 +11,9 @@
 // (StartWriteAndFinish); exactly one Finish, and only after the engine's OnFinish when the request was admitted (so
 // the sink never outlives the reactor's use of it); while the stream is queued on the writer only the writer may
 // finish it (so the writer never holds a deleted reactor); OnCancel cancels in the engine (DEADLINE_EXCEEDED when
-// the deadline passed, CANCELLED otherwise); OnDone deletes.
+// the deadline passed, CANCELLED otherwise); OnDone deletes. A client that stops reading holds at most one message
+// in flight plus max_pending_bytes of text: beyond that the stream is dropped (the engine frees the sequence at
+// once; the client, if it ever reads again, gets what was in flight and RESOURCE_EXHAUSTED "client not reading").
 #pragma once
 
 #include <atomic>
@@ -29,6 +31,7 @@
 #include "llamachat/v1/chat.pb.h"
 #include "scheduler/engine_loop.h"
 #include "server/metrics.h"
+#include "server/request_log.h"
 #include "server/request_validation.h"
 #include "server/reward_scoring.h"
 #include "server/serving_state.h"
@@ -45,6 +48,11 @@ struct ChatDeps {
   ValidationLimits limits;
   RewardScoring* rewards = nullptr;  // the co-hosted reward models (Score RPC); null when none is loaded
   StreamWriter* writer = nullptr;    // starts the writes of idle streams
+  // Bytes waiting behind a write that does not complete (a client not reading) beyond which the stream is dropped
+  // with RESOURCE_EXHAUSTED "client not reading"; 0: no limit.
+  int max_pending_bytes = 0;
+  RequestLog* log = nullptr;         // one line per call; null: none
+  int debug_leak_bytes_per_request = 0;  // testing only (ChatServerOptions): leaked per call
 };
 
 class ChatReactor : public grpc::ServerWriteReactor<llamachat::v1::ChatResponse>, private StreamWriter::Stream {
@@ -66,6 +74,8 @@ class ChatReactor : public grpc::ServerWriteReactor<llamachat::v1::ChatResponse>
 
   // Refusal before admission to the engine.
   void FinishNow(const absl::Status& status);
+  // The call's one outcome: the metrics' count and the request log's line. info: the engine's, null when refused.
+  void RecordOutcome(const grpc::Status& status, const FinishInfo* info);
   // Engine thread: queue this stream on the writer unless it has a write in flight or is queued already.
   void ScheduleWrite(bool wake_now) ABSL_LOCKS_EXCLUDED(mu_);
   // The writer thread's turn (StreamWriter::Stream).
@@ -81,6 +91,7 @@ class ChatReactor : public grpc::ServerWriteReactor<llamachat::v1::ChatResponse>
   const ChatDeps deps_;
   const uint64_t request_id_;
   std::string client_request_id_;
+  std::string peer_;
   int dropped_turns_ = 0;
   bool include_token_ids_ = false;
   absl::Time deadline_ = absl::InfiniteFuture();
@@ -96,6 +107,7 @@ class ChatReactor : public grpc::ServerWriteReactor<llamachat::v1::ChatResponse>
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   bool scheduled_ ABSL_GUARDED_BY(mu_) = false;  // queued on the writer, its turn not yet run
   bool stream_broken_ ABSL_GUARDED_BY(mu_) = false;  // a write failed or the call was cancelled
+  bool dropped_ ABSL_GUARDED_BY(mu_) = false;  // over max_pending_bytes: text discarded, the engine told to stop
   bool final_written_ ABSL_GUARDED_BY(mu_) = false;
   bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
   // The message being written; only touched while no write is in flight.

@@ -13,7 +13,6 @@
 #include "engine/model/weights.h"
 #include "engine/text/model_tokenizer.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "grpcpp/health_check_service_interface.h"
 #include "prometheus/exposer.h"
 
 namespace llama::server {
@@ -68,6 +67,13 @@ absl::Status ChatServerOptions::Validate() const {
   if (max_queue < 1) return absl::InvalidArgumentError("--max_queue must be >= 1");
   if (max_candidates < 1) return absl::InvalidArgumentError("--max_candidates must be >= 1");
   if (default_max_tokens < 1) return absl::InvalidArgumentError("--default_max_tokens must be >= 1");
+  if (max_concurrent_streams < 0) return absl::InvalidArgumentError("--max_concurrent_streams must be >= 0");
+  if (max_grpc_message_bytes < 1) return absl::InvalidArgumentError("--max_message_bytes must be >= 1");
+  if (debug_leak_bytes_per_request < 0) return absl::InvalidArgumentError("--debug_leak_bytes_per_request < 0");
+  if (max_stream_pending_bytes < 1) return absl::InvalidArgumentError("--max_stream_pending_bytes must be >= 1");
+  if (keepalive_time_s < 0 || keepalive_timeout_s < 1) {
+    return absl::InvalidArgumentError("--keepalive_time_s must be >= 0 and --keepalive_timeout_s >= 1");
+  }
   return absl::OkStatus();
 }
 
@@ -143,23 +149,44 @@ absl::Status ChatServer::LoadRewards(const ChatServerOptions& options) {
 }
 
 absl::Status ChatServer::StartGrpc(const ChatServerOptions& options) {
-  grpc::EnableDefaultHealthCheckService(true);
+  // Our own grpc.health.v1 service (health_service.h) instead of gRPC's default one: its descriptor is in the pool
+  // reflection reads, and it is NOT_SERVING from before the server is built (Chat refuses calls with UNAVAILABLE
+  // until Warmup anyway).
+  grpc::EnableDefaultHealthCheckService(false);
   if (options.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   ServiceInfo info{options.model_path, backend_->name(), options.max_queue, options.max_num_seqs,
                    options.max_num_batched_tokens};
-  // The default health service starts SERVING; AttachHealth below turns it NOT_SERVING right after the build,
-  // and Chat refuses calls (UNAVAILABLE) until Warmup whatever health says.
-  serving_ = std::make_unique<ServingState>();
-  ChatDeps deps{engine_.get(), tokenizer_.get(), metrics_.get(), serving_.get(), limits_, rewards_.get(), writer_.get()};
+  health_ = std::make_unique<HealthService>(std::vector<std::string>{"", ServingState::kServiceName});
+  serving_ = std::make_unique<ServingState>(options.max_concurrent_streams);
+  serving_->AttachHealth(health_.get());
+  if (options.request_log == "-") {
+    request_log_file_ = stderr;
+  } else if (!options.request_log.empty()) {
+    request_log_file_ = std::fopen(options.request_log.c_str(), "a");
+    if (request_log_file_ == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("--request_log: cannot open ", options.request_log));
+    }
+  }
+  request_log_ = std::make_unique<RequestLog>(request_log_file_);
+  ChatDeps deps{engine_.get(), tokenizer_.get(), metrics_.get(), serving_.get(), limits_, rewards_.get(), writer_.get(),
+                options.max_stream_pending_bytes, request_log_.get(), options.debug_leak_bytes_per_request};
   service_ = std::make_unique<ChatServiceImpl>(deps, info);
   grpc::ServerBuilder builder;
+  builder.SetMaxReceiveMessageSize(options.max_grpc_message_bytes);  // gRPC refuses bigger ones before parsing
+  if (options.keepalive_time_s > 0) {
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, options.keepalive_time_s * 1000);
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, options.keepalive_timeout_s * 1000);
+    // Idle connections too (a client that died between calls), and without waiting for data between pings.
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  }
   builder.AddListeningPort(absl::StrCat(options.host, ":", options.port), grpc::InsecureServerCredentials(), &port_);
   builder.RegisterService(service_.get());
+  builder.RegisterService(health_.get());
   grpc_server_ = builder.BuildAndStart();
   if (grpc_server_ == nullptr || port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.host, ":", options.port));
   }
-  serving_->AttachHealth(grpc_server_->GetHealthCheckService());
   return absl::OkStatus();
 }
 
@@ -207,6 +234,8 @@ bool ChatServer::Drain(absl::Duration timeout) {
 
 ChatServer::~ChatServer() {
   if (grpc_server_ != nullptr) Drain(absl::ZeroDuration());
+  grpc_server_.reset();  // every reactor (which writes the request log) is gone first
+  if (request_log_file_ != nullptr && request_log_file_ != stderr) std::fclose(request_log_file_);
 }
 
 }  // namespace llama::server

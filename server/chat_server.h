@@ -1,5 +1,5 @@
 // ChatServer: everything one llama-chat-server process runs, assembled from plain options: the model (weights,
-// tokenizer, backend), the engine loop, the gRPC server (ChatService, grpc.health.v1, optional reflection) and the
+// tokenizer, backend), the engine loop, the gRPC server (ChatService, grpc.health.v1 (health_service.h), optional reflection) and the
 // Prometheus endpoint. server_main.cc only parses flags into ChatServerOptions and calls Start / Warmup / Drain;
 // the end-to-end tests run the same object in-process.
 //
@@ -21,7 +21,9 @@
 #include "scheduler/engine_loop.h"
 #include "scheduler/scheduler_config.h"
 #include "server/chat_service.h"
+#include "server/health_service.h"
 #include "server/metrics.h"
+#include "server/request_log.h"
 #include "server/request_validation.h"
 #include "server/reward_scoring.h"
 #include "server/serving_state.h"
@@ -59,6 +61,24 @@ struct ChatServerOptions {
   int default_candidates = 1;         // k when a request leaves num_candidates at 0
   int default_max_tokens = ValidationLimits{}.default_max_tokens;  // clamped to the context length
   bool reflection = false;
+  // Hostile and slow clients (docs/reliability.md, "Slow and hostile clients").
+  // Chat streams live at once beyond which a new one is refused with RESOURCE_EXHAUSTED (0: no cap).
+  int max_concurrent_streams = 1024;
+  // The largest request gRPC accepts (bytes on the wire); a bigger one is refused with RESOURCE_EXHAUSTED by gRPC
+  // before it is parsed. Not ValidationLimits::max_message_bytes, the bound on one chat message's content.
+  int max_grpc_message_bytes = 4 << 20;
+  // Text waiting for a stream whose client is not reading (a write in flight that does not complete) beyond which
+  // the stream is dropped: the engine frees its sequence, the call ends RESOURCE_EXHAUSTED "client not reading".
+  int max_stream_pending_bytes = 1 << 20;
+  // HTTP/2 keepalive: the server pings a connection idle this long and closes it (cancelling its streams) when the
+  // ping is not answered within keepalive_timeout_s, so dead clients are reaped. 0 turns pings off.
+  int keepalive_time_s = 60;
+  int keepalive_timeout_s = 20;
+  // One JSON line per Chat call (request_log.h): "-" stderr, "" none, otherwise a file appended to.
+  std::string request_log = "-";
+  // Testing only: every Chat call leaks one allocation of this many bytes (touched, so it is resident), so the soak's
+  // RSS check can be shown to catch a leak (tests/server/soak.py --expect_leak). 0 in every real deployment.
+  int debug_leak_bytes_per_request = 0;
 
   absl::Status Validate() const;
 };
@@ -104,7 +124,10 @@ class ChatServer {
   std::unique_ptr<EngineLoop> engine_;
   std::shared_ptr<ServerMetrics> metrics_;
   ValidationLimits limits_;
+  std::FILE* request_log_file_ = nullptr;  // owned when it is not stderr
+  std::unique_ptr<RequestLog> request_log_;  // outlives every reactor (declared before the gRPC server)
   std::unique_ptr<ChatServiceImpl> service_;
+  std::unique_ptr<HealthService> health_;  // grpc.health.v1, driven by serving_
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<ServingState> serving_;
   std::unique_ptr<prometheus::Exposer> exposer_;

@@ -53,6 +53,13 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
   num_requests_waiting_ = AddGauge(r, "llama_chat_num_requests_waiting",
                                    "Requests admitted but waiting to be scheduled (per pod; the autoscaling signal).");
   kv_cache_usage_ratio_ = AddGauge(r, "llama_chat_kv_cache_usage_ratio", "Used KV cache blocks / all blocks (0..1).");
+  kv_blocks_used_ = &prometheus::BuildGauge()
+                         .Name("llama_chat_kv_cache_blocks_used")
+                         .Help("KV blocks held by live requests, by pool: the policy's, and the reward models' "
+                               "engine pools (requests waiting for or in scoring).")
+                         .Register(r);
+  kv_blocks_used_->Add({{"pool", "policy"}});
+  kv_blocks_used_->Add({{"pool", "reward"}});
   prompt_tokens_ = AddCounter(r, "llama_chat_prompt_tokens_total", "Prompt tokens of finished requests.");
   generation_tokens_ = AddCounter(r, "llama_chat_generation_tokens_total", "Generated tokens of finished requests.");
   num_preemptions_ = AddCounter(r, "llama_chat_num_preemptions_total", "Sequences preempted (recompute).");
@@ -130,6 +137,8 @@ std::vector<prometheus::MetricFamily> ServerMetrics::Collect() const {
   if (snapshot_source_) {
     const EngineSnapshot snapshot = snapshot_source_();
     SetEngineGauges(snapshot.num_running, snapshot.num_waiting, snapshot.kv_blocks_used, snapshot.kv_blocks_total);
+    kv_blocks_used_->Add({{"pool", "policy"}}).Set(snapshot.kv_blocks_used);
+    kv_blocks_used_->Add({{"pool", "reward"}}).Set(snapshot.reward_kv_blocks_used);
     SetPrefixCaches(snapshot.prefix_caches);
   }
   return registry_->Collect();

@@ -74,6 +74,7 @@ class ServerMetrics : public prometheus::Collectable, public StepObserver {
   prometheus::Gauge* num_requests_running_;
   prometheus::Gauge* num_requests_waiting_;
   prometheus::Gauge* kv_cache_usage_ratio_;
+  prometheus::Family<prometheus::Gauge>* kv_blocks_used_;  // {pool}: set from the snapshot at scrape time
   prometheus::Counter* prompt_tokens_;
   prometheus::Counter* generation_tokens_;
   prometheus::Counter* num_preemptions_;

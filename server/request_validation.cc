@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "base/utf8.h"
 
 namespace llama::server {
 namespace {
@@ -140,6 +141,10 @@ absl::StatusOr<std::vector<Message>> ValidateMessages(
       return Invalid(absl::StrCat("messages[", i, "].content"),
                      absl::StrCat(content.size(), " bytes can never fit the context of ", limits.context_length,
                                   " tokens (at most ", limits.max_message_bytes, " bytes)"));
+    }
+    // The tokenizer and the prompt's strip() work on characters; ill-formed bytes are the client's bug, not text.
+    if (!utf8::IsValid(content)) {
+      return Invalid(absl::StrCat("messages[", i, "].content"), "is not valid UTF-8");
     }
     dialog.push_back(Message{role, content});
   }

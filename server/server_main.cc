@@ -41,6 +41,21 @@ ABSL_FLAG(int, default_max_tokens, Options().default_max_tokens,
           "max_tokens when a request sets none (clamped to the context)");
 ABSL_FLAG(double, drain_timeout, 30, "seconds streams in flight get to finish after SIGTERM");
 ABSL_FLAG(bool, reflection, Options().reflection, "serve gRPC server reflection");
+ABSL_FLAG(int, max_concurrent_streams, Options().max_concurrent_streams,
+          "Chat streams live at once beyond which a new one gets RESOURCE_EXHAUSTED (0: no cap)");
+ABSL_FLAG(int, max_message_bytes, Options().max_grpc_message_bytes,
+          "largest request message in bytes; gRPC refuses a bigger one with RESOURCE_EXHAUSTED before parsing it");
+ABSL_FLAG(int, max_stream_pending_bytes, Options().max_stream_pending_bytes,
+          "text bytes waiting for a client that is not reading beyond which its stream is dropped "
+          "(RESOURCE_EXHAUSTED \"client not reading\"; the engine frees the sequence)");
+ABSL_FLAG(std::string, request_log, Options().request_log,
+          "one JSON line per Chat call (request id, status, tokens, times): - for stderr, empty for none, or a file");
+ABSL_FLAG(int, debug_leak_bytes_per_request, 0,
+          "TESTING ONLY: leak this many bytes per Chat call (proves the soak's memory check catches a leak)");
+ABSL_FLAG(int, keepalive_time_s, Options().keepalive_time_s,
+          "HTTP/2 keepalive: ping a connection after this many idle seconds (0: no pings)");
+ABSL_FLAG(int, keepalive_timeout_s, Options().keepalive_timeout_s,
+          "close a connection (cancelling its streams) whose keepalive ping is unanswered this many seconds");
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("llama-chat-server --model DIR|FILE.gguf [--port 50051] [--metrics_port 9400] [...]");
@@ -78,6 +93,13 @@ int main(int argc, char** argv) {
   options.refusal_text = absl::GetFlag(FLAGS_refusal_text);
   options.default_max_tokens = absl::GetFlag(FLAGS_default_max_tokens);
   options.reflection = absl::GetFlag(FLAGS_reflection);
+  options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+  options.max_grpc_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.max_stream_pending_bytes = absl::GetFlag(FLAGS_max_stream_pending_bytes);
+  options.keepalive_time_s = absl::GetFlag(FLAGS_keepalive_time_s);
+  options.keepalive_timeout_s = absl::GetFlag(FLAGS_keepalive_timeout_s);
+  options.request_log = absl::GetFlag(FLAGS_request_log);
+  options.debug_leak_bytes_per_request = absl::GetFlag(FLAGS_debug_leak_bytes_per_request);
 
   auto server = llama::server::ChatServer::Start(options);
   if (!server.ok()) {

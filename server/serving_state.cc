@@ -1,5 +1,6 @@
 #include "server/serving_state.h"
 
+#include "absl/strings/str_cat.h"
 #include "base/check.h"
 
 namespace llama::server {
@@ -43,6 +44,11 @@ absl::Status ServingState::TryAdmit() {
     case Phase::kStarting: return absl::UnavailableError("server is warming up");
     case Phase::kDraining: return absl::UnavailableError("server is draining");
     case Phase::kServing: break;
+  }
+  if (max_streams_ > 0 && active_streams_ >= max_streams_) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("too many concurrent streams: ", active_streams_, " live (--max_concurrent_streams ",
+                     max_streams_, ")"));
   }
   ++active_streams_;
   return absl::OkStatus();

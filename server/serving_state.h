@@ -20,15 +20,17 @@ class ServingState {
  public:
   enum class Phase { kStarting, kServing, kDraining };
 
-  ServingState() = default;
-  // The gRPC server's health service (it exists only once the server is built): set to the current phase, i.e.
-  // NOT_SERVING until MarkReady. health must outlive this object.
+  // max_streams: admitted streams live at once beyond which TryAdmit says RESOURCE_EXHAUSTED (0: no cap).
+  explicit ServingState(int max_streams = 0) : max_streams_(max_streams) {}
+  // The health service (HealthService, registered with the gRPC server before it is built): set to the current
+  // phase, i.e. NOT_SERVING until MarkReady. health must outlive this object.
   void AttachHealth(grpc::HealthCheckServiceInterface* health);
 
   void MarkReady();   // kStarting → kServing; health SERVING
   void StartDrain();  // → kDraining; health NOT_SERVING for good (later updates are ignored)
 
-  // Admits one stream (OK) or says why not (UNAVAILABLE). Every OK must be paired with one Release.
+  // Admits one stream (OK) or says why not (UNAVAILABLE; RESOURCE_EXHAUSTED at max_streams). Every OK must be
+  // paired with one Release.
   absl::Status TryAdmit();
   void Release();
 
@@ -44,6 +46,7 @@ class ServingState {
  private:
   void SetHealth(bool serving) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  const int max_streams_;
   mutable absl::Mutex mu_;
   grpc::HealthCheckServiceInterface* health_ ABSL_GUARDED_BY(mu_) = nullptr;
   Phase phase_ ABSL_GUARDED_BY(mu_) = Phase::kStarting;

@@ -2,8 +2,14 @@
 // client, and reading the server's Prometheus families.
 #pragma once
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <memory>
 #include <string>
 #include <utility>
@@ -204,6 +210,45 @@ inline int HealthStatus(int port, const std::string& service) {
 }
 constexpr int kServing = 1;
 constexpr int kNotServing = 2;
+
+// GET http://127.0.0.1:port/metrics (the Prometheus endpoint, over a real socket); the body, "" on failure.
+inline std::string ScrapeMetrics(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
+    const std::string request = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+      char buffer[4096];
+      for (ssize_t n; (n = read(fd, buffer, sizeof(buffer))) > 0;) response.append(buffer, n);
+    }
+  }
+  close(fd);
+  const size_t body = response.find("\r\n\r\n");
+  return body == std::string::npos ? "" : response.substr(body + 4);
+}
+
+// Sum of the samples of `name` in a Prometheus text exposition whose labels contain `labels` (e.g. pool="policy";
+// empty: all samples); -1 when there is none.
+inline double ScrapedValue(const std::string& text, const std::string& name, const std::string& labels = "") {
+  double sum = 0;
+  bool found = false;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty() || line[0] == '#' || line.compare(0, name.size(), name) != 0) continue;
+    const char next = line.size() > name.size() ? line[name.size()] : '\0';
+    if (next != ' ' && next != '{') continue;
+    const size_t space = line.rfind(' ');
+    if (!labels.empty() && line.substr(0, space).find(labels) == std::string::npos) continue;
+    sum += std::stod(line.substr(space + 1));
+    found = true;
+  }
+  return found ? sum : -1;
+}
 
 // Polls cond every 10 ms until it holds or timeout passes.
 template <typename Cond>

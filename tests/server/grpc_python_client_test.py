@@ -3,7 +3,7 @@
 repository's chat.proto and the standard grpc.health.v1 health.proto), over a real loopback port, with the server
 binary as a subprocess:
 
-  health goes SERVING after warm-up; reflection lists the services; Chat streams deltas then one Final; Tokenize and GetModelInfo answer;
+  health goes SERVING after warm-up; reflection lists the services and resolves each one's methods; Chat streams deltas then one Final; Tokenize and GetModelInfo answer;
   a bad request is INVALID_ARGUMENT; a /metrics scrape passes `promtool check metrics` and reconciles (requests by
   outcome sum to the requests sent, running and waiting back to 0); SIGTERM with streams in flight: health goes
   NOT_SERVING, new calls get UNAVAILABLE, the streams in flight complete with a Final, and the process exits 0.
@@ -94,6 +94,51 @@ def metric_values(text, name):
     return total
 
 
+def check_reflection(channel, reflection_pb2, reflection_pb2_grpc):
+    """What a generic client (grpcurl, buf curl) does first: list the services, then resolve each one's file
+    descriptor (with its dependencies) into a descriptor pool and read its methods. Returns {service: [methods]}."""
+    from google.protobuf import descriptor_pb2, descriptor_pool
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+
+    def ask(**kwargs):
+        answers = list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(**kwargs)]),
+                                                 timeout=10))
+        check(len(answers) == 1, "reflection answered %d messages to %r" % (len(answers), kwargs))
+        return answers[0]
+
+    services = [s.name for s in ask(list_services="").list_services_response.service]
+    files = {}
+    for name in services:
+        answer = ask(file_containing_symbol=name)
+        check(answer.WhichOneof("message_response") == "file_descriptor_response",
+              "reflection cannot resolve %s: %s" % (name, answer.error_response))
+        for raw in answer.file_descriptor_response.file_descriptor_proto:
+            fd = descriptor_pb2.FileDescriptorProto.FromString(raw)
+            files[fd.name] = fd
+    pool = descriptor_pool.DescriptorPool()
+    added = set()
+
+    def add(file_name):
+        check(file_name in files, "reflection did not send %s" % file_name)
+        if file_name in added:
+            return
+        for dep in files[file_name].dependency:
+            add(dep)
+        pool.Add(files[file_name])
+        added.add(file_name)
+
+    for file_name in list(files):
+        add(file_name)
+    methods = {}
+    for name in services:
+        service = pool.FindServiceByName(name)
+        methods[name] = [m.name for m in service.methods]
+        check(methods[name], "%s has no methods" % name)
+        for m in service.methods:
+            check(m.input_type.full_name and m.output_type.full_name, "%s.%s types unresolved" % (name, m.name))
+    return methods
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--server_bin", required=True)
@@ -135,12 +180,13 @@ def main():
     try:
         check(wait_health(SERVING), "health never became SERVING")
 
-        # Server reflection (--reflection) lists our service and the health service.
-        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
-        answers = list(reflection.ServerReflectionInfo(
-            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10))
-        services = {s.name for a in answers for s in a.list_services_response.service}
-        check({"llamachat.v1.ChatService", "grpc.health.v1.Health"} <= services, "reflection lists %r" % services)
+        # Server reflection (--reflection): every service it lists resolves, methods and all (issue 17).
+        methods = check_reflection(channel, reflection_pb2, reflection_pb2_grpc)
+        check({"llamachat.v1.ChatService", "grpc.health.v1.Health"} <= set(methods), "reflection lists %r" % methods)
+        check(set(methods["grpc.health.v1.Health"]) == {"Check", "Watch"}, "health methods %r" % methods)
+        check({"Chat", "Tokenize", "GetModelInfo", "Score"} <= set(methods["llamachat.v1.ChatService"]),
+              "ChatService methods %r" % methods)
+        print("reflection: %s" % ", ".join("%s (%d methods)" % (k, len(v)) for k, v in sorted(methods.items())))
 
         def request(text, max_tokens, temperature=0.0, seed=None):
             r = chat_pb2.ChatRequest(messages=[chat_pb2.Message(role=chat_pb2.ROLE_USER, content=text)])

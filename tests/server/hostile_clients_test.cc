@@ -1,0 +1,191 @@
+// Slow and hostile clients against an in-process server whose backend is FakeBackend (fast steps, any length; the
+// tokenizer is stories15M's): a client that stops reading is dropped with RESOURCE_EXHAUSTED "client not reading"
+// once --max_stream_pending_bytes piles up, without blocking the engine or other streams, and its sequence is freed
+// while it still reads nothing; streams beyond --max_concurrent_streams are RESOURCE_EXHAUSTED; a request over
+// --max_message_bytes is refused by gRPC before parsing; invalid UTF-8 content is INVALID_ARGUMENT.
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "engine/text/model_tokenizer.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "tests/server/e2e_helpers.h"
+#include "tests/support/fake_backend.h"
+
+namespace llama::server::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::unique_ptr<ChatServer> StartFakeServer(llama::testing::FakeBackendOptions fake, ChatServerOptions options) {
+  options.model_path = ModelDir();  // the tokenizer; the weights are never loaded
+  options.host = "127.0.0.1";
+  options.port = 0;
+  options.metrics_port = -1;
+  auto server = ChatServer::StartWithBackend(options, std::make_unique<llama::testing::FakeBackend>(fake));
+  if (!server.ok()) {
+    ADD_FAILURE() << server.status();
+    return nullptr;
+  }
+  const absl::Status warm = (*server)->Warmup();
+  EXPECT_TRUE(warm.ok()) << warm;
+  return std::move(*server);
+}
+
+// The id of the longest normal piece: every generated token then carries as many bytes as a token can.
+int32_t LongestPieceId() {
+  auto tokenizer = LoadModelTokenizer(ModelDir());
+  EXPECT_TRUE(tokenizer.ok()) << tokenizer.status();
+  int32_t best = 0;
+  for (int32_t id = 0; id < (*tokenizer)->vocab_size(); ++id) {
+    if ((*tokenizer)->piece_kind(id) != Tokenizer::PieceKind::kNormal) continue;
+    if ((*tokenizer)->PieceBytes(id).size() > (*tokenizer)->PieceBytes(best).size()) best = id;
+  }
+  return best;
+}
+
+class HostileClientsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!HaveModel()) GTEST_SKIP() << "models/stories15M missing: run scripts/fetch-model.sh";
+  }
+};
+
+TEST_F(HostileClientsTest, AClientThatStopsReadingIsDroppedWithoutBlockingOthers) {
+  constexpr int kMaxTokens = 16000;
+  constexpr int kPendingLimit = 4096;
+  llama::testing::FakeBackendOptions fake;
+  fake.max_position_embeddings = kMaxTokens + 64;
+  fake.num_blocks = (kMaxTokens + 64) / 16 + 64;
+  const int32_t long_piece = LongestPieceId();
+  fake.next_token = [long_piece](absl::Span<const int32_t>, const OutputRow&) { return long_piece; };
+  fake.step_latency = absl::Microseconds(200);
+  ChatServerOptions options;
+  options.max_stream_pending_bytes = kPendingLimit;
+  std::unique_ptr<ChatServer> server = StartFakeServer(fake, options);
+  ASSERT_NE(server, nullptr);
+
+  // A client with a small HTTP/2 window that never reads: the server's writes stop completing.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  auto slow_stub = v1::ChatService::NewStub(grpc::CreateCustomChannel(
+      absl::StrCat("127.0.0.1:", server->port()), grpc::InsecureChannelCredentials(), args));
+  grpc::ClientContext slow_context;
+  slow_context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(120)));
+  v1::ChatRequest slow_request = MakeRequest({{v1::ROLE_USER, "Tell me everything."}}, kMaxTokens);
+  slow_request.mutable_sampling()->set_ignore_eos(true);
+  std::unique_ptr<grpc::ClientReader<v1::ChatResponse>> slow_reader = slow_stub->Chat(&slow_context, slow_request);
+
+  // Dropped: the engine frees the sequence long before max_tokens while the client still reads nothing.
+  ASSERT_TRUE(WaitFor([&] { return server->engine().Snapshot().num_steps > 10; }));
+  ASSERT_TRUE(WaitFor([&] {
+    const EngineSnapshot s = server->engine().Snapshot();
+    return s.num_running == 0 && s.num_waiting == 0 && s.kv_blocks_used == 0;
+  }, absl::Seconds(60)));
+  const double generated = MetricValue(server->metrics(), "llama_chat_generation_tokens_total");
+  EXPECT_LT(generated, kMaxTokens) << "the stream ran to max_tokens: it was never dropped";
+
+  // Other streams are served meanwhile, the stuck client notwithstanding.
+  auto stub = Connect(server->port());
+  StreamResult other = Chat(*stub, MakeRequest({{v1::ROLE_USER, "Hi"}}, 32));
+  EXPECT_TRUE(other.status.ok()) << other.status.error_message();
+  EXPECT_TRUE(other.has_final);
+
+  // When the slow client reads at last it gets what was in flight and the clear status; much less than the reply.
+  StreamResult slow = ReadStream(*slow_reader);
+  EXPECT_EQ(slow.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << slow.status.error_message();
+  EXPECT_THAT(slow.status.error_message(), HasSubstr("client not reading"));
+  EXPECT_FALSE(slow.has_final);
+  const size_t full_reply_bytes = static_cast<size_t>(kMaxTokens) * 8;
+  EXPECT_LT(slow.text.size(), full_reply_bytes / 2) << "the server kept buffering for a client that did not read";
+  EXPECT_EQ(MetricValue(server->metrics(), "llama_chat_request_failure_total", "code", "RESOURCE_EXHAUSTED"), 1);
+}
+
+TEST_F(HostileClientsTest, StreamsBeyondMaxConcurrentStreamsAreResourceExhausted) {
+  llama::testing::FakeBackendOptions fake;
+  fake.step_latency = absl::Milliseconds(20);
+  ChatServerOptions options;
+  options.max_concurrent_streams = 2;
+  std::unique_ptr<ChatServer> server = StartFakeServer(fake, options);
+  ASSERT_NE(server, nullptr);
+  auto stub = Connect(server->port());
+  v1::ChatRequest long_request = MakeRequest({{v1::ROLE_USER, "Hi"}}, 100);
+  long_request.mutable_sampling()->set_ignore_eos(true);
+  StreamResult first, second;
+  std::thread a([&] { first = Chat(*stub, long_request); });
+  std::thread b([&] { second = Chat(*stub, long_request); });
+  ASSERT_TRUE(WaitFor([&] { return server->serving().active_streams() == 2; }));
+  StreamResult third = Chat(*stub, MakeRequest({{v1::ROLE_USER, "Hi"}}, 4));
+  EXPECT_EQ(third.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(third.status.error_message(), HasSubstr("--max_concurrent_streams 2"));
+  a.join();
+  b.join();
+  EXPECT_TRUE(first.status.ok() && second.status.ok());
+  EXPECT_TRUE(Chat(*stub, MakeRequest({{v1::ROLE_USER, "Hi"}}, 4)).status.ok()) << "a slot did not come back";
+}
+
+TEST_F(HostileClientsTest, OversizedRequestIsRefusedByGrpcBeforeParsing) {
+  ChatServerOptions options;
+  options.max_grpc_message_bytes = 1024;
+  std::unique_ptr<ChatServer> server = StartFakeServer({}, options);
+  ASSERT_NE(server, nullptr);
+  auto stub = Connect(server->port());
+  StreamResult big = Chat(*stub, MakeRequest({{v1::ROLE_USER, std::string(2000, 'a')}}, 4));
+  EXPECT_EQ(big.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << big.status.error_message();
+  EXPECT_EQ(server->engine().Snapshot().num_steps, 1) << "only the warm-up step";
+  EXPECT_EQ(MetricValue(server->metrics(), "llama_chat_request_failure_total"), 0) << "our handler never ran";
+  EXPECT_TRUE(Chat(*stub, MakeRequest({{v1::ROLE_USER, std::string(500, 'a')}}, 4)).status.ok());
+}
+
+TEST_F(HostileClientsTest, InvalidUtf8ContentIsInvalidArgument) {
+  std::unique_ptr<ChatServer> server = StartFakeServer({}, {});
+  ASSERT_NE(server, nullptr);
+  auto stub = Connect(server->port());
+  for (const std::string bad : {std::string("caf\xC3"), std::string("\xFF\xFE"), std::string("a\xED\xA0\x80z")}) {
+    StreamResult result = Chat(*stub, MakeRequest({{v1::ROLE_USER, bad}}, 4));
+    EXPECT_EQ(result.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << result.status.error_message();
+    EXPECT_THAT(result.status.error_message(), HasSubstr("messages[0].content"));
+  }
+  EXPECT_EQ(server->engine().Snapshot().num_steps, 1) << "only the warm-up step";
+}
+
+// One line per call, each a JSON object a parser reads back; a request id built to forge a second line (newline,
+// quotes, an escape sequence) is refused and logged escaped, so the file holds exactly one line per call.
+TEST_F(HostileClientsTest, RequestLogHasOneEscapedLinePerCall) {
+  const std::string log_path = ::testing::TempDir() + "/hostile_request_log.jsonl";
+  std::remove(log_path.c_str());
+  ChatServerOptions options;
+  options.request_log = log_path;
+  std::unique_ptr<ChatServer> server = StartFakeServer({}, options);
+  ASSERT_NE(server, nullptr);
+  auto stub = Connect(server->port());
+  const std::string forged = "x\"}\n{\"event\":\"chat\",\"code\":\"OK\",\"request_id\":\"admin\"}\r\x1b[2J";
+  v1::ChatRequest evil = MakeRequest({{v1::ROLE_USER, "Hi\n{\"code\":\"OK\"}"}}, 4);
+  evil.set_request_id(forged);
+  EXPECT_EQ(Chat(*stub, evil).status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  v1::ChatRequest good = MakeRequest({{v1::ROLE_USER, "Hi \"there\"\n"}}, 4);
+  good.set_request_id("client-7");
+  ASSERT_TRUE(Chat(*stub, good).status.ok());
+  server.reset();  // flushes and closes the log
+
+  std::ifstream in(log_path);
+  std::vector<nlohmann::json> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(lines.size(), 2u) << "one line per call";
+  EXPECT_EQ(lines[0]["request_id"], forged);
+  EXPECT_EQ(lines[0]["code"], "INVALID_ARGUMENT");
+  EXPECT_EQ(lines[0]["finish_reason"], "");
+  EXPECT_EQ(lines[1]["request_id"], "client-7");
+  EXPECT_EQ(lines[1]["code"], "OK");
+  EXPECT_EQ(lines[1]["finish_reason"], "length");
+  EXPECT_EQ(lines[1]["completion_tokens"], 4);
+  EXPECT_GT(lines[1]["prompt_tokens"].get<int>(), 0);
+  EXPECT_GT(lines[1]["total_time_s"].get<double>(), 0);
+  EXPECT_NE(lines[1]["peer"].get<std::string>().find("127.0.0.1"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace llama::server::testing
