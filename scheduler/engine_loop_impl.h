@@ -26,7 +26,7 @@ namespace engine_loop_internal {
 
 // The context limit: the configured one (default: the model's), never more than the model's positions nor what
 // the KV pool can hold for one sequence (so a sequence alone always fits and the queue cannot stall).
-SchedulerConfig ResolveConfig(SchedulerConfig config, const ModelConfig& model, const KvCacheSpec& kv) {
+inline SchedulerConfig ResolveConfig(SchedulerConfig config, const ModelConfig& model, const KvCacheSpec& kv) {
   if (config.max_model_len == 0) config.max_model_len = model.max_position_embeddings;
   config.max_model_len = std::min({int64_t{config.max_model_len}, int64_t{model.max_position_embeddings},
                                    int64_t{kv.num_blocks} * kv.block_size});
