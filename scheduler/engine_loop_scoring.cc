@@ -84,7 +84,8 @@ void EngineLoop::Impl::RewardStep(StepStats* stats) {
         state.request().deadline <= now
             ? absl::DeadlineExceededError("reward scoring finished after the deadline")
             : selector->Select(state.request(), state.Outputs(),
-                               CandidateScores{std::move(scored.scores), std::move(scored.latency_s)});
+                               CandidateScores{std::move(scored.scores), std::move(scored.latency_s),
+                                               state.segmented() ? state.num_segments() : -1});
     if (state.segmented()) {
       FinishSegment(id, std::move(choice), now);
       continue;

@@ -54,6 +54,7 @@ class RequestState {
   TokenOutcome OnToken(const Sequence& seq, absl::Time now);
   bool all_candidates_finished() const;
   bool segmented() const { return segment_tokens_ > 0; }
+  int num_segments() const { return num_segments_; }  // segments chosen so far
   // Scored streaming: every candidate has finished or paused in the current segment (score it now).
   bool segment_complete() const;
   // Scored streaming: the current segment's choice. Sends the winner's segment; when the winner had finished (or

@@ -39,6 +39,9 @@ TEST_F(ScoredStreamingServerTest, SegmentsStreamAsTheyAreChosen) {
   auto server = StartServer(RewardOptions());
   ASSERT_NE(server, nullptr);
   auto stub = Connect(server->port());
+  const double segments0 = MetricValue(server->metrics(), "llama_chat_segments_per_request");
+  const double segment_scores0 = MetricValue(server->metrics(), "llama_chat_segment_score");
+  const double selections0 = MetricValue(server->metrics(), "llama_chat_candidates_per_request");
   v1::ChatRequest request = StoryRequest(4, 32, 42);
   request.set_segment_tokens(8);
   const StreamResult result = Chat(*stub, request);
@@ -55,6 +58,10 @@ TEST_F(ScoredStreamingServerTest, SegmentsStreamAsTheyAreChosen) {
   EXPECT_LT(result.final_message.time_to_first_token_s(), result.final_message.total_time_s());
   // Reproducible with the same seed.
   EXPECT_EQ(Chat(*stub, request).text, result.text);
+  // Two requests of 4 segments: each observed once per request, each segment once, k once per request.
+  EXPECT_EQ(MetricValue(server->metrics(), "llama_chat_segments_per_request") - segments0, 2);
+  EXPECT_EQ(MetricValue(server->metrics(), "llama_chat_segment_score") - segment_scores0, 8);
+  EXPECT_EQ(MetricValue(server->metrics(), "llama_chat_candidates_per_request") - selections0, 2);
   EXPECT_TRUE(WaitFor([&] {
     const EngineSnapshot s = server->engine().Snapshot();
     return s.kv_blocks_used == 0 && s.reward_kv_blocks_used == 0;
@@ -86,11 +93,15 @@ TEST_F(ScoredStreamingServerTest, ServerDefaultRefusalAndValidation) {
   auto server = StartServer(options);
   ASSERT_NE(server, nullptr);
   auto stub = Connect(server->port());
+  const double rejected0 = MetricValue(server->metrics(), "llama_chat_rejected_segments_total");
+  const double refusals0 = MetricValue(server->metrics(), "llama_chat_safety_refusals_total");
   const StreamResult refused = Chat(*stub, StoryRequest(2, 16, 3));
   ASSERT_TRUE(refused.status.ok()) << refused.status.error_message();
   EXPECT_EQ(refused.text, "No can do.");
   EXPECT_EQ(refused.final_message.finish_reason(), v1::FINISH_REASON_SAFETY);
   EXPECT_EQ(refused.final_message.num_segments(), 1);
+  EXPECT_EQ(MetricValue(server->metrics(), "llama_chat_rejected_segments_total") - rejected0, 1);
+  EXPECT_EQ(MetricValue(server->metrics(), "llama_chat_safety_refusals_total") - refusals0, 1);
   v1::ChatRequest negative = StoryRequest(1, 16, 3);
   negative.set_segment_tokens(-2);
   const StreamResult bad = Chat(*stub, negative);
