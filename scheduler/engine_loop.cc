@@ -53,6 +53,9 @@ absl::Status EngineLoop::Impl::ValidateRequest(const GenerationRequest& request,
   const int max_model_len = scheduler_.config().max_model_len;  // immutable after construction
   if (sink == nullptr) return absl::InvalidArgumentError("request has no sink");
   if (request.prompt_tokens.empty()) return absl::InvalidArgumentError("prompt is empty");
+  if (request.id >= kFirstScoreJobId && request.id <= kLastScoreJobId) {
+    return absl::InvalidArgumentError(absl::StrCat("request id ", request.id, " is in the engine's own range"));
+  }
   if (static_cast<int>(request.prompt_tokens.size()) + 1 > max_model_len) {
     return absl::InvalidArgumentError(absl::StrCat("prompt has ", request.prompt_tokens.size(),
                                                    " tokens; the context limit is ", max_model_len,
@@ -98,6 +101,9 @@ void EngineLoop::Impl::Run() {
   std::vector<uint64_t> ids;
   for (const auto& [id, state] : requests_) ids.push_back(id);
   for (uint64_t id : ids) Abort(id, absl::CancelledError("server shutting down"), FinishReason::kCancelled);
+  std::vector<uint64_t> jobs;
+  for (const auto& [id, job] : score_jobs_) jobs.push_back(id);
+  for (uint64_t id : jobs) FailScoreJob(id, absl::CancelledError("server shutting down"));
   absl::MutexLock lock(&mu_);
   PublishSnapshotLocked();
   snapshot_.running = false;
@@ -115,6 +121,7 @@ bool EngineLoop::Impl::WaitForWork() {
       CHECK_EQ(scheduler_.allocator().num_used(), 0);
       if (reward_queue_ != nullptr) reward_queue_->CheckIdle();
       CHECK(scoring_.empty());
+      CHECK(score_jobs_.empty());
       PublishSnapshotLocked();
       mu_.Await(absl::Condition(this, &Impl::InboxReadyOrStopping));
     }
@@ -127,6 +134,10 @@ bool EngineLoop::Impl::WaitForWork() {
 }
 
 void EngineLoop::Impl::Apply(InboxItem item) {
+  if (item.score.has_value()) {
+    AddScoreJob(*std::move(item.score));
+    return;
+  }
   if (!item.request.has_value()) {
     if (requests_.contains(item.cancel_id)) Abort(item.cancel_id, item.cancel_reason, ReasonFor(item.cancel_reason));
     return;
@@ -224,6 +235,7 @@ void EngineLoop::Impl::ExpireDeadlines(absl::Time now) {
     if (state->request().deadline <= now) expired.push_back(id);
   }
   for (uint64_t id : expired) Abort(id, absl::DeadlineExceededError("deadline exceeded"), FinishReason::kDeadline);
+  ExpireScoreJobs(now);
 }
 
 void EngineLoop::Impl::Complete(uint64_t request_id) {
@@ -308,6 +320,8 @@ void EngineLoop::Stop() { impl_->Stop(); }
 absl::Status EngineLoop::Submit(GenerationRequest request, std::shared_ptr<RequestSink> sink) {
   return impl_->Submit(std::move(request), std::move(sink));
 }
+
+absl::Status EngineLoop::SubmitScore(ScoreJob job) { return impl_->SubmitScore(std::move(job)); }
 
 void EngineLoop::Cancel(uint64_t request_id, absl::Status reason) { impl_->Cancel(request_id, std::move(reason)); }
 

@@ -24,6 +24,10 @@
 namespace llama {
 namespace engine_loop_internal {
 
+// Reward-queue ids of score jobs: [2^62, 2^63), never a request's (Submit refuses them).
+inline constexpr uint64_t kFirstScoreJobId = uint64_t{1} << 62;
+inline constexpr uint64_t kLastScoreJobId = (uint64_t{1} << 63) - 1;
+
 // The context limit: the configured one (default: the model's), never more than the model's positions nor what
 // the KV pool can hold for one sequence (so a sequence alone always fits and the queue cannot stall).
 inline SchedulerConfig ResolveConfig(SchedulerConfig config, const ModelConfig& model, const KvCacheSpec& kv) {
@@ -34,6 +38,9 @@ inline SchedulerConfig ResolveConfig(SchedulerConfig config, const ModelConfig& 
 }
 
 }  // namespace engine_loop_internal
+
+using engine_loop_internal::kFirstScoreJobId;
+using engine_loop_internal::kLastScoreJobId;
 
 class EngineLoop::Impl {
  public:
@@ -63,6 +70,7 @@ class EngineLoop::Impl {
       reward_queue_ = std::make_unique<RewardQueue>(std::move(models), scheduler_.config().max_num_batched_tokens,
                                                     prefix_caching(), cache_index_bits_);
     }
+    num_score_models_ = reward_queue_ != nullptr ? reward_queue_->num_models() : 0;
     accepting_ = true;
     snapshot_.running = true;
     thread_ = std::thread([this] { Run(); });
@@ -93,6 +101,20 @@ class EngineLoop::Impl {
     return absl::OkStatus();
   }
 
+  absl::Status SubmitScore(ScoreJob job) {
+    absl::MutexLock lock(&mu_);
+    if (!accepting_) return absl::UnavailableError("engine loop is not running");
+    if (num_score_models_ == 0) return absl::FailedPreconditionError("the engine loop has no reward models");
+    if (static_cast<int>(job.inputs.size()) != num_score_models_) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("score job has ", job.inputs.size(), " inputs for ", num_score_models_, " reward models"));
+    }
+    InboxItem item;
+    item.score = std::move(job);
+    inbox_.push_back(std::move(item));
+    return absl::OkStatus();
+  }
+
   // Only the first cancel of a live request is queued, so the inbox stays bounded by the live requests.
   void Cancel(uint64_t request_id, absl::Status reason) {
     if (reason.ok()) reason = absl::CancelledError("cancelled");
@@ -113,8 +135,9 @@ class EngineLoop::Impl {
   struct InboxItem {
     std::optional<GenerationRequest> request;
     std::shared_ptr<RequestSink> sink;
-    uint64_t cancel_id;
+    uint64_t cancel_id = 0;
     absl::Status cancel_reason;
+    std::optional<ScoreJob> score;  // a Score RPC's job
   };
 
   absl::Status ValidateRequest(const GenerationRequest& request, const RequestSink* sink) const;
@@ -131,6 +154,10 @@ class EngineLoop::Impl {
   void FinishSegment(uint64_t request_id, absl::StatusOr<CandidateChoice> choice, absl::Time now);
   void RewardStep(StepStats* stats);
   void FailRewardStep(const RewardStepStats& step, const absl::Status& status);
+  void AddScoreJob(ScoreJob job);
+  // Ends a score job that is not done (its reward blocks back now) with `status`.
+  void FailScoreJob(uint64_t id, const absl::Status& status);
+  void ExpireScoreJobs(absl::Time now);
   RequestCounters Counters(uint64_t request_id) const;
   bool has_work() const { return scheduler_.has_work() || (reward_queue_ != nullptr && !reward_queue_->empty()); }
   void Abort(uint64_t request_id, const absl::Status& status, FinishReason reason);
@@ -156,6 +183,9 @@ class EngineLoop::Impl {
   // whole-answer mode the scheduler has already let go of its sequences; a scored-streaming request's stay paused).
   std::unique_ptr<RewardQueue> reward_queue_;
   absl::flat_hash_map<uint64_t, RequestCounters> scoring_;
+  // Score jobs in the reward queue, by their ids (the loop's own range, kFirstScoreJobId up).
+  absl::flat_hash_map<uint64_t, ScoreJob> score_jobs_;
+  uint64_t next_score_job_id_ = kFirstScoreJobId;
 
   mutable absl::Mutex mu_;
   std::vector<InboxItem> inbox_ ABSL_GUARDED_BY(mu_);
@@ -166,6 +196,7 @@ class EngineLoop::Impl {
   bool stop_requested_ ABSL_GUARDED_BY(mu_) = false;
   EngineSnapshot snapshot_ ABSL_GUARDED_BY(mu_);
   int num_preempted_waiting_ ABSL_GUARDED_BY(mu_) = 0;
+  int num_score_models_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace llama

@@ -79,6 +79,19 @@ void EngineLoop::Impl::RewardStep(StepStats* stats) {
   const absl::Time now = absl::Now();
   for (ScoredRequest& scored : reward_queue_->TakeFinished(now)) {
     const uint64_t id = scored.request_id;
+    if (auto job = score_jobs_.find(id); job != score_jobs_.end()) {
+      std::vector<float> scores;  // [model]: one sequence each
+      for (const std::vector<float>& s : scored.scores) scores.push_back(s.at(0));
+      auto done = std::move(job->second.done);
+      const bool expired = job->second.deadline <= now;
+      score_jobs_.erase(job);
+      if (expired) {
+        done(absl::DeadlineExceededError("scoring finished after the deadline"));
+      } else {
+        done(std::move(scores));
+      }
+      continue;
+    }
     RequestState& state = *requests_.at(id);
     absl::StatusOr<CandidateChoice> choice =
         state.request().deadline <= now
@@ -101,8 +114,42 @@ void EngineLoop::Impl::FailRewardStep(const RewardStepStats& step, const absl::S
   const absl::Status error =
       absl::InternalError(absl::StrCat("reward model '", model, "' failed: ", status.message()));
   for (uint64_t id : step.request_ids) {
-    if (requests_.contains(id)) Abort(id, error, FinishReason::kError);
+    if (score_jobs_.contains(id)) {
+      FailScoreJob(id, error);
+    } else if (requests_.contains(id)) {
+      Abort(id, error, FinishReason::kError);
+    }
   }
+}
+
+// A Score RPC's job: one sequence per reward model into the reward queue, scored by the next reward steps.
+void EngineLoop::Impl::AddScoreJob(ScoreJob job) {
+  const uint64_t id = next_score_job_id_++;
+  CHECK_LE(id, kLastScoreJobId);
+  std::vector<std::vector<std::vector<int32_t>>> inputs;  // [model][1] token ids
+  for (std::vector<int32_t>& ids : job.inputs) inputs.push_back({std::move(ids)});
+  if (absl::Status status = reward_queue_->Add(id, std::move(inputs), absl::Now()); !status.ok()) {
+    job.done(std::move(status));
+    return;
+  }
+  score_jobs_.emplace(id, std::move(job));
+}
+
+void EngineLoop::Impl::FailScoreJob(uint64_t id, const absl::Status& status) {
+  auto it = score_jobs_.find(id);
+  CHECK(it != score_jobs_.end());
+  reward_queue_->Remove(id);  // its reward blocks back now
+  auto done = std::move(it->second.done);
+  score_jobs_.erase(it);
+  done(status);
+}
+
+void EngineLoop::Impl::ExpireScoreJobs(absl::Time now) {
+  std::vector<uint64_t> expired;
+  for (const auto& [id, job] : score_jobs_) {
+    if (job.deadline <= now) expired.push_back(id);
+  }
+  for (uint64_t id : expired) FailScoreJob(id, absl::DeadlineExceededError("deadline exceeded"));
 }
 
 }  // namespace llama

@@ -62,8 +62,14 @@ class RewardScoring {
   const std::vector<RewardModelDescription>& models() const { return models_; }  // for GetModelInfo
   // One scoring call per model (health turns SERVING only after the reward models ran a forward).
   absl::Status Warmup();
-  // The Score RPC: the dialog (validated) and a response, scored by every loaded model.
+  // The direct path (warm-up, before the engine loop serves): the dialog and a response, scored by every loaded
+  // model on the calling thread.
   absl::StatusOr<RewardScores> Score(const std::vector<Message>& dialog, const std::string& response);
+  // What each model (the selector's RewardModels() order) scores for (dialog, response): the Score RPC hands these
+  // to the engine loop (EngineLoop::SubmitScore), so its compute is prefill-only work of the reward steps.
+  // INVALID_ARGUMENT when it cannot fit a model's context.
+  absl::StatusOr<std::vector<std::vector<int32_t>>> ScoreInputs(const std::vector<Message>& dialog,
+                                                                const std::string& response) const;
 
  private:
   RewardScoring() = default;

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cmath>
+#include <thread>
 #include <memory>
 #include <string>
 #include <vector>
@@ -278,6 +280,52 @@ TEST_F(ScoredStreamingTest, SegmentTokensAreValidated) {
   ASSERT_TRUE(one->Wait());
   EXPECT_TRUE(one->info().status.ok());
   EXPECT_EQ(one->info().num_segments, 1);
+}
+
+// The Score RPC's path (issue 13): a ScoreJob is prefill-only work of the loop's reward steps; its callback runs
+// on the engine thread with the reward model's score.
+TEST_F(ScoredStreamingTest, ScoreJobsRunAsRewardStepsOfTheLoop) {
+  Start({});
+  const std::vector<int32_t> prompt = Request(1, 0, 8).prompt_tokens;
+  auto input = [&](const std::string& answer) { return *AppendRewardResponse(*tokenizer_, prompt, answer, 0); };
+  absl::Mutex mu;
+  std::vector<absl::StatusOr<std::vector<float>>> results;
+  std::vector<std::thread::id> threads;
+  auto done = [&](absl::StatusOr<std::vector<float>> r) {
+    absl::MutexLock lock(&mu);
+    results.push_back(std::move(r));
+    threads.push_back(std::this_thread::get_id());
+  };
+  const int tokens0 = rm_tokens_.load();
+  ASSERT_TRUE(loop_->SubmitScore(ScoreJob{{input("one two three")}, absl::InfiniteFuture(), done}).ok());
+  ASSERT_TRUE(loop_->SubmitScore(ScoreJob{{input("bad")}, absl::InfiniteFuture(), done}).ok());
+  ASSERT_TRUE(loop_->SubmitScore(ScoreJob{{input("one")}, absl::Now() - absl::Seconds(1), done}).ok());
+  EXPECT_EQ(loop_->SubmitScore(ScoreJob{{}, absl::InfiniteFuture(), done}).code(),
+            absl::StatusCode::kInvalidArgument);  // one input per reward model
+  auto num_results = [&] {
+    absl::MutexLock lock(&mu);
+    return results.size();
+  };
+  for (int i = 0; i < 2000 && num_results() < 3; ++i) absl::SleepFor(absl::Milliseconds(2));
+  ExpectAllBlocksFree();
+  absl::MutexLock lock(&mu);
+  ASSERT_EQ(results.size(), 3u);
+  int ok = 0;
+  for (size_t i = 0; i < results.size(); ++i) {
+    EXPECT_NE(threads[i], std::this_thread::get_id());
+    if (!results[i].ok()) {
+      EXPECT_EQ(results[i].status().code(), absl::StatusCode::kDeadlineExceeded);
+      continue;
+    }
+    ++ok;
+    ASSERT_EQ(results[i]->size(), 1u);
+    const float s = results[i]->at(0);
+    EXPECT_TRUE(std::abs(s - ::llama::testing::KnownHeadScore(3.0f)) < 1e-3 ||
+                std::abs(s - ::llama::testing::KnownHeadScore(-3.0f)) < 1e-3)
+        << s;
+  }
+  EXPECT_EQ(ok, 2);
+  EXPECT_GT(rm_tokens_.load(), tokens0);  // computed by the loop's reward backend
 }
 
 }  // namespace
