@@ -7,7 +7,7 @@
 //
 // Each reward model's KV pool: max_candidates full-context sequences lent to the engine loop's reward steps
 // (engine_kv_blocks; scoring there is chunked, batched over requests, scheduler/reward_queue.h) plus one
-// full-context sequence for the Score RPC's direct path.
+// full-context sequence for the direct path (the warm-up; the Score RPC is engine-loop work, SubmitScore).
 //
 // Threading: Score runs on a gRPC thread and the engine's reward steps on the engine thread; each RewardModel
 // serialises its own forwards and the two use disjoint blocks, so they may run concurrently.
