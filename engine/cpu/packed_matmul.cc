@@ -9,7 +9,7 @@
 #include <immintrin.h>
 #endif
 
-namespace llama {
+namespace llama::LLAMA_CPU_ISA_NS {
 namespace {
 
 // Tokens per register tile: 4 vectors × 6 tokens = 24 accumulators of the 32 AVX-512 registers, leaving room for
@@ -222,4 +222,4 @@ void PackedMatMulRows(const float* x, const float* packed, float* y, int n, int 
   }
 }
 
-}  // namespace llama
+}  // namespace llama::LLAMA_CPU_ISA_NS
