@@ -9,9 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "engine/cpu/cpu_backend.h"
 #include "engine/cpu/cpu_isa.h"
 #include "engine/cpu/packed_matmul.h"
 #include "gtest/gtest.h"
+#include "tests/support/tiny_models.h"
 
 namespace llama {
 namespace {
@@ -52,6 +54,28 @@ TEST(CpuIsaTest, ActiveIsaFollowsEnvironmentOrCpuid) {
   } else {
     EXPECT_STREQ(CpuIsaName(ActiveCpuIsa()), forced);
   }
+}
+
+// A bad LLAMA_CPU_ISA is a clear error from backend creation, never a crash.
+TEST(CpuIsaTest, BackendCreationRejectsAnUnknownForcedIsa) {
+  const ModelConfig config = testing::TinyConfig();
+  CpuBackendOptions options;
+  options.num_threads = 1;
+  options.num_blocks = 4;
+  ActiveCpuIsa();  // the process's ISA is decided before the variable changes
+  const char* saved = std::getenv("LLAMA_CPU_ISA");
+  const std::string restore = saved == nullptr ? "" : saved;
+  setenv("LLAMA_CPU_ISA", "avx9000", 1);
+  auto backend = CpuBackend::Create(MakeRandomWeights(config, 1), options);
+  if (saved == nullptr) {
+    unsetenv("LLAMA_CPU_ISA");
+  } else {
+    setenv("LLAMA_CPU_ISA", restore.c_str(), 1);
+  }
+  ASSERT_FALSE(backend.ok());
+  EXPECT_EQ(backend.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(backend.status().message().find("avx9000"), std::string::npos) << backend.status();
+  EXPECT_TRUE(CpuBackend::Create(MakeRandomWeights(config, 1), options).ok());
 }
 
 TEST(CpuIsaTest, PackedMatMulIsBitIdenticalOnEveryPath) {
