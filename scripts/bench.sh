@@ -9,6 +9,11 @@ M=models/stories15M
 echo "== machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(date -u +%F' '%H:%M) UTC"
 echo "== single-stream decode (issue 2)"
 "$B/llama-chat" bench --model_dir "$M" --prompt_tokens 16 --gen_tokens 128 --repeats 5
+echo "== the same on each CPU kernel path this machine runs (issue 11: LLAMA_CPU_ISA forces one)"
+for isa in avx512 avx2; do
+  if [[ $isa == avx512 ]] && ! grep -qw avx512f /proc/cpuinfo; then continue; fi
+  LLAMA_CPU_ISA=$isa "$B/llama-chat" bench --model_dir "$M" --prompt_tokens 16 --gen_tokens 128 --repeats 5 --threads 2
+done
 echo "== aggregate throughput vs concurrency through the engine loop (issue 3)"
 "$B/throughput_bench" --model_dir "$M" --concurrency 1,4,16,64 --prompt_tokens 32 --max_tokens 128 --repeats 3
 echo "== host cost of one scheduling step (issue 3)"
