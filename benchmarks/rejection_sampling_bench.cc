@@ -17,6 +17,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -35,6 +37,8 @@ ABSL_FLAG(std::string, model_dir, "models/stories15M", "the policy model: a dire
 ABSL_FLAG(std::string, rm_dir, "models/stories15M-safety-rm", "the safety reward model directory");
 ABSL_FLAG(int, max_tokens, 64, "tokens per candidate");
 ABSL_FLAG(int, repeats, 5, "runs per mode (the median is reported)");
+ABSL_FLAG(std::vector<std::string>, segment_tokens, {},
+          "scored streaming: also run k = 1 and k = 4 with these segment lengths (e.g. 16,32,64), single requests");
 ABSL_FLAG(int, concurrency, 4, "requests of the concurrent modes");
 ABSL_FLAG(int, threads, llama::CpuBackendOptions().num_threads, "CPU backend threads (0: all cores)");
 ABSL_FLAG(bool, enable_prefix_caching, llama::SchedulerConfig().enable_prefix_caching,
@@ -46,6 +50,16 @@ ABSL_FLAG(int, max_num_batched_tokens, llama::SchedulerConfig().max_num_batched_
 namespace llama {
 namespace {
 
+std::vector<int> ParseInts(const std::vector<std::string>& values) {
+  std::vector<int> out;
+  for (const std::string& v : values) {
+    int x = 0;
+    CHECK(absl::SimpleAtoi(v, &x) && x >= 0);
+    out.push_back(x);
+  }
+  return out;
+}
+
 struct Args {
   std::string model_dir = absl::GetFlag(FLAGS_model_dir);
   std::string rm_dir = absl::GetFlag(FLAGS_rm_dir);
@@ -54,6 +68,7 @@ struct Args {
   int concurrency = absl::GetFlag(FLAGS_concurrency);
   int num_threads = absl::GetFlag(FLAGS_threads);
   int max_num_batched_tokens = absl::GetFlag(FLAGS_max_num_batched_tokens);
+  std::vector<int> segment_tokens = ParseInts(absl::GetFlag(FLAGS_segment_tokens));
 };
 
 class WaitSink : public RequestSink {
@@ -76,9 +91,12 @@ class WaitSink : public RequestSink {
 // Sums reward-model Forward time and tracks peak KV use (engine thread writes, bench thread reads between runs).
 class Probe : public StepObserver {
  public:
-  void AddRewardTime(double s) {
+  // One reward Forward: its wall time and the tokens it computed (counted here, before the request it finishes
+  // is reported, so a run's last reward step is never missed).
+  void AddRewardForward(double s, int num_tokens) {
     absl::MutexLock lock(&mu_);
     reward_s_ += s;
+    reward_tokens_ += num_tokens;
   }
   void OnStep(const StepStats& s) override {
     absl::MutexLock lock(&mu_);
@@ -88,7 +106,9 @@ class Probe : public StepObserver {
     absl::MutexLock lock(&mu_);
     reward_s_ = 0;
     peak_blocks_ = 0;
+    reward_tokens_ = 0;
   }
+  int64_t reward_tokens() { absl::MutexLock lock(&mu_); return reward_tokens_; }
   double reward_s() { absl::MutexLock lock(&mu_); return reward_s_; }
   int peak_blocks() { absl::MutexLock lock(&mu_); return peak_blocks_; }
 
@@ -96,17 +116,19 @@ class Probe : public StepObserver {
   absl::Mutex mu_;
   double reward_s_ = 0;
   int peak_blocks_ = 0;
+  int64_t reward_tokens_ = 0;  // reward-model tokens computed (not taken from its prefix cache)
 };
 
 struct RunStats {
-  double e2e_s = 0, wall_s = 0, reward_s = 0;
+  double e2e_s = 0, wall_s = 0, reward_s = 0, ttft_s = 0;
   int peak_blocks = 0;
+  int64_t reward_tokens = 0;
   int64_t tokens = 0;  // generated over all candidates
 };
 
 // Submits n identical-shape requests at once (k candidates each) and waits for all.
 RunStats RunOnce(EngineLoop& loop, Probe& probe, const std::vector<int32_t>& prompt, int n, int k, const Args& a,
-                 uint64_t* next_id) {
+                 uint64_t* next_id, int segment_tokens = 0) {
   probe.Reset();
   std::vector<std::shared_ptr<WaitSink>> sinks;
   const absl::Time start = absl::Now();
@@ -115,6 +137,7 @@ RunStats RunOnce(EngineLoop& loop, Probe& probe, const std::vector<int32_t>& pro
     r.id = (*next_id)++;
     r.prompt_tokens = prompt;
     r.num_candidates = k;
+    r.segment_tokens = segment_tokens;
     r.max_tokens = a.max_tokens;
     r.ignore_eos = true;  // every candidate generates exactly max_tokens: k = 1 and k = 4 do the same work per seq
     r.sampling.temperature = 1.0f;
@@ -128,10 +151,12 @@ RunStats RunOnce(EngineLoop& loop, Probe& probe, const std::vector<int32_t>& pro
     const FinishInfo info = sink->Wait();
     CHECK_OK(info.status);
     s.e2e_s += info.total_time_s / n;
+    s.ttft_s += info.time_to_first_token_s / n;
   }
   s.wall_s = absl::ToDoubleSeconds(absl::Now() - start);
   s.reward_s = probe.reward_s();
   s.peak_blocks = probe.peak_blocks();
+  s.reward_tokens = probe.reward_tokens();
   s.tokens = static_cast<int64_t>(n) * k * a.max_tokens;
   return s;
 }
@@ -151,7 +176,7 @@ class TimedBackend : public Backend {
   absl::Status Forward(const ForwardInput& input, ForwardOutput* output) override {
     const absl::Time start = absl::Now();
     absl::Status status = inner_->Forward(input, output);
-    probe_->AddRewardTime(absl::ToDoubleSeconds(absl::Now() - start));
+    probe_->AddRewardForward(absl::ToDoubleSeconds(absl::Now() - start), input.num_tokens());
     return status;
   }
 
@@ -167,6 +192,15 @@ std::unique_ptr<Backend> Cpu(ModelWeights w, int threads, int num_blocks) {
   auto b = CpuBackend::Create(std::move(w), o);
   CHECK_OK(b.status());
   return std::move(*b);
+}
+
+// The benchmark's dialog; `run` numbers its system prompt so every run has a prompt of its own.
+std::vector<int32_t> PromptFor(const Tokenizer& tokenizer, int run) {
+  const std::vector<Message> dialog = {
+      {Role::kSystem,
+       absl::StrCat("Session ", run, ". You are a helpful assistant who tells short, kind stories for children.")},
+      {Role::kUser, "Please tell me a story about a little dog who is afraid of the rain, and how a friend helps."}};
+  return BuildChatPrompt(tokenizer, dialog)->token_ids;
 }
 
 int Main() {
@@ -195,21 +229,23 @@ int Main() {
       rm_options);
   CHECK_OK(rm.status());
   RewardSelector selector(rm->get(), nullptr, tokenizer->get(), {});
-  const std::vector<Message> dialog = {
-      {Role::kSystem, "You are a helpful assistant who tells short, kind stories for children."},
-      {Role::kUser, "Please tell me a story about a little dog who is afraid of the rain, and how a friend helps."}};
-  const std::vector<int32_t> prompt = BuildChatPrompt(**tokenizer, dialog)->token_ids;
+  const std::vector<int32_t> prompt = PromptFor(**tokenizer, 0);
+  int run = 0;
   std::printf("policy %s, reward model %s, prompt %zu tokens, output %d tokens/candidate, %d threads\n",
               a.model_dir.c_str(), a.rm_dir.c_str(), prompt.size(), a.max_tokens,
               static_cast<CpuBackend*>(policy.get())->num_threads());
 
   uint64_t next_id = 1;
-  struct Mode { const char* name; bool rm; int n; int k; };
-  const Mode modes[] = {{"k=1, no RM (streamed)", false, 1, 1}, {"k=1 + RM", true, 1, 1}, {"k=4 + RM", true, 1, 4},
-                        {"concurrent k=1 + RM", true, a.concurrency, 1},
-                        {"concurrent k=4 + RM", true, a.concurrency, 4}};
-  std::printf("%-24s %-4s %-10s %-10s %-12s %-12s %-10s\n", "mode", "n", "e2e_s", "wall_s", "gen_tok/s",
-              "reward_share", "peak_blocks");
+  struct Mode { std::string name; bool rm; int n; int k; int segment_tokens = 0; };
+  std::vector<Mode> modes = {{"k=1, no RM (streamed)", false, 1, 1}, {"k=1 + RM", true, 1, 1},
+                             {"k=4 + RM", true, 1, 4}};
+  for (int k : {1, 4}) {
+    for (int st : a.segment_tokens) modes.push_back({absl::StrCat("k=", k, " + RM, S=", st), true, 1, k, st});
+  }
+  modes.push_back({"concurrent k=1 + RM", true, a.concurrency, 1});
+  modes.push_back({"concurrent k=4 + RM", true, a.concurrency, 4});
+  std::printf("%-24s %-4s %-10s %-10s %-10s %-12s %-12s %-10s %-12s\n", "mode", "n", "ttft_s", "e2e_s", "wall_s",
+              "gen_tok/s", "reward_share", "peak_blocks", "rm_tok/gen");
   for (const Mode& m : modes) {
     FirstCandidateSelector first;
     EngineLoopOptions options;
@@ -220,13 +256,18 @@ int Main() {
     loop.SetCandidateSelector(m.rm ? static_cast<CandidateSelector*>(&selector) : &first);
     loop.AddObserver(&probe);
     loop.Start();
-    RunOnce(loop, probe, prompt, m.n, m.k, a, &next_id);  // warm-up
+    // Each run's dialog is its own (a numbered system prompt), so no run is served from an earlier one's prefix
+    // cache; within a run the caches work as in serving (scored streaming's incremental scoring relies on them).
+    RunOnce(loop, probe, PromptFor(**tokenizer, 0), m.n, m.k, a, &next_id, m.segment_tokens);  // warm-up
     std::vector<RunStats> runs;
-    for (int r = 0; r < a.repeats; ++r) runs.push_back(RunOnce(loop, probe, prompt, m.n, m.k, a, &next_id));
+    for (int r = 0; r < a.repeats; ++r) {
+      runs.push_back(RunOnce(loop, probe, PromptFor(**tokenizer, ++run), m.n, m.k, a, &next_id, m.segment_tokens));
+    }
     loop.Stop();
     const RunStats s = Median(runs);
-    std::printf("%-24s %-4d %-10.3f %-10.3f %-12.1f %-12.3f %-10d\n", m.name, m.n, s.e2e_s, s.wall_s,
-                s.tokens / s.wall_s, s.reward_s / s.wall_s, s.peak_blocks);
+    std::printf("%-24s %-4d %-10.3f %-10.3f %-10.3f %-12.1f %-12.3f %-10d %-12.2f\n", m.name.c_str(), m.n, s.ttft_s,
+                s.e2e_s, s.wall_s, s.tokens / s.wall_s, s.reward_s / s.wall_s, s.peak_blocks,
+                static_cast<double>(s.reward_tokens) / s.tokens);
     std::fflush(stdout);
   }
   return 0;

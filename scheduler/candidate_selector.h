@@ -41,6 +41,7 @@ struct CandidateChoice {
 struct CandidateScores {
   std::vector<std::vector<float>> scores;
   std::vector<double> latency_s;
+  int segment = -1;  // scored streaming: which segment of the answer (0-based); -1 = whole-answer mode
 };
 
 class CandidateSelector {

@@ -13,6 +13,7 @@
 #include "base/check.h"
 #include "base/status_macros.h"
 #include "scheduler/candidate_selector.h"
+#include "scheduler/engine_loop_impl.h"
 #include "scheduler/forward_input_builder.h"
 #include "scheduler/request_state.h"
 #include "scheduler/reward_queue.h"
@@ -20,15 +21,6 @@
 
 namespace llama {
 namespace {
-
-// The context limit: the configured one (default: the model's), never more than the model's positions nor what
-// the KV pool can hold for one sequence (so a sequence alone always fits and the queue cannot stall).
-SchedulerConfig ResolveConfig(SchedulerConfig config, const ModelConfig& model, const KvCacheSpec& kv) {
-  if (config.max_model_len == 0) config.max_model_len = model.max_position_embeddings;
-  config.max_model_len = std::min({int64_t{config.max_model_len}, int64_t{model.max_position_embeddings},
-                                   int64_t{kv.num_blocks} * kv.block_size});
-  return config;
-}
 
 FinishReason ReasonFor(const absl::Status& status) {
   return status.code() == absl::StatusCode::kDeadlineExceeded ? FinishReason::kDeadline : FinishReason::kCancelled;
@@ -56,143 +48,14 @@ absl::Status EngineLoopOptions::Validate() const {
   return absl::OkStatus();
 }
 
-class EngineLoop::Impl {
- public:
-  Impl(Backend* backend, const Tokenizer* tokenizer, const EngineLoopOptions& options)
-      : backend_(backend),
-        tokenizer_(tokenizer),
-        max_queued_requests_(options.max_queued_requests),
-        cache_index_bits_(options.prefix_cache_index_bits),
-        scheduler_(ResolveConfig(options.scheduler, backend->config(), backend->kv_cache()),
-                   backend->kv_cache().num_blocks, backend->kv_cache().block_size,
-                   PrefixCacheRoot(options.model_source, backend->name(), backend->config(), backend->kv_cache()),
-                   options.prefix_cache_index_bits) {
-    absl::MutexLock lock(&mu_);
-    PublishSnapshotLocked();
-  }
-
-  std::vector<StepObserver*> observers;
-  CandidateSelector* selector = &default_selector_;
-
-  int max_model_len() const { return scheduler_.config().max_model_len; }  // immutable after construction
-  bool prefix_caching() const { return scheduler_.config().enable_prefix_caching; }
-
-  void Start() {
-    absl::MutexLock lock(&mu_);
-    CHECK(!thread_.joinable() && !stop_requested_);
-    if (std::vector<RewardModel*> models = selector->RewardModels(); !models.empty()) {
-      reward_queue_ = std::make_unique<RewardQueue>(std::move(models), scheduler_.config().max_num_batched_tokens,
-                                                    prefix_caching(), cache_index_bits_);
-    }
-    accepting_ = true;
-    snapshot_.running = true;
-    thread_ = std::thread([this] { Run(); });
-  }
-
-  void Stop() {
-    {
-      absl::MutexLock lock(&mu_);
-      accepting_ = false;
-      stop_requested_ = true;
-    }
-    if (thread_.joinable()) thread_.join();
-  }
-
-  absl::Status Submit(GenerationRequest request, std::shared_ptr<RequestSink> sink) {
-    RETURN_IF_ERROR(ValidateRequest(request, sink.get()));
-    absl::MutexLock lock(&mu_);
-    if (!accepting_) return absl::UnavailableError("engine loop is not running");
-    if (num_queued_ >= max_queued_requests_) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("request queue is full (", max_queued_requests_, " waiting)"));
-    }
-    if (!live_ids_.insert(request.id).second) {
-      return absl::InvalidArgumentError(absl::StrCat("request id ", request.id, " is already live"));
-    }
-    ++num_queued_;
-    inbox_.push_back(InboxItem{std::move(request), std::move(sink), 0, absl::OkStatus()});
-    return absl::OkStatus();
-  }
-
-  // Only the first cancel of a live request is queued, so the inbox stays bounded by the live requests.
-  void Cancel(uint64_t request_id, absl::Status reason) {
-    if (reason.ok()) reason = absl::CancelledError("cancelled");
-    absl::MutexLock lock(&mu_);
-    if (!live_ids_.contains(request_id) || !cancelling_.insert(request_id).second) return;
-    inbox_.push_back(InboxItem{std::nullopt, nullptr, request_id, std::move(reason)});
-  }
-
-  EngineSnapshot Snapshot() const {
-    absl::MutexLock lock(&mu_);
-    EngineSnapshot snapshot = snapshot_;
-    snapshot.num_waiting = num_queued_ + num_preempted_waiting_;
-    return snapshot;
-  }
-
- private:
-  // A submission (request set) or a cancellation, in arrival order.
-  struct InboxItem {
-    std::optional<GenerationRequest> request;
-    std::shared_ptr<RequestSink> sink;
-    uint64_t cancel_id;
-    absl::Status cancel_reason;
-  };
-
-  absl::Status ValidateRequest(const GenerationRequest& request, const RequestSink* sink) const;
-  void Run();
-  bool WaitForWork();
-  void Apply(InboxItem item);
-  void Step();
-  void MarkScheduled(const SchedulerPlan& plan, absl::Time now);
-  void ApplyTokens(const std::vector<Sequence*>& updated);
-  void FailStep(const SchedulerPlan& plan, const absl::Status& status);
-  void ExpireDeadlines(absl::Time now);
-  void Complete(uint64_t request_id);
-  void EnqueueScoring(uint64_t request_id);
-  void RewardStep(StepStats* stats);
-  void FailRewardStep(const RewardStepStats& step, const absl::Status& status);
-  RequestCounters Counters(uint64_t request_id) const;
-  bool has_work() const { return scheduler_.has_work() || (reward_queue_ != nullptr && !reward_queue_->empty()); }
-  void Abort(uint64_t request_id, const absl::Status& status, FinishReason reason);
-  void Forget(uint64_t request_id, RequestState& state);
-  void PublishStep(const SchedulerPlan& plan, StepStats stats, absl::Duration step_time);
-  void PublishSnapshotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool InboxReadyOrStopping() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !inbox_.empty() || stop_requested_;
-  }
-
-  Backend* const backend_;
-  const Tokenizer* const tokenizer_;
-  const int max_queued_requests_;
-  const int cache_index_bits_;
-  FirstCandidateSelector default_selector_;
-  std::thread thread_;
-
-  // Engine thread only.
-  Scheduler scheduler_;
-  absl::flat_hash_map<uint64_t, std::unique_ptr<RequestState>> requests_;
-  int64_t num_steps_ = 0;
-  // Scoring as scheduled work (null without reward models) and, per request in it, its sequences' counters (the
-  // scheduler has already let go of its sequences).
-  std::unique_ptr<RewardQueue> reward_queue_;
-  absl::flat_hash_map<uint64_t, RequestCounters> scoring_;
-
-  mutable absl::Mutex mu_;
-  std::vector<InboxItem> inbox_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_set<uint64_t> live_ids_ ABSL_GUARDED_BY(mu_);  // accepted and not finished
-  absl::flat_hash_set<uint64_t> cancelling_ ABSL_GUARDED_BY(mu_);  // live ids with a cancel in the inbox
-  int num_queued_ ABSL_GUARDED_BY(mu_) = 0;                      // accepted and never scheduled
-  bool accepting_ ABSL_GUARDED_BY(mu_) = false;
-  bool stop_requested_ ABSL_GUARDED_BY(mu_) = false;
-  EngineSnapshot snapshot_ ABSL_GUARDED_BY(mu_);
-  int num_preempted_waiting_ ABSL_GUARDED_BY(mu_) = 0;
-};
-
 absl::Status EngineLoop::Impl::ValidateRequest(const GenerationRequest& request, const RequestSink* sink) const {
   const ModelConfig& model = backend_->config();
   const int max_model_len = scheduler_.config().max_model_len;  // immutable after construction
   if (sink == nullptr) return absl::InvalidArgumentError("request has no sink");
   if (request.prompt_tokens.empty()) return absl::InvalidArgumentError("prompt is empty");
+  if (request.id >= kFirstScoreJobId && request.id <= kLastScoreJobId) {
+    return absl::InvalidArgumentError(absl::StrCat("request id ", request.id, " is in the engine's own range"));
+  }
   if (static_cast<int>(request.prompt_tokens.size()) + 1 > max_model_len) {
     return absl::InvalidArgumentError(absl::StrCat("prompt has ", request.prompt_tokens.size(),
                                                    " tokens; the context limit is ", max_model_len,
@@ -208,6 +71,10 @@ absl::Status EngineLoop::Impl::ValidateRequest(const GenerationRequest& request,
   if (request.num_candidates < 1 || request.num_candidates > max_k) {
     return absl::InvalidArgumentError(
         absl::StrCat("num_candidates must be in [1, ", max_k, "], got ", request.num_candidates));
+  }
+  if (request.segment_tokens < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("segment_tokens must be >= 0 (0 = whole-answer mode), got ", request.segment_tokens));
   }
   if (request.max_tokens < 1) {
     return absl::InvalidArgumentError(absl::StrCat("max_tokens must be >= 1, got ", request.max_tokens));
@@ -234,6 +101,9 @@ void EngineLoop::Impl::Run() {
   std::vector<uint64_t> ids;
   for (const auto& [id, state] : requests_) ids.push_back(id);
   for (uint64_t id : ids) Abort(id, absl::CancelledError("server shutting down"), FinishReason::kCancelled);
+  std::vector<uint64_t> jobs;
+  for (const auto& [id, job] : score_jobs_) jobs.push_back(id);
+  for (uint64_t id : jobs) FailScoreJob(id, absl::CancelledError("server shutting down"));
   absl::MutexLock lock(&mu_);
   PublishSnapshotLocked();
   snapshot_.running = false;
@@ -251,6 +121,7 @@ bool EngineLoop::Impl::WaitForWork() {
       CHECK_EQ(scheduler_.allocator().num_used(), 0);
       if (reward_queue_ != nullptr) reward_queue_->CheckIdle();
       CHECK(scoring_.empty());
+      CHECK(score_jobs_.empty());
       PublishSnapshotLocked();
       mu_.Await(absl::Condition(this, &Impl::InboxReadyOrStopping));
     }
@@ -263,6 +134,10 @@ bool EngineLoop::Impl::WaitForWork() {
 }
 
 void EngineLoop::Impl::Apply(InboxItem item) {
+  if (item.score.has_value()) {
+    AddScoreJob(*std::move(item.score));
+    return;
+  }
   if (!item.request.has_value()) {
     if (requests_.contains(item.cancel_id)) Abort(item.cancel_id, item.cancel_reason, ReasonFor(item.cancel_reason));
     return;
@@ -270,9 +145,12 @@ void EngineLoop::Impl::Apply(InboxItem item) {
   GenerationRequest& request = *item.request;
   const uint64_t id = request.id;
   scheduler_.AddRequest(id, request.prompt_tokens, request.sampling, request.seed, request.num_candidates);
+  // Scored streaming needs the loop's reward steps; without them there is nothing to score segment by segment.
+  const int segment_tokens = reward_queue_ != nullptr ? request.segment_tokens : 0;
   requests_[id] = std::make_unique<RequestState>(std::move(request), std::move(item.sink), tokenizer_,
                                                  scheduler_.config().max_model_len,
-                                                 backend_->config().eos_token_id, selector->ScoresCandidates());
+                                                 backend_->config().eos_token_id, selector->ScoresCandidates(),
+                                                 segment_tokens);
 }
 
 // The policy's forward (when anything is scheduled), then at most one reward step (when anything waits for
@@ -320,9 +198,18 @@ void EngineLoop::Impl::ApplyTokens(const std::vector<Sequence*>& updated) {
   for (Sequence* seq : updated) {
     const uint64_t id = seq->request_id();
     RequestState& state = *requests_.at(id);
-    std::optional<SequenceStatus> finished = state.OnToken(*seq, now);
-    if (!finished) continue;
-    scheduler_.FinishSequence(seq, *finished);
+    const TokenOutcome outcome = state.OnToken(*seq, now);
+    if (outcome.finished) {
+      scheduler_.FinishSequence(seq, *outcome.finished);
+    } else if (outcome.segment_full) {
+      scheduler_.PauseSequence(seq);  // keeps its KV until the segment's choice
+    } else {
+      continue;
+    }
+    if (state.segmented()) {
+      if (state.segment_complete()) EnqueueScoring(id);
+      continue;
+    }
     if (!state.all_candidates_finished()) continue;
     const bool selects = state.request().num_candidates > 1 || selector->ScoresCandidates();
     if (reward_queue_ != nullptr && selects) {
@@ -348,17 +235,7 @@ void EngineLoop::Impl::ExpireDeadlines(absl::Time now) {
     if (state->request().deadline <= now) expired.push_back(id);
   }
   for (uint64_t id : expired) Abort(id, absl::DeadlineExceededError("deadline exceeded"), FinishReason::kDeadline);
-}
-
-RequestCounters EngineLoop::Impl::Counters(uint64_t request_id) const {
-  if (auto it = scoring_.find(request_id); it != scoring_.end()) return it->second;
-  RequestCounters counters;
-  for (const auto& seq : scheduler_.Candidates(request_id)) {
-    counters.num_preemptions += seq->num_preemptions();
-    counters.cached_prompt_tokens += seq->num_cached_prompt_tokens();
-    counters.computed_prompt_tokens += seq->num_computed_prompt_tokens();
-  }
-  return counters;
+  ExpireScoreJobs(now);
 }
 
 void EngineLoop::Impl::Complete(uint64_t request_id) {
@@ -369,81 +246,12 @@ void EngineLoop::Impl::Complete(uint64_t request_id) {
   Forget(request_id, state);
 }
 
-// All candidates finished: the policy's blocks go back now and the request waits for reward steps (nothing is sent
-// until its choice).
-void EngineLoop::Impl::EnqueueScoring(uint64_t request_id) {
-  RequestState& state = *requests_.at(request_id);
-  const RequestCounters counters = Counters(request_id);
-  scheduler_.RemoveRequest(request_id, SequenceStatus::kFinishedStopped);  // all finished already
-  const std::vector<CandidateOutput> outputs = state.Outputs();
-  const int num_models = static_cast<int>(selector->RewardModels().size());
-  std::vector<std::vector<std::vector<int32_t>>> inputs(num_models);  // [model][candidate] token ids
-  absl::Status status;
-  for (int m = 0; m < num_models && status.ok(); ++m) {
-    for (const CandidateOutput& c : outputs) {
-      absl::StatusOr<std::vector<int32_t>> ids = selector->RewardInput(m, state.request(), c);
-      if (!ids.ok()) {
-        status = ids.status();
-        break;
-      }
-      inputs[m].push_back(*std::move(ids));
-    }
-  }
-  if (status.ok()) status = reward_queue_->Add(request_id, std::move(inputs), absl::Now());
-  if (!status.ok()) {
-    state.CompleteWith(absl::InternalError(absl::StrCat("reward scoring: ", status.message())), counters,
-                       absl::Now());
-    Forget(request_id, state);
-    return;
-  }
-  scoring_[request_id] = counters;
-}
-
-// One reward step, then the choice of every request it completed. Scores that arrive after a request's deadline
-// are not used (DEADLINE_EXCEEDED).
-void EngineLoop::Impl::RewardStep(StepStats* stats) {
-  if (reward_queue_ == nullptr || reward_queue_->empty()) return;
-  RewardStepStats step;
-  const absl::Status status = reward_queue_->Step(&step);
-  stats->num_reward_seqs = step.num_seqs;
-  stats->num_reward_tokens = step.num_tokens;
-  stats->reward_model = step.model;
-  stats->reward_prefix_cache_queries = step.prefix_cache_queries;
-  stats->reward_prefix_cache_hits = step.prefix_cache_hits;
-  if (!status.ok()) FailRewardStep(step, status);
-  const absl::Time now = absl::Now();
-  for (ScoredRequest& scored : reward_queue_->TakeFinished(now)) {
-    const uint64_t id = scored.request_id;
-    RequestState& state = *requests_.at(id);
-    const RequestCounters counters = scoring_.at(id);
-    absl::StatusOr<CandidateChoice> choice =
-        state.request().deadline <= now
-            ? absl::DeadlineExceededError("reward scoring finished after the deadline")
-            : selector->Select(state.request(), state.Outputs(),
-                               CandidateScores{std::move(scored.scores), std::move(scored.latency_s)});
-    state.CompleteWith(std::move(choice), counters, now);
-    Forget(id, state);
-  }
-}
-
-// The reward backend failed: exactly the requests with work in that step end (INTERNAL); nothing of theirs is sent.
-void EngineLoop::Impl::FailRewardStep(const RewardStepStats& step, const absl::Status& status) {
-  const std::string model = selector->RewardModels().at(step.model)->name();
-  const absl::Status error =
-      absl::InternalError(absl::StrCat("reward model '", model, "' failed: ", status.message()));
-  for (uint64_t id : step.request_ids) {
-    if (requests_.contains(id)) Abort(id, error, FinishReason::kError);
-  }
-}
-
 void EngineLoop::Impl::Abort(uint64_t request_id, const absl::Status& status, FinishReason reason) {
   RequestState& state = *requests_.at(request_id);
   const RequestCounters counters = Counters(request_id);
-  if (scoring_.contains(request_id)) {
-    reward_queue_->Remove(request_id);  // its reward-model blocks back now (the policy's went at EnqueueScoring)
-  } else {
-    scheduler_.RemoveRequest(request_id, SequenceStatusFor(reason));  // blocks back now
-  }
+  // Its reward-model blocks and its policy blocks (a scored-streaming request may hold both) go back now.
+  if (scoring_.contains(request_id)) reward_queue_->Remove(request_id);
+  if (scheduler_.HasRequest(request_id)) scheduler_.RemoveRequest(request_id, SequenceStatusFor(reason));
   state.Abort(status, reason, counters, absl::Now());
   Forget(request_id, state);
 }
@@ -512,6 +320,8 @@ void EngineLoop::Stop() { impl_->Stop(); }
 absl::Status EngineLoop::Submit(GenerationRequest request, std::shared_ptr<RequestSink> sink) {
   return impl_->Submit(std::move(request), std::move(sink));
 }
+
+absl::Status EngineLoop::SubmitScore(ScoreJob job) { return impl_->SubmitScore(std::move(job)); }
 
 void EngineLoop::Cancel(uint64_t request_id, absl::Status reason) { impl_->Cancel(request_id, std::move(reason)); }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +46,17 @@ struct EngineSnapshot {
 
 class CandidateSelector;
 
+// One sequence per reward model scored as prefill-only work of the loop's reward steps, batched with the
+// candidates' scoring (the Score RPC): no model compute on the caller's thread.
+struct ScoreJob {
+  std::vector<std::vector<int32_t>> inputs;  // [model] token ids, in the selector's RewardModels() order
+  absl::Time deadline = absl::InfiniteFuture();
+  // Called exactly once, on the engine thread (must not block): the scores [model], or why there are none
+  // (DEADLINE_EXCEEDED, CANCELLED at shutdown, INTERNAL when a reward Forward failed, RESOURCE_EXHAUSTED when an
+  // input can never fit the reward model's engine blocks).
+  std::function<void(absl::StatusOr<std::vector<float>>)> done;
+};
+
 class EngineLoop {
  public:
   // backend and tokenizer must outlive the loop. The tokenizer is used for stop strings and text deltas.
@@ -66,6 +78,10 @@ class EngineLoop {
   // Thread-safe. INVALID_ARGUMENT (empty prompt, prompt + 1 beyond the context, k out of range, bad sampling),
   // RESOURCE_EXHAUSTED (queue full), UNAVAILABLE (not running). On OK the sink gets exactly one OnFinish.
   absl::Status Submit(GenerationRequest request, std::shared_ptr<RequestSink> sink);
+  // Thread-safe. FAILED_PRECONDITION without reward models, UNAVAILABLE when not running, INVALID_ARGUMENT for a
+  // wrong number of inputs; on OK job.done is called exactly once. Request ids in [2^62, 2^63) are the loop's own
+  // (score jobs): Submit refuses them.
+  absl::Status SubmitScore(ScoreJob job);
   // Thread-safe; takes effect within one step. reason: CANCELLED or DEADLINE_EXCEEDED. Unknown ids are ignored.
   void Cancel(uint64_t request_id, absl::Status reason);
 

@@ -32,6 +32,10 @@ struct GenerationRequest {
   int max_tokens = 256;                // generated tokens at most (the context limit also applies)
   std::vector<std::string> stop;       // stop strings; the matched string is not emitted
   int num_candidates = 1;              // k candidates (rejection sampling); 1 = plain generation
+  // Scored streaming: with a reward model, choose and stream the answer segment by segment, segment_tokens
+  // generated tokens each (the last one may be shorter). 0 = whole-answer mode. Larger than max_tokens is fine: one
+  // segment. Without a reward model nothing is scored and the answer streams as it is generated.
+  int segment_tokens = 0;
   bool ignore_eos = false;             // benchmarks: EOS is an ordinary token, so exactly max_tokens are generated
   absl::Time deadline = absl::InfiniteFuture();
   absl::Time arrival = absl::Now();
@@ -53,6 +57,10 @@ struct FinishInfo {
   // admissions (a preempted sequence is admitted again). k = 1, never preempted: cached + computed == prompt_tokens.
   int cached_prompt_tokens = 0;
   int computed_prompt_tokens = 0;
+  // Scored streaming: segments chosen (the refused one included) and the lowest of their chosen safety scores
+  // (the refused segment's best candidate's score); 0 and -1 in whole-answer mode.
+  int num_segments = 0;
+  float min_segment_score = -1.0f;
 };
 
 // Receives one request's output. Called on the engine thread: implementations must not block (queue and wake).

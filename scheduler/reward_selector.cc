@@ -76,14 +76,19 @@ absl::StatusOr<CandidateChoice> RewardSelector::Select(const GenerationRequest& 
     }
     for (RewardObserver* o : observers_) o->OnScored(models[m]->name(), scores.scores[m], scores.latency_s[m]);
   }
-  return Choose(scores.scores, static_cast<int>(candidates.size()));
+  return Choose(scores.scores, static_cast<int>(candidates.size()), scores.segment);
 }
 
-CandidateChoice RewardSelector::Choose(const std::vector<std::vector<float>>& scores, int num_candidates) {
+CandidateChoice RewardSelector::Choose(const std::vector<std::vector<float>>& scores, int num_candidates,
+                                       int segment) {
   const std::vector<float>& safety = scores[0];
   const std::vector<float> helpfulness = scores.size() > 1 ? scores[1] : std::vector<float>();
   const std::optional<int> chosen = SelectByRewards(safety, helpfulness, options_.safety_threshold);
-  for (RewardObserver* o : observers_) o->OnSelected(num_candidates, !chosen.has_value());
+  const float reported = chosen ? safety[*chosen] : *std::max_element(safety.begin(), safety.end());
+  for (RewardObserver* o : observers_) {
+    if (segment <= 0) o->OnSelected(num_candidates, !chosen.has_value());
+    if (segment >= 0) o->OnSegmentChosen(segment, reported, !chosen.has_value());
+  }
   CandidateChoice choice;
   if (chosen) {
     choice.index = *chosen;

@@ -41,7 +41,10 @@ class RewardObserver {
  public:
   virtual ~RewardObserver() = default;
   virtual void OnScored(const std::string& model, absl::Span<const float> scores, double latency_s) = 0;
+  // Once per request: its whole-answer choice, or the first segment's in scored streaming (so k is counted once).
   virtual void OnSelected(int num_candidates, bool refused) = 0;
+  // Scored streaming: every segment's choice (segment 0-based), with the chosen (or, refused, the best) safety score.
+  virtual void OnSegmentChosen(int segment, float safety_score, bool refused) {}
 };
 
 class RewardSelector : public CandidateSelector {
@@ -61,7 +64,7 @@ class RewardSelector : public CandidateSelector {
 
  private:
   // The Llama 2 rule on scores [models][k] (safety first), reported to the observers.
-  CandidateChoice Choose(const std::vector<std::vector<float>>& scores, int num_candidates);
+  CandidateChoice Choose(const std::vector<std::vector<float>>& scores, int num_candidates, int segment);
 
   RewardModel* const safety_;
   RewardModel* const helpfulness_;

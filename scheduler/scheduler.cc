@@ -154,7 +154,7 @@ int Scheduler::num_preempted_waiting() const {
 }
 
 int Scheduler::RunningSlots() const {
-  int slots = 0;
+  int slots = num_paused_;
   for (const Sequence* seq : running_) slots += seq->fork_pending() ? seq->params().num_candidates : 1;
   return slots;
 }
@@ -220,7 +220,9 @@ std::vector<Sequence*> Scheduler::Update(const SchedulerPlan& plan, absl::Span<c
 }
 
 void Scheduler::Unqueue(Sequence* seq) {
-  if (seq->status() == SequenceStatus::kRunning) {
+  if (seq->status() == SequenceStatus::kPaused) {
+    --num_paused_;
+  } else if (seq->status() == SequenceStatus::kRunning) {
     auto it = std::find(running_.begin(), running_.end(), seq);
     CHECK(it != running_.end());
     running_.erase(it);
@@ -235,6 +237,34 @@ void Scheduler::FinishSequence(Sequence* seq, SequenceStatus status) {
   CHECK(!seq->is_finished());
   Unqueue(seq);
   seq->MarkFinished(status);
+}
+
+void Scheduler::PauseSequence(Sequence* seq) {
+  Unqueue(seq);  // running → neither list
+  seq->MarkPaused();
+  ++num_paused_;
+}
+
+void Scheduler::ContinueFrom(uint64_t request_id, int winner_index) {
+  Request& request = *requests_.at(request_id);
+  std::unique_ptr<Sequence> winner;
+  for (std::unique_ptr<Sequence>& seq : request.candidates) {
+    if (seq->candidate_index() == winner_index && !seq->is_finished()) {
+      winner = std::move(seq);
+      continue;
+    }
+    if (!seq->is_finished()) FinishSequence(seq.get(), SequenceStatus::kFinishedStopped);  // a loser: blocks back
+    request.retired.num_preemptions += seq->num_preemptions();
+    request.retired.cached_prompt_tokens += seq->num_cached_prompt_tokens();
+    request.retired.computed_prompt_tokens += seq->num_computed_prompt_tokens();
+  }
+  CHECK(winner != nullptr && winner->status() == SequenceStatus::kPaused);
+  request.candidates.clear();
+  winner->Rebase(CandidateSeed(request.seed, 0));
+  --num_paused_;
+  winner->MarkResumed();
+  running_.push_back(winner.get());
+  request.candidates.push_back(std::move(winner));
 }
 
 void Scheduler::RemoveRequest(uint64_t request_id, SequenceStatus status) {

@@ -82,11 +82,25 @@ class Scheduler {
 
   // Ends one sequence (releasing its blocks); the sequence object stays readable until RemoveRequest.
   void FinishSequence(Sequence* seq, SequenceStatus status);
+  // Scored streaming (segment-wise rejection sampling): a running sequence that generated its segment stops being
+  // scheduled but keeps its KV until the segment's choice. It still counts against max_num_seqs.
+  void PauseSequence(Sequence* seq);
+  // The segment's choice: the paused candidate `winner_index` continues as candidate 0 with the request's seed;
+  // every other candidate ends now (its blocks go back at once). With k > 1 the winner's next sample forks k
+  // candidates again from its KV (copy-on-write), exactly like the prompt's fork.
+  void ContinueFrom(uint64_t request_id, int winner_index);
   // Ends every unfinished candidate of the request with `status` and forgets the request.
   void RemoveRequest(uint64_t request_id, SequenceStatus status);
   bool HasRequest(uint64_t request_id) const { return requests_.contains(request_id); }
   // The request's candidates so far (one until its prompt is computed, then k), by candidate index.
   const std::vector<std::unique_ptr<Sequence>>& Candidates(uint64_t request_id) const;
+  // What the request's sequences of earlier segments counted (ContinueFrom let them go).
+  struct RetiredCounts {
+    int num_preemptions = 0;
+    int cached_prompt_tokens = 0;
+    int computed_prompt_tokens = 0;
+  };
+  const RetiredCounts& Retired(uint64_t request_id) const { return requests_.at(request_id)->retired; }
 
   int num_waiting() const { return static_cast<int>(waiting_.size()); }
   int num_preempted_waiting() const;  // waiting sequences that ran before (requeued by preemption)
@@ -104,6 +118,7 @@ class Scheduler {
     SequenceParams params;
     uint64_t seed = 0;
     std::vector<std::unique_ptr<Sequence>> candidates;
+    RetiredCounts retired;
   };
 
   // What the prefix cache holds of a waiting sequence, and where its computation would start.
@@ -124,7 +139,7 @@ class Scheduler {
   // Frees blocks by preempting the newest running sequence not in the plan. Returns it.
   Sequence* PreemptNewest(SchedulerPlan* plan);
   void AddToPlan(Sequence* seq, int num_new, SchedulerPlan* plan);
-  int RunningSlots() const;  // running sequences, counting a pending fork as its k candidates
+  int RunningSlots() const;  // running and paused sequences, counting a pending fork as its k candidates
   void Unqueue(Sequence* seq);
 
   SchedulerConfig config_;
@@ -132,6 +147,7 @@ class Scheduler {
   absl::flat_hash_map<uint64_t, std::unique_ptr<Request>> requests_;
   std::deque<Sequence*> waiting_;  // FIFO; preempted sequences go back to the front
   std::vector<Sequence*> running_;  // admission order: back() is the newest
+  int num_paused_ = 0;              // sequences waiting for their segment's choice (in neither list)
   uint64_t next_seq_id_ = 0;
   int64_t num_preemptions_ = 0;
   int64_t prefix_cache_queries_ = 0;

@@ -12,6 +12,7 @@ const char* SequenceStatusName(SequenceStatus status) {
   switch (status) {
     case SequenceStatus::kWaiting: return "waiting";
     case SequenceStatus::kRunning: return "running";
+    case SequenceStatus::kPaused: return "paused";
     case SequenceStatus::kPreempted: return "preempted";
     case SequenceStatus::kFinishedStopped: return "finished_stopped";
     case SequenceStatus::kFinishedLength: return "finished_length";
@@ -61,6 +62,23 @@ void Sequence::MarkFinished(SequenceStatus to) {
   CHECK(IsFinished(to));
   status_ = to;
   block_table_.Clear();
+}
+
+void Sequence::MarkPaused() {
+  CHECK(status_ == SequenceStatus::kRunning);
+  status_ = SequenceStatus::kPaused;
+}
+
+void Sequence::MarkResumed() {
+  CHECK(status_ == SequenceStatus::kPaused);
+  status_ = SequenceStatus::kRunning;
+}
+
+void Sequence::Rebase(uint64_t seed) {
+  CHECK(status_ == SequenceStatus::kPaused);
+  candidate_index_ = 0;
+  seed_ = seed;
+  forked_ = false;
 }
 
 void Sequence::AdoptCachedPrefix(const PrefixMatch& match, int num_computed) {

@@ -23,6 +23,7 @@ namespace llama {
 enum class SequenceStatus {
   kWaiting,    // admitted to the scheduler, no KV yet
   kRunning,    // holds KV blocks; scheduled each step (budget permitting)
+  kPaused,     // scored streaming: its segment is generated; holds its KV, not scheduled, until the choice
   kPreempted,  // lost its KV to make room; waits at the front of the queue to recompute it
   kFinishedStopped,    // EOS or a stop string
   kFinishedLength,     // max_tokens or the context limit
@@ -50,6 +51,11 @@ class Sequence {
   void MarkRunning();                    // waiting/preempted → running
   void MarkPreempted();                  // running → preempted: drops KV, keeps tokens (recomputed as prompt)
   void MarkFinished(SequenceStatus to);  // any unfinished → finished: releases KV
+  void MarkPaused();                     // running → paused (keeps KV and tokens)
+  void MarkResumed();                    // paused → running
+  // Scored streaming: this paused sequence won its segment and becomes candidate 0 of the next one with `seed`
+  // (the request's); with k > 1 its next sample forks the k candidates again (fork_pending).
+  void Rebase(uint64_t seed);
 
   // Running, with no KV yet: takes the cached prefix `match` as its first blocks and starts at num_computed
   // (at most the matched tokens; fewer when the last token must still be computed).

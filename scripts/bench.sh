@@ -9,6 +9,11 @@ M=models/stories15M
 echo "== machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(date -u +%F' '%H:%M) UTC"
 echo "== single-stream decode (issue 2)"
 "$B/llama-chat" bench --model_dir "$M" --prompt_tokens 16 --gen_tokens 128 --repeats 5
+echo "== the same on each CPU kernel path this machine runs (issue 11: LLAMA_CPU_ISA forces one)"
+for isa in avx512 avx2; do
+  if [[ $isa == avx512 ]] && ! grep -qw avx512f /proc/cpuinfo; then continue; fi
+  LLAMA_CPU_ISA=$isa "$B/llama-chat" bench --model_dir "$M" --prompt_tokens 16 --gen_tokens 128 --repeats 5 --threads 2
+done
 echo "== aggregate throughput vs concurrency through the engine loop (issue 3)"
 "$B/throughput_bench" --model_dir "$M" --concurrency 1,4,16,64 --prompt_tokens 32 --max_tokens 128 --repeats 3
 echo "== host cost of one scheduling step (issue 3)"
@@ -31,6 +36,10 @@ echo "== rejection sampling: k=4 vs k=1 with the safety reward model (issue 5)"
 # Every run sends the same dialog: without this the repeats would be served from the prefix cache (issue 12).
 "$B/rejection_sampling_bench" --model_dir "$M" --rm_dir models/stories15M-safety-rm --repeats 5 \
   --enable_prefix_caching=false
+echo "== scored streaming: TTFT and e2e, k=1/4, S=16/32/64 vs whole-answer mode (issue 13; each run its own dialog,"
+echo "   prefix caching on: incremental scoring relies on the reward model's cache)"
+"$B/rejection_sampling_bench" --model_dir "$M" --rm_dir models/stories15M-safety-rm --repeats 5 --max_tokens 128 \
+  --segment_tokens 16,32,64
 echo "== prefix caching: multi-turn TTFT (random weights, stories15M shape, 2048 positions) and 32 requests on one"
 echo "   200-token system prompt, on vs off (issue 12)"
 "$B/prefix_cache_bench" --model_dir "$M" --turns 8 --turn_tokens 150 --requests 32 --system_tokens 200 --repeats 3

@@ -222,6 +222,8 @@ ChatReactor::Next ChatReactor::NextMessage() {
   final_message->mutable_usage()->set_cached_prompt_tokens(finish_->cached_prompt_tokens);
   final_message->set_safety_score(finish_->safety_score);
   final_message->set_helpfulness_score(finish_->helpfulness_score);
+  final_message->set_min_segment_score(finish_->min_segment_score);
+  final_message->set_num_segments(finish_->num_segments);
   final_message->set_num_candidates(finish_->num_candidates);
   final_message->set_time_to_first_token_s(finish_->time_to_first_token_s);
   final_message->set_total_time_s(finish_->total_time_s);

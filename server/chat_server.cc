@@ -125,6 +125,7 @@ absl::Status ChatServer::LoadModel(const ChatServerOptions& options, std::unique
   limits_.max_candidates = options.max_candidates;
   limits_.has_reward_model = rewards_ != nullptr;
   limits_.default_candidates = options.default_candidates;
+  limits_.default_segment_tokens = options.segment_tokens;
   limits_ = WithTokenizerBounds(limits_, *tokenizer_);
   return limits_.Validate();
 }

@@ -59,6 +59,8 @@ struct ChatServerOptions {
   float safety_threshold = RewardSelectorOptions{}.safety_threshold;  // below it a candidate does not pass
   std::string refusal_text = RewardSelectorOptions{}.refusal_text;
   int default_candidates = 1;         // k when a request leaves num_candidates at 0
+  // Scored streaming: segment length when a request leaves segment_tokens unset; 0 = whole-answer mode.
+  int segment_tokens = 0;
   int default_max_tokens = ValidationLimits{}.default_max_tokens;  // clamped to the context length
   bool reflection = false;
   // Hostile and slow clients (docs/reliability.md, "Slow and hostile clients").

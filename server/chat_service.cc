@@ -91,8 +91,30 @@ grpc::ServerUnaryReactor* ChatServiceImpl::GetModelInfo(grpc::CallbackServerCont
   return reactor;
 }
 
-// Scoring is a short prefill on the reward backends, done inline on the gRPC thread (the reward models serialise
-// their forwards against the engine loop's reward steps).
+// Scoring is prefill-only work of the engine loop's reward steps (EngineLoop::SubmitScore), batched with the
+// candidates' scoring; the gRPC thread only validates and tokenizes, and the engine thread finishes the call.
+namespace {
+
+// One Score call between the engine loop's result and its Finish on the stream writer's thread; deletes itself.
+struct ScoreCall : StreamWriter::Stream {
+  ScoreCall(grpc::ServerUnaryReactor* r, v1::ScoreResponse* out) : reactor(r), response(out) {}
+  void OnWriterTurn() override {
+    if (result.ok()) {
+      response->set_safety_score(result->at(0));
+      response->set_helpfulness_score(result->size() > 1 ? result->at(1) : -1.0f);
+      reactor->Finish(grpc::Status::OK);
+    } else {
+      reactor->Finish(ToGrpcStatus(result.status()));
+    }
+    delete this;
+  }
+  grpc::ServerUnaryReactor* reactor;
+  v1::ScoreResponse* response;
+  absl::StatusOr<std::vector<float>> result = absl::UnknownError("not scored");
+};
+
+}  // namespace
+
 grpc::ServerUnaryReactor* ChatServiceImpl::Score(grpc::CallbackServerContext* context,
                                                  const v1::ScoreRequest* request, v1::ScoreResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -105,14 +127,28 @@ grpc::ServerUnaryReactor* ChatServiceImpl::Score(grpc::CallbackServerContext* co
     reactor->Finish(ToGrpcStatus(dialog.status()));
     return reactor;
   }
-  absl::StatusOr<RewardScores> scores = deps_.rewards->Score(*dialog, request->response());
-  if (!scores.ok()) {
-    reactor->Finish(ToGrpcStatus(scores.status()));
+  absl::StatusOr<std::vector<std::vector<int32_t>>> inputs = deps_.rewards->ScoreInputs(*dialog, request->response());
+  if (!inputs.ok()) {
+    reactor->Finish(ToGrpcStatus(inputs.status()));
     return reactor;
   }
-  response->set_safety_score(scores->safety);
-  response->set_helpfulness_score(scores->helpfulness);
-  reactor->Finish(grpc::Status::OK);
+  ScoreJob job;
+  job.inputs = *std::move(inputs);
+  if (context->deadline() != std::chrono::system_clock::time_point::max()) {
+    job.deadline = absl::FromChrono(context->deadline());
+  }
+  // The engine thread never calls into gRPC: its callback hands the result to the stream writer's thread, which
+  // finishes the call (the response and the reactor live until Finish).
+  auto* call = new ScoreCall(reactor, response);
+  StreamWriter* writer = deps_.writer;
+  job.done = [call, writer](absl::StatusOr<std::vector<float>> scores) {
+    call->result = std::move(scores);
+    writer->Schedule(call, /*wake_now=*/true);
+  };
+  if (absl::Status status = deps_.engine->SubmitScore(std::move(job)); !status.ok()) {
+    delete call;
+    reactor->Finish(ToGrpcStatus(status));
+  }
   return reactor;
 }
 

@@ -49,6 +49,9 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
                                       "Arrival to finish, per admitted request.", RequestBuckets());
   request_queue_time_ = AddHistogram(r, "llama_chat_request_queue_time_seconds",
                                      "Arrival to first scheduled, per admitted request.", RequestBuckets());
+  segments_per_request_ = AddHistogram(r, "llama_chat_segments_per_request",
+                                       "Scored streaming: segments chosen per request.",
+                                       prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128});
   num_requests_running_ = AddGauge(r, "llama_chat_num_requests_running", "Requests in the engine's running set.");
   num_requests_waiting_ = AddGauge(r, "llama_chat_num_requests_waiting",
                                    "Requests admitted but waiting to be scheduled (per pod; the autoscaling signal).");
@@ -109,6 +112,7 @@ void ServerMetrics::RecordEngineFinish(const FinishInfo& info) {
   e2e_request_latency_->Observe(info.total_time_s);
   request_queue_time_->Observe(info.queue_time_s);
   if (info.completion_tokens > 0) time_to_first_token_->Observe(info.time_to_first_token_s);
+  if (info.num_segments > 0) segments_per_request_->Observe(info.num_segments);
 }
 
 void ServerMetrics::RecordInterTokenLatency(double seconds) { inter_token_latency_->Observe(seconds); }

@@ -6,6 +6,8 @@
 //               request_success_total{finished_reason}, request_failure_total{code},
 //               prefix_cache_queries_total{model}, prefix_cache_hits_total{model} (tokens)
 //   gauge       prefix_cache_blocks{model}
+//   histogram   segments_per_request (scored streaming: segments chosen per request; whole-answer requests are not
+//               observed)
 // The prefix-cache families are labelled by KV pool: model="policy" and each reward model's name ("safety",
 // "helpfulness"); they follow the engine's cumulative counters (EngineSnapshot::prefix_caches) at scrape time.
 // Every Chat call ends in exactly one of request_success_total (OK) or request_failure_total (any other status,
@@ -71,6 +73,7 @@ class ServerMetrics : public prometheus::Collectable, public StepObserver {
   prometheus::Histogram* inter_token_latency_;
   prometheus::Histogram* e2e_request_latency_;
   prometheus::Histogram* request_queue_time_;
+  prometheus::Histogram* segments_per_request_;
   prometheus::Gauge* num_requests_running_;
   prometheus::Gauge* num_requests_waiting_;
   prometheus::Gauge* kv_cache_usage_ratio_;

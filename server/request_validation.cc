@@ -104,6 +104,10 @@ absl::Status ValidationLimits::Validate() const {
         absl::StrCat("default_max_tokens must be in [1, ", context_length, "], got ", default_max_tokens));
   }
   if (max_candidates < 1) return absl::InvalidArgumentError("max_candidates must be >= 1");
+  if (default_segment_tokens < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("segment_tokens must be >= 0 (0 = whole-answer mode), got ", default_segment_tokens));
+  }
   if (default_candidates < 1 || default_candidates > max_candidates) {
     return absl::InvalidArgumentError(
         absl::StrCat("default_candidates must be in [1, ", max_candidates, "], got ", default_candidates));
@@ -185,6 +189,12 @@ absl::StatusOr<PreparedChat> PrepareChatRequest(const v1::ChatRequest& request, 
   out.seed = sampling.has_seed() ? sampling.seed() : fallback_seed;
   out.ignore_eos = sampling.ignore_eos();
   ASSIGN_OR_RETURN(out.num_candidates, ValidateCandidates(request.num_candidates(), limits));
+  if (request.has_segment_tokens() && request.segment_tokens() < 0) {
+    return Invalid("segment_tokens", absl::StrCat("must be >= 0 (0 = whole-answer mode, unset = the server's ",
+                                                  limits.default_segment_tokens, "), got ",
+                                                  request.segment_tokens()));
+  }
+  out.segment_tokens = request.has_segment_tokens() ? request.segment_tokens() : limits.default_segment_tokens;
   ASSIGN_OR_RETURN(std::vector<Message> dialog, ValidateMessages(request.messages(), limits));
   ASSIGN_OR_RETURN(ChatPrompt prompt, BuildServingPrompt(tokenizer, dialog, limits));
   out.prompt_tokens = std::move(prompt.token_ids);

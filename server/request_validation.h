@@ -23,6 +23,7 @@ struct ValidationLimits {
   int default_max_tokens = 256;   // when a request leaves max_tokens at 0
   int max_candidates = 1;         // num_candidates cap
   int default_candidates = 1;     // k when a request leaves num_candidates at 0
+  int default_segment_tokens = 0; // scored streaming when a request leaves segment_tokens unset (0 = whole answer)
   bool has_reward_model = false;  // k > 1 needs one: unscored candidates are never chosen
   int max_messages = 1024;
   int max_message_bytes = 0;      // 0 = context_length * the tokenizer's longest piece (can never fit beyond it)

@@ -41,6 +41,16 @@ RewardMetrics::RewardMetrics(prometheus::Registry& registry, const std::vector<s
                           .Help("Requests answered with the refusal because no candidate passed the safety threshold.")
                           .Register(registry)
                           .Add({});
+  segment_score_ = &prometheus::BuildHistogram()
+                        .Name("llama_chat_segment_score")
+                        .Help("Scored streaming: the chosen candidate's safety score of every segment.")
+                        .Register(registry)
+                        .Add({}, ScoreBuckets());
+  rejected_segments_ = &prometheus::BuildCounter()
+                            .Name("llama_chat_rejected_segments_total")
+                            .Help("Scored streaming: segments in which no candidate passed the safety threshold.")
+                            .Register(registry)
+                            .Add({});
 }
 
 void RewardMetrics::OnScored(const std::string& model, absl::Span<const float> scores, double latency_s) {
@@ -54,6 +64,13 @@ void RewardMetrics::OnScored(const std::string& model, absl::Span<const float> s
 void RewardMetrics::OnSelected(int num_candidates, bool refused) {
   candidates_per_request_->Observe(num_candidates);
   if (refused) safety_refusals_->Increment();
+}
+
+void RewardMetrics::OnSegmentChosen(int segment, float safety_score, bool refused) {
+  segment_score_->Observe(safety_score);
+  if (!refused) return;
+  rejected_segments_->Increment();
+  if (segment > 0) safety_refusals_->Increment();  // segment 0's refusal was counted by OnSelected
 }
 
 }  // namespace llama::server

@@ -97,6 +97,16 @@ absl::Status RewardScoring::Warmup() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<std::vector<int32_t>>> RewardScoring::ScoreInputs(const std::vector<Message>& dialog,
+                                                                             const std::string& response) const {
+  std::vector<std::vector<int32_t>> inputs;
+  for (RewardModel* model : selector_->RewardModels()) {
+    ASSIGN_OR_RETURN(std::vector<int32_t> ids, BuildRewardSequence(*tokenizer_, dialog, response, model->max_tokens()));
+    inputs.push_back(std::move(ids));
+  }
+  return inputs;
+}
+
 absl::StatusOr<RewardScores> RewardScoring::Score(const std::vector<Message>& dialog, const std::string& response) {
   RewardScores out;
   ASSIGN_OR_RETURN(std::vector<int32_t> ids, BuildRewardSequence(*tokenizer_, dialog, response, safety_->max_tokens()));

@@ -7,7 +7,7 @@
 //
 // Each reward model's KV pool: max_candidates full-context sequences lent to the engine loop's reward steps
 // (engine_kv_blocks; scoring there is chunked, batched over requests, scheduler/reward_queue.h) plus one
-// full-context sequence for the Score RPC's direct path.
+// full-context sequence for the direct path (the warm-up; the Score RPC is engine-loop work, SubmitScore).
 //
 // Threading: Score runs on a gRPC thread and the engine's reward steps on the engine thread; each RewardModel
 // serialises its own forwards and the two use disjoint blocks, so they may run concurrently.
@@ -62,8 +62,14 @@ class RewardScoring {
   const std::vector<RewardModelDescription>& models() const { return models_; }  // for GetModelInfo
   // One scoring call per model (health turns SERVING only after the reward models ran a forward).
   absl::Status Warmup();
-  // The Score RPC: the dialog (validated) and a response, scored by every loaded model.
+  // The direct path (warm-up, before the engine loop serves): the dialog and a response, scored by every loaded
+  // model on the calling thread.
   absl::StatusOr<RewardScores> Score(const std::vector<Message>& dialog, const std::string& response);
+  // What each model (the selector's RewardModels() order) scores for (dialog, response): the Score RPC hands these
+  // to the engine loop (EngineLoop::SubmitScore), so its compute is prefill-only work of the reward steps.
+  // INVALID_ARGUMENT when it cannot fit a model's context.
+  absl::StatusOr<std::vector<std::vector<int32_t>>> ScoreInputs(const std::vector<Message>& dialog,
+                                                                const std::string& response) const;
 
  private:
   RewardScoring() = default;

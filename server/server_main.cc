@@ -29,6 +29,9 @@ ABSL_FLAG(bool, enable_prefix_caching, Options().enable_prefix_caching,
           "reward models)");
 ABSL_FLAG(int, default_candidates, Options().default_candidates,
           "num_candidates when a request sets none (> 1 needs --safety_model_dir)");
+ABSL_FLAG(int, segment_tokens, Options().segment_tokens,
+          "scored streaming: generate, score and stream the answer segment_tokens tokens at a time (a request's "
+          "segment_tokens overrides it); 0 = whole-answer mode (nothing streams until the answer is scored)");
 ABSL_FLAG(std::string, safety_model_dir, Options().safety_model_dir,
           "safety reward model (LlamaForSequenceClassification) scoring every answer before it is streamed");
 ABSL_FLAG(std::string, helpfulness_model_dir, Options().helpfulness_model_dir,
@@ -87,6 +90,7 @@ int main(int argc, char** argv) {
   options.max_candidates = absl::GetFlag(FLAGS_max_candidates);
   options.enable_prefix_caching = absl::GetFlag(FLAGS_enable_prefix_caching);
   options.default_candidates = absl::GetFlag(FLAGS_default_candidates);
+  options.segment_tokens = absl::GetFlag(FLAGS_segment_tokens);
   options.safety_model_dir = absl::GetFlag(FLAGS_safety_model_dir);
   options.helpfulness_model_dir = absl::GetFlag(FLAGS_helpfulness_model_dir);
   options.safety_threshold = absl::GetFlag(FLAGS_safety_threshold);

@@ -67,8 +67,9 @@ absl::Status RunSingleStream(const BenchArgs& args) {
   GenerateOptions gen;
   gen.params.temperature = 0.0f;
   gen.max_new_tokens = args.gen_tokens;
-  std::printf("model %s: prompt %d tokens, %d generated, %d threads\n", args.model_path.c_str(), args.prompt_tokens,
-              args.gen_tokens, BackendThreads(*backend));
+  std::printf("model %s: prompt %d tokens, %d generated, %d threads, backend %s (%s kernels)\n",
+              args.model_path.c_str(), args.prompt_tokens, args.gen_tokens, BackendThreads(*backend),
+              backend->name().c_str(), backend->name() == "cpu" ? CpuBackend::isa_name() : "n/a");
   RETURN_IF_ERROR(SimpleGenerate(backend.get(), prompt, gen).status());  // warm-up: caches, page faults
   std::vector<double> rates;
   for (int r = 0; r < args.repeats; ++r) {

@@ -46,6 +46,9 @@ void DeclareFlags(FlagSet& flags, LoadFlags& f) {
   flags.Add("temperature", &o.temperature, "sampling temperature of every request (0 = greedy)");
   flags.Add("ignore_eos", &o.ignore_eos, "ask the server to treat EOS as a token, so lengths are exact");
   flags.Add("num_candidates", &o.num_candidates, "k candidates per request (scored by the server's reward model)");
+  flags.Add("segment_tokens", &o.segment_tokens,
+            "scored streaming segment length per request (ChatRequest.segment_tokens); 0 = whole-answer mode, "
+            "-1 = unset (the server's --segment_tokens)");
   flags.Add("include_token_ids", &o.include_token_ids, "stream token ids and check their count against Final");
   flags.Add("num_requests", &f.num_requests, "requests per level, or a list with one per level (0: only "
             "--duration_s limits it)");

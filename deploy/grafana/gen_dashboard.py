@@ -113,6 +113,15 @@ PANELS = [
                "short", "Requests answered with the refusal because no candidate passed the safety threshold."),
     timeseries("Reward scoring latency", quantiles("llama_chat_reward_latency_seconds", (0.5, 0.99)), "s",
                "Time to score a request's candidates with the reward model(s)."),
+    row("Scored streaming"),
+    timeseries("Segments per request", quantiles("llama_chat_segments_per_request", (0.5, 0.99)), "short",
+               "Scored streaming: segments chosen per request (segment_tokens > 0)."),
+    heatmap("Segment safety score", "llama_chat_segment_score",
+            "Scored streaming: the chosen candidate's safety score of every segment."),
+    timeseries("Rejected segments",
+               [(f"sum(rate(llama_chat_rejected_segments_total{SEL}{RATE}))", "rejected segments/s")],
+               "short", "Scored streaming: segments in which no candidate passed (each ended its answer with the "
+               "refusal, after the segments already streamed)."),
 ]
 
 

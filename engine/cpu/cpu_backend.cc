@@ -1,12 +1,14 @@
 #include "engine/cpu/cpu_backend.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "base/check.h"
 #include "base/status_macros.h"
+#include "engine/cpu/cpu_isa.h"
 #include "engine/cpu/packed_matmul.h"
 #include "engine/cpu/paged_attention.h"
 
@@ -92,6 +94,12 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(ModelWeights weig
   RETURN_IF_ERROR(options.Validate());
   RETURN_IF_ERROR(weights.config.Validate());
   RETURN_IF_ERROR(CheckWeightShapes(weights));
+  ASSIGN_OR_RETURN(const CpuIsa requested, RequestedCpuIsa());
+  if (ActiveCpuIsa() != requested) {
+    return absl::FailedPreconditionError(absl::StrCat("LLAMA_CPU_ISA asks for ", CpuIsaName(requested),
+                                                      " but this process already runs ", CpuIsaName(ActiveCpuIsa())));
+  }
+  std::fprintf(stderr, "cpu backend: %s kernels\n", CpuIsaName(ActiveCpuIsa()));
   const ModelConfig& c = weights.config;
   KvCacheSpec kv;
   kv.block_size = options.block_size;
@@ -113,6 +121,8 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(ModelWeights weig
   }
   return std::unique_ptr<CpuBackend>(new CpuBackend(std::move(weights), std::move(arena), kv, num_threads));
 }
+
+const char* CpuBackend::isa_name() { return CpuIsaName(ActiveCpuIsa()); }
 
 CpuBackend::CpuBackend(ModelWeights weights, HugePageBuffer arena, const KvCacheSpec& kv, int num_threads)
     : weights_(std::move(weights)), matrices_(std::move(arena)), kv_(kv), pool_(num_threads) {

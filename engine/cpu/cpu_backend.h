@@ -39,6 +39,8 @@ class CpuBackend : public Backend {
   const KvCacheSpec& kv_cache() const override { return kv_; }
   std::string name() const override { return "cpu"; }
   int num_threads() const { return pool_.num_threads(); }
+  // The instruction set its kernels run on (engine/cpu/cpu_isa.h; LLAMA_CPU_ISA forces one).
+  static const char* isa_name();
 
   // For reward models (weights with a score head) the "logits" are the score head's outputs [num_labels] and
   // rows cannot be sampled.

@@ -9,7 +9,7 @@
 
 #include "engine/cpu/thread_pool.h"
 
-namespace llama {
+namespace llama::LLAMA_CPU_ISA_NS {
 namespace {
 
 constexpr int kRowTile = 4;    // weight rows per register tile
@@ -140,4 +140,4 @@ void MatMul(const float* x, const float* w, float* y, int n, int in, int out, bo
   });
 }
 
-}  // namespace llama
+}  // namespace llama::LLAMA_CPU_ISA_NS

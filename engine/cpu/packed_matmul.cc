@@ -9,7 +9,7 @@
 #include <immintrin.h>
 #endif
 
-namespace llama {
+namespace llama::LLAMA_CPU_ISA_NS {
 namespace {
 
 // Tokens per register tile: 4 vectors × 6 tokens = 24 accumulators of the 32 AVX-512 registers, leaving room for
@@ -92,30 +92,47 @@ inline void StoreHalf(float* dst, __m256 v, uint32_t m8, bool accumulate) {
   }
 }
 
+// G row vectors (v0 .. v0 + G) x T tokens in registers (2 G T accumulators), one pass over k.
+template <int G, int T>
+void VectorGroup(const TileArgs& a, const float* const* xt, int v0) {
+  __m256 acc[T][2 * G];
+  for (int t = 0; t < T; ++t)
+    for (int h = 0; h < 2 * G; ++h) acc[t][h] = _mm256_setzero_ps();
+  for (int k = 0; k < a.in; ++k) {
+    __m256 w[2 * G];
+    for (int g = 0; g < G; ++g) {
+      const float* wk = a.w[v0 + g] + static_cast<size_t>(k) * a.stride;
+      w[2 * g] = _mm256_loadu_ps(wk);
+      w[2 * g + 1] = _mm256_loadu_ps(wk + 8);
+    }
+    for (int t = 0; t < T; ++t) {
+      const __m256 xb = _mm256_broadcast_ss(xt[t] + k);
+      for (int h = 0; h < 2 * G; ++h) acc[t][h] = _mm256_fmadd_ps(w[h], xb, acc[t][h]);
+    }
+  }
+  for (int g = 0; g < G; ++g) {
+    const int r = a.row0 + (v0 + g) * kPackLanes;
+    const uint32_t m = LaneMask(r, a.lo, a.hi);
+    for (int t = 0; t < T; ++t) {
+      float* dst = a.y + static_cast<int64_t>(a.t0 + t) * a.out + r;
+      StoreHalf(dst, acc[t][2 * g], m & 0xFF, a.accumulate);
+      StoreHalf(dst + 8, acc[t][2 * g + 1], m >> 8, a.accumulate);
+    }
+  }
+}
+
+// With 16 ymm registers: a whole 4-vector panel for one token (decode streams each panel once), 2 vectors for 2
+// tokens, else one vector at a time. Each element is the same fma chain over k whatever the grouping.
 template <int V, int T>
 void Tile(const TileArgs& a) {
   const float* xt[T];
   for (int t = 0; t < T; ++t) xt[t] = a.x + static_cast<int64_t>(a.t0 + t) * a.in;
-  for (int v = 0; v < V; ++v) {
-    __m256 acc[T][2];
-    for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-    const float* wk = a.w[v];
-    for (int k = 0; k < a.in; ++k, wk += a.stride) {
-      const __m256 w0 = _mm256_loadu_ps(wk), w1 = _mm256_loadu_ps(wk + 8);
-      for (int t = 0; t < T; ++t) {
-        const __m256 xb = _mm256_broadcast_ss(xt[t] + k);
-        acc[t][0] = _mm256_fmadd_ps(w0, xb, acc[t][0]);
-        acc[t][1] = _mm256_fmadd_ps(w1, xb, acc[t][1]);
-      }
-    }
-    const int r = a.row0 + v * kPackLanes;
-    const uint32_t m = LaneMask(r, a.lo, a.hi);
-    for (int t = 0; t < T; ++t) {
-      float* dst = a.y + static_cast<int64_t>(a.t0 + t) * a.out + r;
-      StoreHalf(dst, acc[t][0], m & 0xFF, a.accumulate);
-      StoreHalf(dst + 8, acc[t][1], m >> 8, a.accumulate);
-    }
+  constexpr int G = T == 1 ? 4 : (T == 2 ? 2 : 1);
+  int v = 0;
+  if constexpr (G > 1) {
+    for (; v + G <= V; v += G) VectorGroup<G, T>(a, xt, v);
   }
+  for (; v < V; ++v) VectorGroup<1, T>(a, xt, v);
 }
 
 #else
@@ -222,4 +239,4 @@ void PackedMatMulRows(const float* x, const float* packed, float* y, int n, int 
   }
 }
 
-}  // namespace llama
+}  // namespace llama::LLAMA_CPU_ISA_NS

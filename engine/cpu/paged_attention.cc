@@ -11,7 +11,7 @@
 #include <immintrin.h>
 #endif
 
-namespace llama {
+namespace llama::LLAMA_CPU_ISA_NS {
 namespace {
 
 inline float Dot(const float* a, const float* b, int n) {
@@ -150,4 +150,4 @@ void WriteKvCache(const float* k, const float* v, const int32_t* slots, int num_
   }
 }
 
-}  // namespace llama
+}  // namespace llama::LLAMA_CPU_ISA_NS

@@ -112,9 +112,11 @@ def send_load(pb, plain_channel, rm_channel):
                                     request_serializer=pb.ChatRequest.SerializeToString,
                                     response_deserializer=pb.ChatResponse.FromString)
 
-    def one(chat, content, k=1, max_tokens=24, role=None):
+    def one(chat, content, k=1, max_tokens=24, role=None, segment_tokens=None):
         req = pb.ChatRequest(messages=[pb.Message(role=role or pb.ROLE_USER, content=content)],
                              sampling=pb.SamplingParams(max_tokens=max_tokens), num_candidates=k)
+        if segment_tokens is not None:
+            req.segment_tokens = segment_tokens
         try:
             finals = [r.final for r in chat(req, timeout=120) if r.HasField("final")]
             return "OK", finals[-1].finish_reason if finals else None
@@ -125,6 +127,8 @@ def send_load(pb, plain_channel, rm_channel):
                "Write about a little girl and her red ball.", "Why is the sky blue?", "Tell me about trees."]
     plain, rm = stub(plain_channel), stub(rm_channel)
     jobs = [(plain, p, 1) for p in prompts] + [(rm, p, 1) for p in prompts[:3]] + [(rm, p, 2) for p in prompts[3:]]
+    # Scored streaming (segments of 8 tokens) for the segment panels.
+    jobs += [(rm, p, 2, 24, None, 8) for p in prompts[:2]]
     with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
         results = list(pool.map(lambda j: one(*j), jobs))
     # A request the server must refuse (control tag in content): a failure by code for the outcome panels.

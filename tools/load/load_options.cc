@@ -118,6 +118,7 @@ std::string LoadOptions::PointLabel(int level) const {
 std::string LoadOptions::RunLabel() const {
   if (!label.empty()) return label;
   std::string out = absl::StrCat("k=", num_candidates == 0 ? 1 : num_candidates);
+  if (segment_tokens >= 0) absl::StrAppend(&out, ", S=", segment_tokens);
   if (input_tokens > 0) {
     absl::StrAppend(&out, ", ", input_tokens, " in / ", output_tokens > 0 ? absl::StrCat(output_tokens) : "mix",
                     " out tokens");
@@ -152,6 +153,9 @@ absl::Status LoadOptions::Validate() const {
     return Invalid("temperature", absl::StrCat("must be >= 0 (0 = greedy), got ", temperature));
   }
   if (num_candidates < 0) return Invalid("num_candidates", absl::StrCat("must be >= 0, got ", num_candidates));
+  if (segment_tokens < -1) {
+    return Invalid("segment_tokens", absl::StrCat("must be >= 0 (-1 = the server's default), got ", segment_tokens));
+  }
   if (num_requests.size() != 1 && static_cast<int>(num_requests.size()) != num_levels()) {
     return Invalid("num_requests", absl::StrCat("give one count or one per level (", num_levels(), "), got ",
                                                 num_requests.size()));

@@ -57,6 +57,7 @@ struct LoadOptions {
   // EOS is an ordinary token (SamplingParams.ignore_eos), so each request generates exactly its max_tokens.
   bool ignore_eos = true;
   int num_candidates = 0;  // 0 = the server's default
+  int segment_tokens = -1;  // scored streaming segment length (ChatRequest.segment_tokens); -1 = unset (server's)
   bool include_token_ids = false;  // stream token ids too, and check their count against Final's usage
 
   // Run length of every level: stop issuing after num_requests requests or duration_s seconds, whichever comes

@@ -71,6 +71,7 @@ json SettingsJson(const LoadOptions& o) {
           {"temperature", o.temperature},
           {"ignore_eos", o.ignore_eos},
           {"num_candidates", o.num_candidates},
+          {"segment_tokens", o.segment_tokens},
           {"include_token_ids", o.include_token_ids},
           {"num_requests", o.num_requests},
           {"duration_s", o.duration_s},

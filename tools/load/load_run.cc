@@ -88,6 +88,7 @@ absl::StatusOr<PromptSet> BuildRunPrompts(const LoadOptions& options, const Serv
   p.temperature = options.temperature;
   p.ignore_eos = options.ignore_eos;
   p.num_candidates = options.num_candidates;
+  p.segment_tokens = options.segment_tokens;
   p.include_token_ids = options.include_token_ids;
   p.context_length = server.context_length;
   p.tokens_per_word = *tokens_per_word;

@@ -80,6 +80,7 @@ void SetSampling(const PromptSetOptions& options, int index, int max_tokens, v1:
   sampling->set_max_tokens(max_tokens);
   sampling->set_ignore_eos(options.ignore_eos);
   request->set_num_candidates(options.num_candidates);
+  if (options.segment_tokens >= 0) request->set_segment_tokens(options.segment_tokens);
   request->set_include_token_ids(options.include_token_ids);
   request->set_request_id(absl::StrCat("load-", index));
 }

@@ -39,6 +39,7 @@ struct PromptSetOptions {
   float temperature = 0.8f;
   bool ignore_eos = true;
   int num_candidates = 0;
+  int segment_tokens = -1;  // ChatRequest.segment_tokens; -1 = unset
   bool include_token_ids = false;
   int context_length = 0;        // the server's context limit; 0 = unknown (nothing is fitted)
   double tokens_per_word = 1.3;  // of word_list.h under the server's tokenizer (MeasureTokensPerWord)

@@ -107,6 +107,8 @@ TEST(LoadOptionsTest, LevelNamesAndLabels) {
   EXPECT_EQ(o.num_levels(), 1);
   EXPECT_EQ(o.LevelName(0), "rate 4.5/s");
   EXPECT_EQ(o.RunLabel(), "k=4, chat mix, Poisson");
+  o.segment_tokens = 16;
+  EXPECT_EQ(o.RunLabel(), "k=4, S=16, chat mix, Poisson");
   o.label = "mine";
   EXPECT_EQ(o.RunLabel(), "mine");
 }

@@ -53,6 +53,22 @@ TEST(PromptSetTest, FixedLengthsAreExact) {
   EXPECT_TRUE(set->stats().exact_prompt_lengths);
 }
 
+TEST(PromptSetTest, SegmentTokensPassThroughOnlyWhenSet) {
+  PromptSetOptions options;
+  options.input_tokens = 40;
+  options.output_tokens = 8;
+  absl::StatusOr<PromptSet> unset = PromptSet::Build(options, 2, FakeCount);
+  ASSERT_TRUE(unset.ok()) << unset.status();
+  EXPECT_FALSE(unset->at(0).has_segment_tokens());  // the server's --segment_tokens decides
+  for (int s : {0, 16}) {
+    options.segment_tokens = s;
+    absl::StatusOr<PromptSet> set = PromptSet::Build(options, 2, FakeCount);
+    ASSERT_TRUE(set.ok()) << set.status();
+    ASSERT_TRUE(set->at(1).has_segment_tokens());
+    EXPECT_EQ(set->at(1).segment_tokens(), s);
+  }
+}
+
 TEST(PromptSetTest, FixedLengthBelowTheTemplateIsInvalid) {
   PromptSetOptions options;
   options.input_tokens = 5;  // the template alone is 9 here

@@ -1,0 +1,53 @@
+#pragma once
+
+// Which instruction set the CPU kernels (matmul.cc, packed_matmul.cc, paged_attention.cc) run on. Those three files
+// are compiled once per ISA, each time into its own namespace (llama::isa_scalar, llama::isa_avx2,
+// llama::isa_avx512) with that ISA's compiler flags; everything else is built for baseline x86-64, so one binary
+// runs on any x86-64 CPU. The ISA is chosen once per process, on first use (the CPU backend asks for it when it is
+// created and logs it): the best the CPU supports (CPUID), unless the environment variable LLAMA_CPU_ISA names
+// one (scalar, avx2, avx512) — tests and benchmarks use that to run the AVX2 path on an AVX-512 machine.
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "engine/cpu/paged_attention.h"
+
+namespace llama {
+
+class ThreadPool;
+
+enum class CpuIsa { kScalar, kAvx2, kAvx512 };
+
+const char* CpuIsaName(CpuIsa isa);
+absl::StatusOr<CpuIsa> ParseCpuIsa(const std::string& name);
+
+// True when this CPU can run `isa` (kScalar always; kAvx2 needs AVX2+FMA+F16C; kAvx512 needs AVX-512 F/BW/DQ/VL).
+bool CpuSupports(CpuIsa isa);
+
+// The best ISA this CPU supports.
+CpuIsa DetectCpuIsa();
+
+// LLAMA_CPU_ISA if set, else DetectCpuIsa(). INVALID_ARGUMENT for an unknown name, FAILED_PRECONDITION for an
+// ISA this CPU cannot run; the CPU backend's creation returns that error.
+absl::StatusOr<CpuIsa> RequestedCpuIsa();
+
+// The ISA the kernels run on in this process: RequestedCpuIsa(), decided once, on the first call (when that is an
+// error, which CPU backend creation has already reported, a warning on stderr and DetectCpuIsa()).
+CpuIsa ActiveCpuIsa();
+
+// One ISA's kernels, so tests can run every path side by side in one process.
+struct CpuKernels {
+  void (*matmul_rows)(const float* x, const float* w, float* y, int n, int in, int out, int row_begin, int row_end,
+                      bool accumulate);
+  void (*matmul)(const float* x, const float* w, float* y, int n, int in, int out, bool accumulate,
+                 ThreadPool* pool);
+  void (*packed_matmul_rows)(const float* x, const float* packed, float* y, int n, int in, int out, int row_begin,
+                             int row_end, bool accumulate);
+  void (*paged_attention)(const PagedAttentionArgs& args, int64_t item_begin, int64_t item_end, float* scratch);
+};
+
+// The kernels of `isa`; only call them when CpuSupports(isa).
+const CpuKernels& KernelsFor(CpuIsa isa);
+
+}  // namespace llama

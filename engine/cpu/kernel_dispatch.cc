@@ -1,0 +1,99 @@
+// The public kernel entry points (matmul.h, packed_matmul.h, paged_attention.h): each forwards to the kernels of
+// ActiveCpuIsa() (cpu_isa.h). The ISA-independent helpers (packing, the reference matmul, the KV-cache write)
+// take the scalar build's copy.
+
+#include "engine/cpu/cpu_isa.h"
+#include "engine/cpu/matmul.h"
+#include "engine/cpu/packed_matmul.h"
+#include "engine/cpu/paged_attention.h"
+
+// Declarations of one ISA build's functions (the same signatures as the public headers, in namespace llama::NS).
+#define LLAMA_DECLARE_ISA_KERNELS(NS)                                                                              \
+  namespace llama::NS {                                                                                          \
+  void MatMulRows(const float* x, const float* w, float* y, int n, int in, int out, int row_begin, int row_end,    \
+                  bool accumulate);                                                                              \
+  void MatMul(const float* x, const float* w, float* y, int n, int in, int out, bool accumulate, ThreadPool* pool); \
+  void MatMulRowsReference(const float* x, const float* w, float* y, int n, int in, int out, int row_begin,        \
+                           int row_end, bool accumulate);                                                        \
+  size_t PackedSize(int out, int in);                                                                            \
+  void PackWeights(const float* w, int out, int in, float* packed);                                              \
+  void UnpackRow(const float* packed, int out, int in, int row, float* out_row);                                 \
+  void PackedMatMulRows(const float* x, const float* packed, float* y, int n, int in, int out, int row_begin,      \
+                        int row_end, bool accumulate);                                                           \
+  void PagedAttention(const PagedAttentionArgs& args, int64_t item_begin, int64_t item_end, float* scratch);       \
+  void WriteKvCache(const float* k, const float* v, const int32_t* slots, int num_tokens, int num_kv_heads,        \
+                    int head_dim, int block_size, int head_begin, int head_end, float* k_cache, float* v_cache);   \
+  }
+
+LLAMA_DECLARE_ISA_KERNELS(isa_scalar)
+LLAMA_DECLARE_ISA_KERNELS(isa_avx2)
+LLAMA_DECLARE_ISA_KERNELS(isa_avx512)
+
+namespace llama {
+namespace {
+
+
+#define LLAMA_ISA_TABLE(NS) \
+  CpuKernels { &NS::MatMulRows, &NS::MatMul, &NS::PackedMatMulRows, &NS::PagedAttention }
+
+const CpuKernels kScalar = LLAMA_ISA_TABLE(isa_scalar);
+const CpuKernels kAvx2 = LLAMA_ISA_TABLE(isa_avx2);
+const CpuKernels kAvx512 = LLAMA_ISA_TABLE(isa_avx512);
+
+inline const CpuKernels& Active() {
+  static const CpuKernels& kernels = KernelsFor(ActiveCpuIsa());
+  return kernels;
+}
+
+}  // namespace
+
+const CpuKernels& KernelsFor(CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::kAvx512:
+      return kAvx512;
+    case CpuIsa::kAvx2:
+      return kAvx2;
+    case CpuIsa::kScalar:
+      break;
+  }
+  return kScalar;
+}
+
+void MatMulRows(const float* x, const float* w, float* y, int n, int in, int out, int row_begin, int row_end,
+                bool accumulate) {
+  Active().matmul_rows(x, w, y, n, in, out, row_begin, row_end, accumulate);
+}
+
+void MatMul(const float* x, const float* w, float* y, int n, int in, int out, bool accumulate, ThreadPool* pool) {
+  Active().matmul(x, w, y, n, in, out, accumulate, pool);
+}
+
+void MatMulRowsReference(const float* x, const float* w, float* y, int n, int in, int out, int row_begin,
+                         int row_end, bool accumulate) {
+  isa_scalar::MatMulRowsReference(x, w, y, n, in, out, row_begin, row_end, accumulate);
+}
+
+size_t PackedSize(int out, int in) { return isa_scalar::PackedSize(out, in); }
+
+void PackWeights(const float* w, int out, int in, float* packed) { isa_scalar::PackWeights(w, out, in, packed); }
+
+void UnpackRow(const float* packed, int out, int in, int row, float* out_row) {
+  isa_scalar::UnpackRow(packed, out, in, row, out_row);
+}
+
+void PackedMatMulRows(const float* x, const float* packed, float* y, int n, int in, int out, int row_begin,
+                      int row_end, bool accumulate) {
+  Active().packed_matmul_rows(x, packed, y, n, in, out, row_begin, row_end, accumulate);
+}
+
+void PagedAttention(const PagedAttentionArgs& args, int64_t item_begin, int64_t item_end, float* scratch) {
+  Active().paged_attention(args, item_begin, item_end, scratch);
+}
+
+void WriteKvCache(const float* k, const float* v, const int32_t* slots, int num_tokens, int num_kv_heads,
+                  int head_dim, int block_size, int head_begin, int head_end, float* k_cache, float* v_cache) {
+  isa_scalar::WriteKvCache(k, v, slots, num_tokens, num_kv_heads, head_dim, block_size, head_begin, head_end,
+                           k_cache, v_cache);
+}
+
+}  // namespace llama
