@@ -33,6 +33,16 @@ void SetCounters(const RequestCounters& counters, FinishInfo* info) {
   info->computed_prompt_tokens = counters.computed_prompt_tokens;
 }
 
+// What the end of a request reports of its chosen candidate (the reason is set by the caller).
+FinishInfo ChosenFinishInfo(const CandidateChoice& choice, int completion_tokens, const RequestCounters& counters) {
+  FinishInfo info;
+  info.safety_score = choice.safety_score;
+  info.helpfulness_score = choice.helpfulness_score;
+  info.completion_tokens = completion_tokens;
+  SetCounters(counters, &info);
+  return info;
+}
+
 }  // namespace
 
 void RequestState::MarkScheduled(absl::Time now) {
@@ -102,11 +112,7 @@ bool RequestState::AcceptSegment(absl::StatusOr<CandidateChoice> chosen, const R
   const CandidateChoice& choice = *chosen;
   RecordSegmentScore(choice.safety_score);
   const Candidate& winner = candidates_[choice.index];
-  FinishInfo info;
-  info.safety_score = choice.safety_score;
-  info.helpfulness_score = choice.helpfulness_score;
-  info.completion_tokens = winner.num_generated;
-  SetCounters(counters, &info);
+  FinishInfo info = ChosenFinishInfo(choice, winner.num_generated, counters);
   if (choice.refused) {
     // What was streamed before had passed; the refusal ends the answer.
     info.reason = FinishReason::kSafety;
@@ -179,12 +185,8 @@ void RequestState::CompleteWith(absl::StatusOr<CandidateChoice> chosen, const Re
   }
   const CandidateChoice& choice = *chosen;
   const Candidate& winner = candidates_[choice.index];
-  FinishInfo info;
+  FinishInfo info = ChosenFinishInfo(choice, winner.num_generated, counters);
   info.reason = *winner.finished;
-  info.completion_tokens = winner.num_generated;
-  info.safety_score = choice.safety_score;
-  info.helpfulness_score = choice.helpfulness_score;
-  SetCounters(counters, &info);
   if (choice.refused) {
     info.reason = FinishReason::kSafety;
     SendTokens(choice.refusal_token_ids, choice.refusal_text, now);

@@ -125,21 +125,22 @@ void ChatReactor::OnEngineTokens(absl::Span<const int32_t> token_ids, std::strin
     deps_.metrics->RecordInterTokenLatency(absl::ToDoubleSeconds(now - last_tokens_time_));
   }
   last_tokens_time_ = now;
-  int pending_bytes = 0;
+  bool drop = false;
   {
     absl::MutexLock lock(&mu_);
     if (stream_broken_ || dropped_) return;  // nobody is reading; the engine's OnFinish will follow the cancel
     pending_text_.append(text.data(), text.size());
     if (include_token_ids_) pending_ids_.Add(token_ids.begin(), token_ids.end());
-    pending_bytes = static_cast<int>(pending_text_.size() + pending_ids_.size() * sizeof(int32_t));
-    if (deps_.max_pending_bytes > 0 && pending_bytes > deps_.max_pending_bytes) {
+    const size_t pending_bytes = pending_text_.size() + pending_ids_.size() * sizeof(int32_t);
+    drop = deps_.max_pending_bytes > 0 && pending_bytes > static_cast<size_t>(deps_.max_pending_bytes);
+    if (drop) {
       // The write in flight has not completed while this much piled up behind it: the client is not reading.
       dropped_ = true;
       pending_text_.clear();
       pending_ids_.Clear();
     }
   }
-  if (pending_bytes > deps_.max_pending_bytes && deps_.max_pending_bytes > 0) {
+  if (drop) {
     deps_.engine->Cancel(request_id_, absl::ResourceExhaustedError(absl::StrCat(
                                           "client not reading: more than ", deps_.max_pending_bytes,
                                           " bytes of the reply waiting to be sent (--max_stream_pending_bytes)")));
