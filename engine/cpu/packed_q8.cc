@@ -94,6 +94,94 @@ void PortableTile(const TileArgs& a) {
   }
 }
 
+#if defined(__AVX2__)
+
+inline __m256i Broadcast4(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return _mm256_set1_epi32(v);
+}
+
+inline void StoreHalf(float* dst, __m256 v, uint32_t m8, bool accumulate) {
+  if (m8 == 0xFF) {
+    _mm256_storeu_ps(dst, accumulate ? _mm256_add_ps(_mm256_loadu_ps(dst), v) : v);
+  } else if (m8 != 0) {
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, v);
+    for (int i = 0; i < 8; ++i)
+      if (m8 >> i & 1) dst[i] = accumulate ? dst[i] + lanes[i] : lanes[i];
+  }
+}
+
+// AVX2 (no VNNI): H 8-row halves (half h of the tile = rows [row0 + 8h, + 8), the 32-byte half h % 2 of vector
+// h / 2) × T tokens from t_first. Per 4-k slab: x[t, k .. k + 3] broadcast to every lane; the sign trick makes
+// maddubs (u8 × s8) exact: |x| as the unsigned operand, w with x's sign (vpsignb) as the signed one, so each pair
+// sum is <= 2 · 127² < 2^15 (no int16 saturation); madd with ones adds the pairs into the int32 lanes.
+// Registers: 2 H T accumulators (int32 block sums, fp32 chains) of the 16 ymm.
+template <int H, int T>
+void HalfGroup(const TileArgs& a, int t_first, int h0) {
+  const uint8_t* xt[T];
+  for (int t = 0; t < T; ++t) xt[t] = TokenRow(a, t_first + t);
+  const uint8_t* w[H];
+  for (int h = 0; h < H; ++h) w[h] = a.w[(h0 + h) / 2] + 32 * ((h0 + h) % 2);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 facc[T][H];
+  for (int t = 0; t < T; ++t)
+    for (int h = 0; h < H; ++h) facc[t][h] = _mm256_setzero_ps();
+  for (int b = 0; b < a.blocks; ++b) {
+    const size_t cb = static_cast<size_t>(b) * a.chunk;
+    __m256i iacc[T][H];
+    for (int t = 0; t < T; ++t)
+      for (int h = 0; h < H; ++h) iacc[t][h] = _mm256_setzero_si256();
+    for (int g = 0; g < kGroups; ++g) {
+      __m256i xb[T], xa[T];
+      for (int t = 0; t < T; ++t) {
+        xb[t] = Broadcast4(xt[t] + kQ8Block * b + 4 * g);
+        xa[t] = _mm256_abs_epi8(xb[t]);
+      }
+      const size_t off = cb + (1 + g) * a.slab;
+      for (int h = 0; h < H; ++h) {
+        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[h] + off));
+        for (int t = 0; t < T; ++t) {
+          const __m256i p = _mm256_maddubs_epi16(xa[t], _mm256_sign_epi8(wv, xb[t]));
+          iacc[t][h] = _mm256_add_epi32(iacc[t][h], _mm256_madd_epi16(p, ones));
+        }
+      }
+    }
+    __m256 dx[T];
+    for (int t = 0; t < T; ++t) dx[t] = _mm256_broadcast_ss(reinterpret_cast<const float*>(xt[t] + a.in) + b);
+    for (int h = 0; h < H; ++h) {
+      const __m256 dw = _mm256_loadu_ps(reinterpret_cast<const float*>(w[h] + cb));
+      for (int t = 0; t < T; ++t) {
+        facc[t][h] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx[t]), _mm256_cvtepi32_ps(iacc[t][h]), facc[t][h]);
+      }
+    }
+  }
+  for (int h = 0; h < H; ++h) {
+    const int v = (h0 + h) / 2, half = (h0 + h) % 2;
+    const int r = a.row0 + v * kPackLanes;
+    const uint32_t m8 = LaneMask(r, a.lo, a.hi) >> (8 * half) & 0xFF;
+    for (int t = 0; t < T; ++t) StoreHalf(OutRow(a, t_first + t, r + 8 * half), facc[t][h], m8, a.accumulate);
+  }
+}
+
+// Token pairs over one vector (2 halves) at a time, a last single token over 2 vectors (4 halves) at a time.
+template <int V, int T>
+struct Avx2 {
+  static void Run(const TileArgs& a) {
+    int t = 0;
+    for (; t + 2 <= T; t += 2)
+      for (int h = 0; h < 2 * V; h += 2) HalfGroup<2, 2>(a, t, h);
+    if (t < T) {
+      int h = 0;
+      for (; h + 4 <= 2 * V; h += 4) HalfGroup<4, 1>(a, t, h);
+      if (h < 2 * V) HalfGroup<2, 1>(a, t, h);
+    }
+  }
+};
+
+#endif  // __AVX2__
+
 using TileFn = void (*)(const TileArgs&);
 
 // Tokens per tile.
@@ -121,6 +209,9 @@ struct Portable {
   static void Run(const TileArgs& a) { PortableTile<V, T>(a); }
 };
 constexpr TileTable<Portable> kPortableTiles;
+#if defined(__AVX2__) && !defined(__AVX512F__)
+constexpr TileTable<Avx2> kAvx2Tiles;
+#endif
 
 // Groups of up to 4 vectors that meet [row_begin, row_end) (a group may span two panels when their V agree), times
 // ceil(n / kTokenTile) token tiles of near-equal size. Which group or tile an element lands in never changes it.
@@ -227,7 +318,11 @@ void QuantizeActivations(const float* x, int n, int in, uint8_t* xq) {
 
 void PackedQ8MatMulRows(const uint8_t* xq, const uint8_t* packed, float* y, int n, int in, int out, int row_begin,
                         int row_end, bool accumulate) {
+#if defined(__AVX2__) && !defined(__AVX512F__)
+  MatMulRowsWith(kAvx2Tiles, xq, packed, y, n, in, out, row_begin, row_end, accumulate);
+#else
   MatMulRowsWith(kPortableTiles, xq, packed, y, n, in, out, row_begin, row_end, accumulate);
+#endif
 }
 
 }  // namespace llama::LLAMA_CPU_ISA_NS
