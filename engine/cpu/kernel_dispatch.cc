@@ -38,16 +38,26 @@ LLAMA_DECLARE_ISA_KERNELS(isa_scalar)
 LLAMA_DECLARE_ISA_KERNELS(isa_avx2)
 LLAMA_DECLARE_ISA_KERNELS(isa_avx512)
 
+// packed_q8.cc built with AVX-512 VNNI (engine/CMakeLists.txt).
+namespace llama::isa_avx512vnni {
+void PackedQ8MatMulRows(const uint8_t* xq, const uint8_t* packed, float* y, int n, int in, int out, int row_begin,
+                        int row_end, bool accumulate);
+}
+
 namespace llama {
 namespace {
 
 
-#define LLAMA_ISA_TABLE(NS) \
-  CpuKernels { &NS::MatMulRows, &NS::MatMul, &NS::PackedMatMulRows, &NS::PackedQ8MatMulRows, &NS::PagedAttention }
+// Q8NS: the namespace of the q8_0 matmul (the avx512 table exists with and without VNNI).
+#define LLAMA_ISA_TABLE(NS, Q8NS)                                                                       \
+  CpuKernels {                                                                                          \
+    &NS::MatMulRows, &NS::MatMul, &NS::PackedMatMulRows, &Q8NS::PackedQ8MatMulRows, &NS::PagedAttention \
+  }
 
-const CpuKernels kScalar = LLAMA_ISA_TABLE(isa_scalar);
-const CpuKernels kAvx2 = LLAMA_ISA_TABLE(isa_avx2);
-const CpuKernels kAvx512 = LLAMA_ISA_TABLE(isa_avx512);
+const CpuKernels kScalar = LLAMA_ISA_TABLE(isa_scalar, isa_scalar);
+const CpuKernels kAvx2 = LLAMA_ISA_TABLE(isa_avx2, isa_avx2);
+const CpuKernels kAvx512 = LLAMA_ISA_TABLE(isa_avx512, isa_avx512);
+const CpuKernels kAvx512Vnni = LLAMA_ISA_TABLE(isa_avx512, isa_avx512vnni);
 
 inline const CpuKernels& Active() {
   static const CpuKernels& kernels = KernelsFor(ActiveCpuIsa());
@@ -56,10 +66,10 @@ inline const CpuKernels& Active() {
 
 }  // namespace
 
-const CpuKernels& KernelsFor(CpuIsa isa) {
+const CpuKernels& KernelsFor(CpuIsa isa, bool allow_vnni) {
   switch (isa) {
     case CpuIsa::kAvx512:
-      return kAvx512;
+      return allow_vnni && UseAvx512Vnni() ? kAvx512Vnni : kAvx512;
     case CpuIsa::kAvx2:
       return kAvx2;
     case CpuIsa::kScalar:

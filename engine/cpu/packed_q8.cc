@@ -182,6 +182,111 @@ struct Avx2 {
 
 #endif  // __AVX2__
 
+#if defined(__AVX512F__)
+
+inline __m512i Broadcast4x16(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return _mm512_set1_epi32(v);
+}
+
+inline void StoreVector(float* dst, __m512 v, __mmask16 m, bool accumulate) {
+  if (m == 0xFFFF) {
+    _mm512_storeu_ps(dst, accumulate ? _mm512_add_ps(_mm512_loadu_ps(dst), v) : v);
+  } else if (m != 0) {
+    _mm512_mask_storeu_ps(dst, m, accumulate ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst), v) : v);
+  }
+}
+
+// AVX-512: V vectors × T tokens from t_first (T <= 2: 2 V T accumulators, + V column sums with VNNI, of the 32
+// zmm). Per 4-k slab, x[t, k .. k + 3] is broadcast to every lane and multiplied by each vector's 16 rows × 4 k.
+//   VNNI (the isa_avx512vnni build, -mavx512vnni): vpdpbusd takes u8 × s8, so x goes in as x + 128 (x ^ 0x80)
+//     and the weights as they are: one instruction per vector and token adds isum + 128 · Σw into the lanes;
+//     128 · Σw comes from one more vpdpbusd per vector (0x80 × w), shared by the tokens, and is subtracted at the
+//     end of the block. Everything is exact int32.
+//   AVX-512BW: the AVX2 sign trick (w negated where x < 0 with a mask, |x| unsigned), vpmaddubsw + vpmaddwd.
+template <int V, int T>
+void VectorGroup(const TileArgs& a, int t_first) {
+  const uint8_t* xt[T];
+  for (int t = 0; t < T; ++t) xt[t] = TokenRow(a, t_first + t);
+#if defined(__AVX512VNNI__)
+  const __m512i c80 = _mm512_set1_epi8(static_cast<char>(0x80));
+#else
+  const __m512i ones = _mm512_set1_epi16(1);
+#endif
+  __m512 facc[V][T];
+  for (int v = 0; v < V; ++v)
+    for (int t = 0; t < T; ++t) facc[v][t] = _mm512_setzero_ps();
+  for (int b = 0; b < a.blocks; ++b) {
+    const size_t cb = static_cast<size_t>(b) * a.chunk;
+    __m512i iacc[V][T];
+    for (int v = 0; v < V; ++v)
+      for (int t = 0; t < T; ++t) iacc[v][t] = _mm512_setzero_si512();
+#if defined(__AVX512VNNI__)
+    __m512i wsum[V];
+    for (int v = 0; v < V; ++v) wsum[v] = _mm512_setzero_si512();
+#endif
+    for (int g = 0; g < kGroups; ++g) {
+      const size_t off = cb + (1 + g) * a.slab;
+#if defined(__AVX512VNNI__)
+      __m512i xu[T];
+      for (int t = 0; t < T; ++t) xu[t] = _mm512_xor_si512(Broadcast4x16(xt[t] + kQ8Block * b + 4 * g), c80);
+      for (int v = 0; v < V; ++v) {
+        const __m512i wv = _mm512_loadu_si512(a.w[v] + off);
+        wsum[v] = _mm512_dpbusd_epi32(wsum[v], c80, wv);
+        for (int t = 0; t < T; ++t) iacc[v][t] = _mm512_dpbusd_epi32(iacc[v][t], xu[t], wv);
+      }
+#else
+      __m512i xa[T];
+      __mmask64 neg[T];
+      for (int t = 0; t < T; ++t) {
+        const __m512i xb = Broadcast4x16(xt[t] + kQ8Block * b + 4 * g);
+        neg[t] = _mm512_movepi8_mask(xb);
+        xa[t] = _mm512_abs_epi8(xb);
+      }
+      for (int v = 0; v < V; ++v) {
+        const __m512i wv = _mm512_loadu_si512(a.w[v] + off);
+        for (int t = 0; t < T; ++t) {
+          const __m512i ws = _mm512_mask_sub_epi8(wv, neg[t], _mm512_setzero_si512(), wv);
+          const __m512i p = _mm512_maddubs_epi16(xa[t], ws);
+          iacc[v][t] = _mm512_add_epi32(iacc[v][t], _mm512_madd_epi16(p, ones));
+        }
+      }
+#endif
+    }
+    __m512 dx[T];
+    for (int t = 0; t < T; ++t) dx[t] = _mm512_set1_ps(reinterpret_cast<const float*>(xt[t] + a.in)[b]);
+    for (int v = 0; v < V; ++v) {
+      const __m512 dw = _mm512_loadu_ps(a.w[v] + cb);
+      for (int t = 0; t < T; ++t) {
+#if defined(__AVX512VNNI__)
+        const __m512i isum = _mm512_sub_epi32(iacc[v][t], wsum[v]);
+#else
+        const __m512i isum = iacc[v][t];
+#endif
+        facc[v][t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx[t]), _mm512_cvtepi32_ps(isum), facc[v][t]);
+      }
+    }
+  }
+  for (int v = 0; v < V; ++v) {
+    const int r = a.row0 + v * kPackLanes;
+    const __mmask16 m = static_cast<__mmask16>(LaneMask(r, a.lo, a.hi));
+    for (int t = 0; t < T; ++t) StoreVector(OutRow(a, t_first + t, r), facc[v][t], m, a.accumulate);
+  }
+}
+
+// Token pairs over all the tile's vectors, then a last single token.
+template <int V, int T>
+struct Avx512 {
+  static void Run(const TileArgs& a) {
+    int t = 0;
+    for (; t + 2 <= T; t += 2) VectorGroup<V, 2>(a, t);
+    if (t < T) VectorGroup<V, 1>(a, t);
+  }
+};
+
+#endif  // __AVX512F__
+
 using TileFn = void (*)(const TileArgs&);
 
 // Tokens per tile.
@@ -209,7 +314,9 @@ struct Portable {
   static void Run(const TileArgs& a) { PortableTile<V, T>(a); }
 };
 constexpr TileTable<Portable> kPortableTiles;
-#if defined(__AVX2__) && !defined(__AVX512F__)
+#if defined(__AVX512F__)
+constexpr TileTable<Avx512> kAvx512Tiles;
+#elif defined(__AVX2__)
 constexpr TileTable<Avx2> kAvx2Tiles;
 #endif
 
@@ -318,7 +425,9 @@ void QuantizeActivations(const float* x, int n, int in, uint8_t* xq) {
 
 void PackedQ8MatMulRows(const uint8_t* xq, const uint8_t* packed, float* y, int n, int in, int out, int row_begin,
                         int row_end, bool accumulate) {
-#if defined(__AVX2__) && !defined(__AVX512F__)
+#if defined(__AVX512F__)
+  MatMulRowsWith(kAvx512Tiles, xq, packed, y, n, in, out, row_begin, row_end, accumulate);
+#elif defined(__AVX2__)
   MatMulRowsWith(kAvx2Tiles, xq, packed, y, n, in, out, row_begin, row_end, accumulate);
 #else
   MatMulRowsWith(kPortableTiles, xq, packed, y, n, in, out, row_begin, row_end, accumulate);

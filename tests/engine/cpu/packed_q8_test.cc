@@ -98,11 +98,14 @@ struct Path {
   Q8Fn fn;
 };
 
-// Every path this CPU can run, and the public entry point (the active ISA).
+// Every path this CPU can run (AVX-512 with and without VNNI), and the public entry point (the active ISA).
 std::vector<Path> Paths() {
   std::vector<Path> paths;
   for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
-    if (CpuSupports(isa)) paths.push_back({CpuIsaName(isa), KernelsFor(isa).packed_q8_matmul_rows});
+    if (CpuSupports(isa)) paths.push_back({CpuIsaName(isa), KernelsFor(isa, false).packed_q8_matmul_rows});
+  }
+  if (UseAvx512Vnni()) {
+    paths.push_back({"avx512vnni", KernelsFor(CpuIsa::kAvx512, true).packed_q8_matmul_rows});
   }
   paths.push_back({"active", &PackedQ8MatMulRows});
   return paths;
