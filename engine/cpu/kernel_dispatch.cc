@@ -47,11 +47,11 @@ void PackedQ8MatMulRows(const uint8_t* xq, const uint8_t* packed, float* y, int 
 namespace llama {
 namespace {
 
-
 // Q8NS: the namespace of the q8_0 matmul (the avx512 table exists with and without VNNI).
-#define LLAMA_ISA_TABLE(NS, Q8NS)                                                                       \
-  CpuKernels {                                                                                          \
-    &NS::MatMulRows, &NS::MatMul, &NS::PackedMatMulRows, &Q8NS::PackedQ8MatMulRows, &NS::PagedAttention \
+#define LLAMA_ISA_TABLE(NS, Q8NS)                                                                                 \
+  CpuKernels {                                                                                                    \
+    &NS::MatMulRows, &NS::MatMul, &NS::PackedMatMulRows, &Q8NS::PackedQ8MatMulRows, &NS::QuantizeActivations,     \
+        &NS::PagedAttention                                                                                       \
   }
 
 const CpuKernels kScalar = LLAMA_ISA_TABLE(isa_scalar, isa_scalar);
@@ -119,8 +119,10 @@ void UnpackRowQ8(const uint8_t* packed, int out, int in, int row, float* out_row
 
 size_t QuantizedActivationBytes(int n, int in) { return isa_scalar::QuantizedActivationBytes(n, in); }
 
+// On the active ISA's build (it runs once per matmul input; the ops are exact, so every build gives the same
+// bytes).
 void QuantizeActivations(const float* x, int n, int in, uint8_t* xq) {
-  isa_scalar::QuantizeActivations(x, n, in, xq);
+  Active().quantize_activations(x, n, in, xq);
 }
 
 void PackedQ8MatMulRows(const uint8_t* xq, const uint8_t* packed, float* y, int n, int in, int out, int row_begin,

@@ -21,15 +21,22 @@ inline int PanelVectors(int vectors, int p) { return std::min(kPanelVectors, vec
 inline size_t SlabBytes(int panel_vectors) { return static_cast<size_t>(panel_vectors) * kVectorBytes; }
 inline size_t ChunkBytes(int panel_vectors) { return (kGroups + 1) * SlabBytes(panel_vectors); }
 
+// roundf (halves away from zero) for |f| < 2^31 without the libm call (baseline x86-64 has no roundps): the
+// truncation and f - trunc(f) are exact, so this is the same function, and it vectorizes.
+inline int32_t RoundHalfAway(float f) {
+  int32_t i = static_cast<int32_t>(f);
+  const float frac = f - static_cast<float>(i);
+  i += (frac >= 0.5f) - (frac <= -0.5f);
+  return i;
+}
+
 // The Q8_0 rule on 32 values: returns d and writes q[0, 32).
 inline float QuantizeBlock(const float* v, int8_t* q) {
   float amax = 0.0f;
   for (int i = 0; i < kQ8Block; ++i) amax = std::max(amax, std::fabs(v[i]));
   const float d = amax / 127.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  for (int i = 0; i < kQ8Block; ++i) {
-    q[i] = static_cast<int8_t>(std::clamp(std::round(v[i] * id), -127.0f, 127.0f));
-  }
+  for (int i = 0; i < kQ8Block; ++i) q[i] = static_cast<int8_t>(std::clamp(RoundHalfAway(v[i] * id), -127, 127));
   return d;
 }
 

@@ -177,6 +177,32 @@ TEST(PackedQ8Test, UnpackRowRoundTrips) {
   }
 }
 
+// Halves round away from zero (roundf), on every ISA's activation quantizer, and all give the same bytes.
+TEST(PackedQ8Test, QuantizationRoundsHalvesAwayFromZeroOnEveryPath) {
+  // amax 127 → d = 1, so q = round(v) and the dequantized row is q.
+  std::vector<float> w(kQ8Block, 0.0f);
+  const float v[] = {127.0f, 2.5f, -2.5f, 0.5f, -0.5f, 126.5f, -126.5f, 0.49999997f, -1.5f, 3.4999998f};
+  const float q[] = {127.0f, 3.0f, -3.0f, 1.0f, -1.0f, 127.0f, -127.0f, 0.0f, -2.0f, 3.0f};
+  std::copy(std::begin(v), std::end(v), w.begin());
+  const auto packed = Pack(w, 1, kQ8Block);
+  std::vector<float> row(kQ8Block);
+  UnpackRowQ8(packed.data(), 1, kQ8Block, 0, row.data());
+  for (size_t i = 0; i < std::size(q); ++i) EXPECT_EQ(row[i], q[i]) << v[i];
+
+  std::mt19937 rng(7);
+  const int n = 5, in = 288;
+  auto x = Random(static_cast<size_t>(n) * in, &rng);
+  std::copy(w.begin(), w.end(), x.begin());
+  const auto want = QuantizeX(x, n, in);
+  for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
+    if (!CpuSupports(isa)) continue;
+    std::vector<uint8_t> got(want.size());
+    KernelsFor(isa).quantize_activations(x.data(), n, in, got.data());
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size()), 0) << CpuIsaName(isa);
+  }
+  for (size_t i = 0; i < std::size(q); ++i) EXPECT_EQ(static_cast<int8_t>(want[i]), q[i]) << v[i];
+}
+
 TEST(PackedQ8Test, EveryPathEqualsTheExactFormulaBitForBit) {
   std::mt19937 rng(3);
   const struct {
