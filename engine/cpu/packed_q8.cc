@@ -40,6 +40,41 @@ inline float QuantizeBlock(const float* v, int8_t* q) {
   return d;
 }
 
+#if defined(__AVX2__)
+// QuantizeBlock in 8-lane vectors: the same exact operations (max of |v|, the division, the product, truncation
+// and the half step), so the same bytes.
+inline float QuantizeBlockAvx2(const float* v, int8_t* q) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 x[4];
+  __m256 m = _mm256_setzero_ps();
+  for (int i = 0; i < 4; ++i) {
+    x[i] = _mm256_loadu_ps(v + 8 * i);
+    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, x[i]));
+  }
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_movehdup_ps(h));
+  const float d = _mm_cvtss_f32(h) / 127.0f;
+  const __m256 id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+  const __m256 one = _mm256_set1_ps(1.0f), half = _mm256_set1_ps(0.5f), minus_half = _mm256_set1_ps(-0.5f);
+  __m256i qi[4];
+  for (int i = 0; i < 4; ++i) {
+    const __m256 y = _mm256_mul_ps(x[i], id);
+    __m256 t = _mm256_round_ps(y, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 frac = _mm256_sub_ps(y, t);
+    t = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(frac, half, _CMP_GE_OQ), one));
+    t = _mm256_sub_ps(t, _mm256_and_ps(_mm256_cmp_ps(frac, minus_half, _CMP_LE_OQ), one));
+    qi[i] = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvttps_epi32(t), _mm256_set1_epi32(-127)),
+                             _mm256_set1_epi32(127));
+  }
+  // packs work within 128-bit lanes: the bytes come out as 4-value groups in the order 0 2 4 6 1 3 5 7.
+  const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(qi[0], qi[1]), _mm256_packs_epi32(qi[2], qi[3]));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q),
+                      _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  return d;
+}
+#endif
+
 // One call of the microkernel: V consecutive vectors (possibly of two panels with the same V) × T consecutive
 // tokens.
 struct TileArgs {
@@ -213,7 +248,9 @@ inline void StoreVector(float* dst, __m512 v, __mmask16 m, bool accumulate) {
 //     end of the block. Everything is exact int32.
 //   AVX-512BW: the AVX2 sign trick (w negated where x < 0 with a mask, |x| unsigned), vpmaddubsw + vpmaddwd.
 template <int V, int T>
-void VectorGroup(const TileArgs& a, int t_first) {
+void VectorGroup(const TileArgs& a, int v_first, int t_first) {
+  const uint8_t* w[V];
+  for (int v = 0; v < V; ++v) w[v] = a.w[v_first + v];
   const uint8_t* xt[T];
   for (int t = 0; t < T; ++t) xt[t] = TokenRow(a, t_first + t);
 #if defined(__AVX512VNNI__)
@@ -239,7 +276,7 @@ void VectorGroup(const TileArgs& a, int t_first) {
       __m512i xu[T];
       for (int t = 0; t < T; ++t) xu[t] = _mm512_xor_si512(Broadcast4x16(xt[t] + kQ8Block * b + 4 * g), c80);
       for (int v = 0; v < V; ++v) {
-        const __m512i wv = _mm512_loadu_si512(a.w[v] + off);
+        const __m512i wv = _mm512_loadu_si512(w[v] + off);
         wsum[v] = _mm512_dpbusd_epi32(wsum[v], c80, wv);
         for (int t = 0; t < T; ++t) iacc[v][t] = _mm512_dpbusd_epi32(iacc[v][t], xu[t], wv);
       }
@@ -252,7 +289,7 @@ void VectorGroup(const TileArgs& a, int t_first) {
         xa[t] = _mm512_abs_epi8(xb);
       }
       for (int v = 0; v < V; ++v) {
-        const __m512i wv = _mm512_loadu_si512(a.w[v] + off);
+        const __m512i wv = _mm512_loadu_si512(w[v] + off);
         for (int t = 0; t < T; ++t) {
           const __m512i ws = _mm512_mask_sub_epi8(wv, neg[t], _mm512_setzero_si512(), wv);
           const __m512i p = _mm512_maddubs_epi16(xa[t], ws);
@@ -264,7 +301,7 @@ void VectorGroup(const TileArgs& a, int t_first) {
     __m512 dx[T];
     for (int t = 0; t < T; ++t) dx[t] = _mm512_set1_ps(reinterpret_cast<const float*>(xt[t] + a.in)[b]);
     for (int v = 0; v < V; ++v) {
-      const __m512 dw = _mm512_loadu_ps(a.w[v] + cb);
+      const __m512 dw = _mm512_loadu_ps(w[v] + cb);
       for (int t = 0; t < T; ++t) {
 #if defined(__AVX512VNNI__)
         const __m512i isum = _mm512_sub_epi32(iacc[v][t], wsum[v]);
@@ -276,19 +313,30 @@ void VectorGroup(const TileArgs& a, int t_first) {
     }
   }
   for (int v = 0; v < V; ++v) {
-    const int r = a.row0 + v * kPackLanes;
+    const int r = a.row0 + (v_first + v) * kPackLanes;
     const __mmask16 m = static_cast<__mmask16>(LaneMask(r, a.lo, a.hi));
     for (int t = 0; t < T; ++t) StoreVector(OutRow(a, t_first + t, r), facc[v][t], m, a.accumulate);
   }
 }
 
-// Token pairs over all the tile's vectors, then a last single token.
+// VNNI: up to 2 tokens over all the tile's vectors, 3 or 4 tokens over pairs of vectors (<= 24 registers live
+// either way). AVX-512BW (3 more registers per token): token pairs over all the vectors, then a last one.
 template <int V, int T>
 struct Avx512 {
   static void Run(const TileArgs& a) {
+#if defined(__AVX512VNNI__)
+    if constexpr (T <= 2 || V == 1) {
+      VectorGroup<V, T>(a, 0, 0);
+    } else {
+      int v = 0;
+      for (; v + 2 <= V; v += 2) VectorGroup<2, T>(a, v, 0);
+      if (v < V) VectorGroup<1, T>(a, v, 0);
+    }
+#else
     int t = 0;
-    for (; t + 2 <= T; t += 2) VectorGroup<V, 2>(a, t);
-    if (t < T) VectorGroup<V, 1>(a, t);
+    for (; t + 2 <= T; t += 2) VectorGroup<V, 2>(a, 0, t);
+    if (t < T) VectorGroup<V, 1>(a, 0, t);
+#endif
   }
 };
 
@@ -423,8 +471,13 @@ void QuantizeActivations(const float* x, int n, int in, uint8_t* xq) {
   for (int t = 0; t < n; ++t) {
     uint8_t* dst = xq + t * row;
     for (int b = 0; b < blocks; ++b) {
+#if defined(__AVX2__)
+      const float d = QuantizeBlockAvx2(x + static_cast<size_t>(t) * in + kQ8Block * b,
+                                        reinterpret_cast<int8_t*>(dst + kQ8Block * b));
+#else
       const float d = QuantizeBlock(x + static_cast<size_t>(t) * in + kQ8Block * b,
                                     reinterpret_cast<int8_t*>(dst + kQ8Block * b));
+#endif
       std::memcpy(dst + in + sizeof(float) * b, &d, sizeof(d));
     }
   }
