@@ -239,6 +239,28 @@ TEST(PackedQ8Test, EveryPathEqualsTheExactFormulaBitForBit) {
   }
 }
 
+// Blocks of equal magnitudes quantize to ±127 everywhere: the largest products (a maddubs pair sum of 2 · 127²
+// must not saturate, the sign trick must hold for negative x and w).
+TEST(PackedQ8Test, ExtremeValuesAreExact) {
+  const int out = 64, in = 64, n = 3;
+  std::vector<float> w(out * in), x(n * in);
+  for (int r = 0; r < out; ++r)
+    for (int k = 0; k < in; ++k) w[r * in + k] = ((r + k / 4) % 3 == 0 ? -1.0f : 1.0f) * (r + 1);
+  for (int t = 0; t < n; ++t)
+    for (int k = 0; k < in; ++k) x[t * in + k] = t == 0 ? 2.0f : ((k + t) % 2 ? -3.0f : 3.0f);
+  const auto packed = Pack(w, out, in);
+  const auto xq = QuantizeX(x, n, in);
+  const auto want = ExactReference(Quantize(x, n, in), Quantize(w, out, in), std::vector<float>(n * out), n, in, out,
+                                   false);
+  for (const Path& path : Paths()) {
+    std::vector<float> got(n * out);
+    path.fn(xq.data(), packed.data(), got.data(), n, in, out, 0, out, false);
+    ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0) << path.name;
+  }
+  // Token 0 (all 127) against row 0 (-127 where k / 4 % 3 == 0): the exact value of the chain.
+  EXPECT_FLOAT_EQ(want[0], 2.0f / 127 * 1.0f / 127 * 127 * 127 * (64 - 2 * 24));
+}
+
 // Against the dequantized weights and activations summed in double: the fp32 chain's rounding only. Against the
 // unquantized fp32 product: the quantization error, each value off by at most d/2 (~1% of the block's max).
 TEST(PackedQ8Test, AgreesWithDequantizedAndFloatProducts) {
