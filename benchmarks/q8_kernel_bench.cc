@@ -2,14 +2,15 @@
 // (packed_matmul.h) on LLaMA-2-7B matrix shapes, for single-token decode (n = 1) and a small batch (n = 16), on
 // 1 and 2 threads (the backend's ThreadPool, rows split in 64-row chunks). Prints, per case, the median of
 // --reps timings of --calls calls each: µs per call, weight GB/s (bytes of the packed matrix per call / time),
-// GMAC/s (n · out · in / time) and the process CPU µs per call (spinning pool workers included). The q8 time includes quantizing the activations (on the calling thread, as a
-// backend would). Weights live on huge pages (huge_page_buffer.h) as in the backend. The ISA is the process's
-// (LLAMA_CPU_ISA=scalar|avx2|avx512 forces one; LLAMA_CPU_VNNI=0 turns AVX-512 VNNI off). Not part of `make test`.
+// GMAC/s (n · out · in / time) and the process CPU µs per call (spinning pool workers included). The q8 time includes
+// quantizing the activations (on the calling thread, as a backend would). Weights live on huge pages
+// (huge_page_buffer.h) as in the backend. The ISA is the process's (LLAMA_CPU_ISA=scalar|avx2|avx512 forces one;
+// LLAMA_CPU_VNNI=0 turns AVX-512 VNNI off). Not part of `make test`.
 //   q8_kernel_bench [--reps 5] [--calls 0 (auto: ~40 ms per timing)] [--threads 1,2] [--n 1,16]
 //                   [--shapes 4096x4096,11008x4096]
-#include <algorithm>
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -76,19 +77,15 @@ Timing Median(const Fn& fn) {
 }
 
 void Report(const char* kernel, int out, int in, int n, int threads, size_t bytes, Timing t) {
-  std::printf("%-4s [%5d x %4d] n=%-2d threads=%d  %9.1f us  %7.2f GB/s  %7.2f GMAC/s   cpu %9.1f us\n", kernel,
-              out, in, n, threads, t.wall * 1e6, bytes / t.wall / 1e9, static_cast<double>(n) * out * in / t.wall / 1e9,
+  std::printf("%-4s [%5d x %4d] n=%-2d threads=%d  %9.1f us  %7.2f GB/s  %7.2f GMAC/s   cpu %9.1f us\n", kernel, out,
+              in, n, threads, t.wall * 1e6, bytes / t.wall / 1e9, static_cast<double>(n) * out * in / t.wall / 1e9,
               t.cpu * 1e6);
   std::fflush(stdout);
 }
 
 void Run() {
-  const char* vnni = std::getenv("LLAMA_CPU_VNNI");
   std::printf("isa %s%s\n", CpuIsaName(ActiveCpuIsa()),
-              ActiveCpuIsa() == CpuIsa::kAvx512 ? (CpuHasAvx512Vnni() && !(vnni && std::string(vnni) == "0")
-                                                       ? " (vnni)"
-                                                       : " (no vnni)")
-                                                : "");
+              ActiveCpuIsa() == CpuIsa::kAvx512 ? (UseAvx512Vnni() ? " (vnni)" : " (no vnni)") : "");
   std::mt19937 rng(1);
   std::normal_distribution<float> dist(0.0f, 1.0f);
   struct Shape {
@@ -108,8 +105,8 @@ void Run() {
     HugePageBuffer q8_store((q8_bytes + 3) / 4);
     uint8_t* q8 = reinterpret_cast<uint8_t*>(q8_store.data());
     for (int p = 0; p * kPanelRows < s.out; ++p) {
-      PackPanelQ8(&w[static_cast<size_t>(p) * kPanelRows * s.in], std::min(kPanelRows, s.out - p * kPanelRows),
-                  s.in, q8 + PackedQ8PanelOffset(s.out, s.in, p));
+      PackPanelQ8(&w[static_cast<size_t>(p) * kPanelRows * s.in], std::min(kPanelRows, s.out - p * kPanelRows), s.in,
+                  q8 + PackedQ8PanelOffset(s.out, s.in, p));
     }
     w = {};
     for (const std::string& ts : absl::GetFlag(FLAGS_threads)) {

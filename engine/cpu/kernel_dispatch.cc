@@ -1,6 +1,6 @@
-// The public kernel entry points (matmul.h, packed_matmul.h, packed_q8.h, paged_attention.h): each forwards to the kernels of
-// ActiveCpuIsa() (cpu_isa.h). The ISA-independent helpers (packing, the reference matmul, the KV-cache write)
-// take the scalar build's copy.
+// The public kernel entry points (matmul.h, packed_matmul.h, packed_q8.h, paged_attention.h): each forwards to the
+// kernels of ActiveCpuIsa() (cpu_isa.h). The ISA-independent helpers (packing, the reference matmul, the KV-cache
+// write) take the scalar build's copy.
 
 #include "engine/cpu/cpu_isa.h"
 #include "engine/cpu/matmul.h"

@@ -64,8 +64,7 @@ inline float QuantizeBlockAvx2(const float* v, int8_t* q) {
     const __m256 frac = _mm256_sub_ps(y, t);
     t = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(frac, half, _CMP_GE_OQ), one));
     t = _mm256_sub_ps(t, _mm256_and_ps(_mm256_cmp_ps(frac, minus_half, _CMP_LE_OQ), one));
-    qi[i] = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvttps_epi32(t), _mm256_set1_epi32(-127)),
-                             _mm256_set1_epi32(127));
+    qi[i] = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvttps_epi32(t), _mm256_set1_epi32(-127)), _mm256_set1_epi32(127));
   }
   // packs work within 128-bit lanes: the bytes come out as 4-value groups in the order 0 2 4 6 1 3 5 7.
   const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(qi[0], qi[1]), _mm256_packs_epi32(qi[2], qi[3]));
@@ -475,8 +474,8 @@ void QuantizeActivations(const float* x, int n, int in, uint8_t* xq) {
       const float d = QuantizeBlockAvx2(x + static_cast<size_t>(t) * in + kQ8Block * b,
                                         reinterpret_cast<int8_t*>(dst + kQ8Block * b));
 #else
-      const float d = QuantizeBlock(x + static_cast<size_t>(t) * in + kQ8Block * b,
-                                    reinterpret_cast<int8_t*>(dst + kQ8Block * b));
+      const float d =
+          QuantizeBlock(x + static_cast<size_t>(t) * in + kQ8Block * b, reinterpret_cast<int8_t*>(dst + kQ8Block * b));
 #endif
       std::memcpy(dst + in + sizeof(float) * b, &d, sizeof(d));
     }

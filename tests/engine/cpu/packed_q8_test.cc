@@ -27,7 +27,7 @@ std::vector<float> Random(size_t n, std::mt19937* rng) {
 
 // The Q8_0 rule, written again from the header: d = max|v| / 127, q = round(v · (1 / d)), d = 0 → q = 0.
 struct Quantized {
-  std::vector<float> d;  // [rows, in / 32]
+  std::vector<float> d;   // [rows, in / 32]
   std::vector<int8_t> q;  // [rows, in]
 };
 Quantized Quantize(const std::vector<float>& m, int rows, int in) {
@@ -80,7 +80,8 @@ std::vector<uint8_t> Pack(const std::vector<float>& w, int out, int in) {
   std::vector<uint8_t> packed(PackedQ8Bytes(out, in));
   for (int p = 0; p * kPanelRows < out; ++p) {
     const int rows = std::min(kPanelRows, out - p * kPanelRows);
-    PackPanelQ8(&w[static_cast<size_t>(p) * kPanelRows * in], rows, in, packed.data() + PackedQ8PanelOffset(out, in, p));
+    PackPanelQ8(&w[static_cast<size_t>(p) * kPanelRows * in], rows, in,
+                packed.data() + PackedQ8PanelOffset(out, in, p));
   }
   return packed;
 }
@@ -164,7 +165,8 @@ TEST(PackedQ8Test, UnpackRowRoundTrips) {
         for (int k = 0; k < in; ++k) {
           const size_t i = static_cast<size_t>(r) * in + k;
           const float d = z.d[i / kQ8Block];
-          ASSERT_EQ(row[k], d * static_cast<float>(z.q[i])) << "out=" << out << " in=" << in << " r=" << r << " k=" << k;
+          ASSERT_EQ(row[k], d * static_cast<float>(z.q[i]))
+              << "out=" << out << " in=" << in << " r=" << r << " k=" << k;
           ASSERT_LE(std::fabs(w[i] - row[k]), 0.5f * d * (1.0f + 1e-5f)) << r << " " << k;
           ASSERT_TRUE(std::isfinite(row[k]));
         }
@@ -215,7 +217,7 @@ TEST(PackedQ8Test, EveryPathEqualsTheExactFormulaBitForBit) {
     for (int n : {1, 5, 7, 13}) {
       auto x = Random(static_cast<size_t>(n) * s.in, &rng);
       if (n > 1) std::fill_n(&x[s.in], s.in, 0.0f);  // a zero token: every block d = 0
-      std::fill_n(&x[0], kQ8Block, 0.0f);           // and a zero block
+      std::fill_n(&x[0], kQ8Block, 0.0f);            // and a zero block
       const auto xq = QuantizeX(x, n, s.in);
       const Quantized xz = Quantize(x, n, s.in);
       const auto y0 = Random(static_cast<size_t>(n) * s.out, &rng);
@@ -250,8 +252,8 @@ TEST(PackedQ8Test, ExtremeValuesAreExact) {
     for (int k = 0; k < in; ++k) x[t * in + k] = t == 0 ? 2.0f : ((k + t) % 2 ? -3.0f : 3.0f);
   const auto packed = Pack(w, out, in);
   const auto xq = QuantizeX(x, n, in);
-  const auto want = ExactReference(Quantize(x, n, in), Quantize(w, out, in), std::vector<float>(n * out), n, in, out,
-                                   false);
+  const auto want =
+      ExactReference(Quantize(x, n, in), Quantize(w, out, in), std::vector<float>(n * out), n, in, out, false);
   for (const Path& path : Paths()) {
     std::vector<float> got(n * out);
     path.fn(xq.data(), packed.data(), got.data(), n, in, out, 0, out, false);
