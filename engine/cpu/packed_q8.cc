@@ -225,6 +225,10 @@ struct Avx2 {
 
 #if defined(__AVX512F__)
 
+// GCC 12 reports the _mm512_undefined_ps() inside _mm512_cvtepi32_ps as maybe uninitialized (a false positive).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 inline __m512i Broadcast4x16(const uint8_t* p) {
   int32_t v;
   std::memcpy(&v, p, sizeof(v));
@@ -338,6 +342,8 @@ struct Avx512 {
 #endif
   }
 };
+
+#pragma GCC diagnostic pop
 
 #endif  // __AVX512F__
 
