@@ -54,6 +54,7 @@ struct CpuKernels {
   void (*packed_q8_matmul_rows)(const uint8_t* xq, const uint8_t* packed, float* y, int n, int in, int out,
                                 int row_begin, int row_end, bool accumulate);
   void (*quantize_activations)(const float* x, int n, int in, uint8_t* xq);
+  void (*pack_panel_q8)(const float* rows, int num_rows, int in, uint8_t* dst);
   void (*paged_attention)(const PagedAttentionArgs& args, int64_t item_begin, int64_t item_end, float* scratch);
 };
 

@@ -51,7 +51,7 @@ namespace {
 #define LLAMA_ISA_TABLE(NS, Q8NS)                                                                                 \
   CpuKernels {                                                                                                    \
     &NS::MatMulRows, &NS::MatMul, &NS::PackedMatMulRows, &Q8NS::PackedQ8MatMulRows, &NS::QuantizeActivations,     \
-        &NS::PagedAttention                                                                                       \
+        &NS::PackPanelQ8, &NS::PagedAttention                                                                     \
   }
 
 const CpuKernels kScalar = LLAMA_ISA_TABLE(isa_scalar, isa_scalar);
@@ -109,8 +109,10 @@ size_t PackedQ8Bytes(int out, int in) { return isa_scalar::PackedQ8Bytes(out, in
 
 size_t PackedQ8PanelOffset(int out, int in, int panel) { return isa_scalar::PackedQ8PanelOffset(out, in, panel); }
 
+// The q8_0 quantizers run on the active ISA's build (they are exact, so every build gives the same bytes): the
+// activations once per matmul input, the weights once per panel at load (7e9 values for a 7B model).
 void PackPanelQ8(const float* rows, int num_rows, int in, uint8_t* dst) {
-  isa_scalar::PackPanelQ8(rows, num_rows, in, dst);
+  Active().pack_panel_q8(rows, num_rows, in, dst);
 }
 
 void UnpackRowQ8(const uint8_t* packed, int out, int in, int row, float* out_row) {
@@ -119,8 +121,6 @@ void UnpackRowQ8(const uint8_t* packed, int out, int in, int row, float* out_row
 
 size_t QuantizedActivationBytes(int n, int in) { return isa_scalar::QuantizedActivationBytes(n, in); }
 
-// On the active ISA's build (it runs once per matmul input; the ops are exact, so every build gives the same
-// bytes).
 void QuantizeActivations(const float* x, int n, int in, uint8_t* xq) {
   Active().quantize_activations(x, n, in, xq);
 }

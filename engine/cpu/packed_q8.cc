@@ -74,6 +74,15 @@ inline float QuantizeBlockAvx2(const float* v, int8_t* q) {
 }
 #endif
 
+// The build's fastest QuantizeBlock (all give the same bytes).
+inline float QuantizeBlockFast(const float* v, int8_t* q) {
+#if defined(__AVX2__)
+  return QuantizeBlockAvx2(v, q);
+#else
+  return QuantizeBlock(v, q);
+#endif
+}
+
 // One call of the microkernel: V consecutive vectors (possibly of two panels with the same V) × T consecutive
 // tokens.
 struct TileArgs {
@@ -443,7 +452,7 @@ void PackPanelQ8(const float* rows, int num_rows, int in, uint8_t* dst) {
   for (int r = 0; r < num_rows; ++r) {
     for (int b = 0; b < blocks; ++b) {
       uint8_t* c = dst + b * chunk;
-      const float d = QuantizeBlock(rows + static_cast<size_t>(r) * in + kQ8Block * b, q);
+      const float d = QuantizeBlockFast(rows + static_cast<size_t>(r) * in + kQ8Block * b, q);
       std::memcpy(c + sizeof(float) * r, &d, sizeof(d));
       for (int g = 0; g < kGroups; ++g) std::memcpy(c + (1 + g) * slab + 4 * r, q + 4 * g, 4);
     }
@@ -476,13 +485,8 @@ void QuantizeActivations(const float* x, int n, int in, uint8_t* xq) {
   for (int t = 0; t < n; ++t) {
     uint8_t* dst = xq + t * row;
     for (int b = 0; b < blocks; ++b) {
-#if defined(__AVX2__)
-      const float d = QuantizeBlockAvx2(x + static_cast<size_t>(t) * in + kQ8Block * b,
+      const float d = QuantizeBlockFast(x + static_cast<size_t>(t) * in + kQ8Block * b,
                                         reinterpret_cast<int8_t*>(dst + kQ8Block * b));
-#else
-      const float d =
-          QuantizeBlock(x + static_cast<size_t>(t) * in + kQ8Block * b, reinterpret_cast<int8_t*>(dst + kQ8Block * b));
-#endif
       std::memcpy(dst + in + sizeof(float) * b, &d, sizeof(d));
     }
   }

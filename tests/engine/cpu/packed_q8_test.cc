@@ -130,7 +130,7 @@ TEST(PackedQ8Test, SizesAndOffsets) {
   EXPECT_EQ(QuantizedActivationBytes(3, 96), 3u * (96 + 3 * 4));
 }
 
-// Packing writes every byte of its panel (padding too) and nothing past PackedQ8Bytes.
+// Packing writes every byte of its panel (padding too) and nothing past PackedQ8Bytes, the same on every ISA.
 TEST(PackedQ8Test, PackingWritesExactlyItsBytes) {
   std::mt19937 rng(1);
   for (int out : {1, 37, 64, 100, 200}) {
@@ -147,6 +147,17 @@ TEST(PackedQ8Test, PackingWritesExactlyItsBytes) {
     for (size_t i = bytes; i < a.size(); ++i) {
       ASSERT_EQ(a[i], 0xAB) << out;
       ASSERT_EQ(b[i], 0x5C) << out;
+    }
+    // Every ISA's packer writes the same bytes.
+    for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
+      if (!CpuSupports(isa)) continue;
+      std::vector<uint8_t> c(bytes);
+      for (int p = 0; p * kPanelRows < out; ++p) {
+        KernelsFor(isa).pack_panel_q8(&w[static_cast<size_t>(p) * kPanelRows * in],
+                                      std::min(kPanelRows, out - p * kPanelRows), in,
+                                      c.data() + PackedQ8PanelOffset(out, in, p));
+      }
+      EXPECT_EQ(std::memcmp(a.data(), c.data(), bytes), 0) << CpuIsaName(isa) << " out=" << out;
     }
   }
 }
