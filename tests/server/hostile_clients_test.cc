@@ -104,6 +104,72 @@ TEST_F(HostileClientsTest, AClientThatStopsReadingIsDroppedWithoutBlockingOthers
   EXPECT_EQ(MetricValue(server->metrics(), "llama_chat_request_failure_total", "code", "RESOURCE_EXHAUSTED"), 1);
 }
 
+// A client whose window is full and that never reads, with the byte bound out of reach: the write in flight is
+// cancelled after --stream_stall_timeout_s, the engine frees the sequence and the call's slot comes back.
+// mid_generation: the engine is still generating when the write stalls; otherwise it has finished (the reply is
+// all buffered) and only the call is left.
+void ExpectStalledWriteIsCancelled(bool mid_generation) {
+  const int max_tokens = mid_generation ? 16000 : 2000;
+  llama::testing::FakeBackendOptions fake;
+  fake.max_position_embeddings = max_tokens + 64;
+  fake.num_blocks = (max_tokens + 64) / 16 + 64;
+  const int32_t long_piece = LongestPieceId();
+  fake.next_token = [long_piece](absl::Span<const int32_t>, const OutputRow&) { return long_piece; };
+  // Mid-generation the engine needs 16 s to reach max_tokens, far beyond the 1 s stall timeout.
+  fake.step_latency = mid_generation ? absl::Milliseconds(1) : absl::Microseconds(100);
+  ChatServerOptions options;
+  options.max_stream_pending_bytes = 1 << 30;  // never reached: only the time bound can end the stream
+  options.stream_stall_timeout_s = 1;
+  std::unique_ptr<ChatServer> server = StartFakeServer(fake, options);
+  ASSERT_NE(server, nullptr);
+
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  auto slow_stub = v1::ChatService::NewStub(grpc::CreateCustomChannel(
+      absl::StrCat("127.0.0.1:", server->port()), grpc::InsecureChannelCredentials(), args));
+  grpc::ClientContext slow_context;
+  slow_context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(120)));
+  v1::ChatRequest request = MakeRequest({{v1::ROLE_USER, "Tell me everything."}}, max_tokens);
+  request.mutable_sampling()->set_ignore_eos(true);
+  std::unique_ptr<grpc::ClientReader<v1::ChatResponse>> slow_reader = slow_stub->Chat(&slow_context, request);
+
+  ASSERT_TRUE(WaitFor([&] { return server->serving().active_streams() == 1; }));
+  if (!mid_generation) {
+    // The engine finishes while the first write is stuck: only the call is left.
+    ASSERT_TRUE(WaitFor([&] {
+      return MetricValue(server->metrics(), "llama_chat_generation_tokens_total") == max_tokens;
+    }, absl::Seconds(60)));
+  }
+  // The call ends (OnDone released its slot) while the client still reads nothing, and the sequence is freed.
+  ASSERT_TRUE(WaitFor([&] {
+    const EngineSnapshot s = server->engine().Snapshot();
+    return server->serving().active_streams() == 0 && s.num_running == 0 && s.kv_blocks_used == 0;
+  }, absl::Seconds(60)));
+  if (mid_generation) {
+    EXPECT_LT(MetricValue(server->metrics(), "llama_chat_generation_tokens_total"), max_tokens)
+        << "the engine ran to max_tokens: the stalled stream was not stopped";
+  }
+  EXPECT_EQ(MetricValue(server->metrics(), "llama_chat_request_failure_total", "code", "RESOURCE_EXHAUSTED"), 1);
+
+  // No status can pass a full window: the server cancelled the stream.
+  StreamResult slow = ReadStream(*slow_reader);
+  EXPECT_EQ(slow.status.error_code(), grpc::StatusCode::CANCELLED) << slow.status.error_message();
+  EXPECT_FALSE(slow.has_final);
+
+  // The server still answers.
+  StreamResult other = Chat(*Connect(server->port()), MakeRequest({{v1::ROLE_USER, "Hi"}}, 8));
+  EXPECT_TRUE(other.status.ok()) << other.status.error_message();
+}
+
+TEST_F(HostileClientsTest, AWriteStalledMidGenerationIsCancelledAfterTheStallTimeout) {
+  ExpectStalledWriteIsCancelled(/*mid_generation=*/true);
+}
+
+TEST_F(HostileClientsTest, AWriteStalledAfterTheEngineFinishedIsCancelledAfterTheStallTimeout) {
+  ExpectStalledWriteIsCancelled(/*mid_generation=*/false);
+}
+
 TEST_F(HostileClientsTest, StreamsBeyondMaxConcurrentStreamsAreResourceExhausted) {
   llama::testing::FakeBackendOptions fake;
   fake.step_latency = absl::Milliseconds(20);
