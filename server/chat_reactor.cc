@@ -50,7 +50,7 @@ class ChatReactor::Sink : public RequestSink {
 };
 
 ChatReactor::ChatReactor(const ChatDeps& deps, grpc::CallbackServerContext* context, const v1::ChatRequest& request,
-                         uint64_t request_id, uint64_t fallback_seed)
+                         const absl::Status& parsed, uint64_t request_id, uint64_t fallback_seed)
     : deps_(deps), request_id_(request_id), context_(context) {
   const absl::Time arrival = absl::Now();
   client_request_id_ = request.request_id();  // logged as sent (escaped), even when it is refused below
@@ -65,6 +65,10 @@ ChatReactor::ChatReactor(const ChatDeps& deps, grpc::CallbackServerContext* cont
     return;
   }
   admitted_ = true;
+  if (!parsed.ok()) {
+    FinishNow(parsed);
+    return;
+  }
   absl::StatusOr<PreparedChat> prepared =
       PrepareChatRequest(request, deps_.limits, *deps_.tokenizer, fallback_seed);
   if (!prepared.ok()) {

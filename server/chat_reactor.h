@@ -61,9 +61,10 @@ struct ChatDeps {
 class ChatReactor : public grpc::ServerWriteReactor<llamachat::v1::ChatResponse>, private StreamWriter::Stream {
  public:
   // Runs admission, validation and Submit; on any refusal the stream is finished at once with that status.
-  // request_id is the engine id (unique per server); fallback_seed is used when the request sets none.
+  // parsed: how parsing the request went (request_parsing.h); not OK is a refusal after admission. request_id is
+  // the engine id (unique per server); fallback_seed is used when the request sets none.
   ChatReactor(const ChatDeps& deps, grpc::CallbackServerContext* context, const llamachat::v1::ChatRequest& request,
-              uint64_t request_id, uint64_t fallback_seed);
+              const absl::Status& parsed, uint64_t request_id, uint64_t fallback_seed);
 
   void OnWriteDone(bool ok) override;
   void OnCancel() override;

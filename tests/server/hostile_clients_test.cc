@@ -2,7 +2,8 @@
 // tokenizer is stories15M's): a client that stops reading is dropped with RESOURCE_EXHAUSTED "client not reading"
 // once --max_stream_pending_bytes piles up, without blocking the engine or other streams, and its sequence is freed
 // while it still reads nothing; streams beyond --max_concurrent_streams are RESOURCE_EXHAUSTED; a request over
-// --max_message_bytes is refused by gRPC before parsing; invalid UTF-8 content is INVALID_ARGUMENT.
+// --max_message_bytes is refused by gRPC before parsing; invalid UTF-8 in any text field is INVALID_ARGUMENT naming
+// the field; a write that stalls is cancelled after --stream_stall_timeout_s.
 #include <memory>
 #include <string>
 #include <thread>
@@ -10,6 +11,7 @@
 #include "engine/text/model_tokenizer.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/impl/client_unary_call.h"
 #include "gtest/gtest.h"
 #include "tests/server/e2e_helpers.h"
 #include "tests/support/fake_backend.h"
@@ -206,19 +208,125 @@ TEST_F(HostileClientsTest, OversizedRequestIsRefusedByGrpcBeforeParsing) {
   EXPECT_TRUE(Chat(*stub, MakeRequest({{v1::ROLE_USER, std::string(500, 'a')}}, 4)).status.ok());
 }
 
-// Disabled: content is a proto3 `string`, so gRPC's protobuf parser rejects invalid UTF-8 before our validation
-// runs and the client sees UNIMPLEMENTED with an empty message (measured), not INVALID_ARGUMENT naming the field.
-// Fixing it needs the request parsed by our own deserializer (or the field as `bytes`): an open issue.
-TEST_F(HostileClientsTest, DISABLED_InvalidUtf8ContentIsInvalidArgument) {
+// The serialized message with `placeholder` replaced by `bad` (the same length, so every length prefix holds): how a
+// client sends text our own serializer would refuse to produce.
+grpc::ByteBuffer WithBytes(const google::protobuf::Message& message, const std::string& placeholder,
+                           const std::string& bad) {
+  std::string wire = message.SerializeAsString();
+  const size_t at = wire.find(placeholder);
+  EXPECT_NE(at, std::string::npos);
+  EXPECT_EQ(wire.find(placeholder, at + 1), std::string::npos) << "the placeholder must be unique";
+  EXPECT_EQ(placeholder.size(), bad.size());
+  wire.replace(at, placeholder.size(), bad);
+  grpc::Slice slice(wire);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+// Chat with a raw request body, read like any stream.
+StreamResult RawChat(int port, const grpc::ByteBuffer& request) {
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  const grpc::internal::RpcMethod method("/llamachat.v1.ChatService/Chat", grpc::internal::RpcMethod::SERVER_STREAMING);
+  std::unique_ptr<grpc::ClientReader<v1::ChatResponse>> reader(
+      grpc::internal::ClientReaderFactory<v1::ChatResponse>::Create(channel.get(), method, &context, request));
+  return ReadStream(*reader);
+}
+
+template <typename Response>
+grpc::Status RawUnary(int port, const std::string& method_name, const grpc::ByteBuffer& request) {
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  const grpc::internal::RpcMethod method(method_name.c_str(), grpc::internal::RpcMethod::NORMAL_RPC);
+  Response response;
+  return grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, Response>(channel.get(), method, &context, request,
+                                                                       &response);
+}
+
+// Content is a proto3 `string`, which protobuf refuses to parse when it is not UTF-8; the server parses the raw
+// request itself (server/request_parsing.h) so the client learns which field and byte.
+TEST_F(HostileClientsTest, InvalidUtf8IsInvalidArgumentNamingTheField) {
   std::unique_ptr<ChatServer> server = StartFakeServer({}, {});
   ASSERT_NE(server, nullptr);
-  auto stub = Connect(server->port());
-  for (const std::string bad : {std::string("caf\xC3"), std::string("\xFF\xFE"), std::string("a\xED\xA0\x80z")}) {
-    StreamResult result = Chat(*stub, MakeRequest({{v1::ROLE_USER, bad}}, 4));
+  const int port = server->port();
+  struct Case {
+    std::string bad;
+    int byte;
+  };
+  const std::vector<Case> cases = {
+      {"caf\xC3", 3},               // truncated 2-byte character
+      {"\xFF\xFE", 0},              // bytes that never occur in UTF-8
+      {"a\xED\xA0\x80z", 1},        // a UTF-16 surrogate (U+D800) encoded as UTF-8
+      {"ok \xED\xBF\xBF", 3},       // the last surrogate (U+DFFF)
+      {"\xC0\xAF", 0},              // overlong '/' (2 bytes)
+      {"x\xE0\x80\xAF", 1},         // overlong '/' (3 bytes)
+      {"\xF0\x82\x82\xAC", 0},      // overlong U+20AC (4 bytes)
+      {"\xF4\x90\x80\x80", 0},      // above U+10FFFF
+      {"valid \xE2\x82\xAC then \x80", 15},  // a stray continuation byte after valid text
+  };
+  for (const Case& c : cases) {
+    const std::string placeholder(c.bad.size(), '#');
+    const v1::ChatRequest request = MakeRequest({{v1::ROLE_USER, placeholder}}, 4);
+    StreamResult result = RawChat(port, WithBytes(request, placeholder, c.bad));
     EXPECT_EQ(result.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << result.status.error_message();
-    EXPECT_THAT(result.status.error_message(), HasSubstr("messages[0].content"));
+    EXPECT_EQ(result.status.error_message(),
+              absl::StrCat("messages[0].content: is not valid UTF-8 (byte ", c.byte, " of ", c.bad.size(), ")"));
   }
+  const std::string bad = "\xC3(";
+  const std::string placeholder = "##";
+  // A system message, an assistant turn, a stop string, the request id.
+  StreamResult system = RawChat(
+      port, WithBytes(MakeRequest({{v1::ROLE_SYSTEM, placeholder}, {v1::ROLE_USER, "Hi"}}, 4), placeholder, bad));
+  EXPECT_EQ(system.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(system.status.error_message(), HasSubstr("messages[0].content: is not valid UTF-8 (byte 0 of 2)"));
+  StreamResult assistant = RawChat(
+      port, WithBytes(MakeRequest({{v1::ROLE_USER, "Hi"}, {v1::ROLE_ASSISTANT, placeholder}, {v1::ROLE_USER, "And?"}},
+                                  4),
+                      placeholder, bad));
+  EXPECT_EQ(assistant.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(assistant.status.error_message(), HasSubstr("messages[1].content: is not valid UTF-8"));
+  v1::ChatRequest with_stop = MakeRequest({{v1::ROLE_USER, "Hi"}}, 4);
+  with_stop.mutable_sampling()->add_stop("END");
+  with_stop.mutable_sampling()->add_stop(placeholder);
+  StreamResult stop = RawChat(port, WithBytes(with_stop, placeholder, bad));
+  EXPECT_EQ(stop.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(stop.status.error_message(), HasSubstr("sampling.stop[1]: is not valid UTF-8"));
+  v1::ChatRequest with_id = MakeRequest({{v1::ROLE_USER, "Hi"}}, 4);
+  with_id.set_request_id(placeholder);
+  StreamResult id = RawChat(port, WithBytes(with_id, placeholder, bad));
+  EXPECT_EQ(id.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(id.status.error_message(), HasSubstr("request_id: is not valid UTF-8"));
+
+  // Tokenize and Score carry client text too (Score's check comes before "no reward model").
+  v1::TokenizeRequest tokenize;
+  *tokenize.mutable_messages() = MakeRequest({{v1::ROLE_USER, "Hi"}, {v1::ROLE_ASSISTANT, placeholder}}, 4).messages();
+  const grpc::Status tokenized = RawUnary<v1::TokenizeResponse>(port, "/llamachat.v1.ChatService/Tokenize",
+                                                                WithBytes(tokenize, placeholder, bad));
+  EXPECT_EQ(tokenized.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(tokenized.error_message(), HasSubstr("messages[1].content: is not valid UTF-8"));
+  v1::ScoreRequest score;
+  *score.mutable_messages() = MakeRequest({{v1::ROLE_USER, "Hi"}}, 4).messages();
+  score.set_response(placeholder);
+  const grpc::Status scored =
+      RawUnary<v1::ScoreResponse>(port, "/llamachat.v1.ChatService/Score", WithBytes(score, placeholder, bad));
+  EXPECT_EQ(scored.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(scored.error_message(), HasSubstr("response: is not valid UTF-8"));
+
+  // Bytes that are no message at all: a length running past the end.
+  const std::string truncated = "\x0A\x05" "ab";
+  grpc::Slice slice(truncated);
+  StreamResult garbage = RawChat(port, grpc::ByteBuffer(&slice, 1));
+  EXPECT_EQ(garbage.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(garbage.status.error_message(), HasSubstr("not a well-formed llamachat.v1.ChatRequest"));
+
   EXPECT_EQ(server->engine().Snapshot().num_steps, 1) << "only the warm-up step";
+  // Valid multi-byte text (2-, 3- and 4-byte characters) is served, through the generated client as usual.
+  StreamResult fine = Chat(*Connect(port), MakeRequest({{v1::ROLE_USER, "caf\xC3\xA9 \xE2\x98\x95 \xF0\x9D\x84\x9E"}}, 4));
+  EXPECT_TRUE(fine.status.ok()) << fine.status.error_message();
+  EXPECT_TRUE(fine.has_final);
+  EXPECT_EQ(MetricValue(server->metrics(), "llama_chat_request_failure_total", "code", "INVALID_ARGUMENT"),
+            cases.size() + 5);
 }
 
 // One line per call, each a JSON object a parser reads back; a request id built to forge a second line (newline,
