@@ -3,10 +3,17 @@
 // once --max_stream_pending_bytes piles up, without blocking the engine or other streams, and its sequence is freed
 // while it still reads nothing; streams beyond --max_concurrent_streams are RESOURCE_EXHAUSTED; a request over
 // --max_message_bytes is refused by gRPC before parsing; invalid UTF-8 in any text field is INVALID_ARGUMENT naming
-// the field; a write that stalls is cancelled after --stream_stall_timeout_s.
+// the field; a write that stalls is cancelled after --stream_stall_timeout_s; a connection that stops answering
+// keepalive pings is closed and its stream's sequence freed.
+#include <poll.h>
+
+#include <algorithm>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "engine/text/model_tokenizer.h"
 #include "gmock/gmock.h"
@@ -327,6 +334,160 @@ TEST_F(HostileClientsTest, InvalidUtf8IsInvalidArgumentNamingTheField) {
   EXPECT_TRUE(fine.has_final);
   EXPECT_EQ(MetricValue(server->metrics(), "llama_chat_request_failure_total", "code", "INVALID_ARGUMENT"),
             cases.size() + 5);
+}
+
+// A raw HTTP/2 client over a plain socket: the connection preface, SETTINGS (and the ACK of the server's), one Chat
+// call (HEADERS + DATA), and then silence: it never reads or writes again, so it answers no keepalive ping, like a
+// client whose host died. Read() afterwards drains what the server sent, frame by frame.
+class SilentHttp2Client {
+ public:
+  struct Frame {
+    uint8_t type = 0;
+    uint8_t flags = 0;
+  };
+  static constexpr uint8_t kData = 0, kHeaders = 1, kSettings = 4, kPing = 6, kGoAway = 7;
+
+  ~SilentHttp2Client() {
+    if (fd_ >= 0) close(fd_);
+  }
+
+  bool Start(int port, const std::string& request) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd_ < 0 || connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) return false;
+    if (!Send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") || !SendFrame(kSettings, 0, 0, "")) return false;
+    // The server's SETTINGS must be acknowledged, or it closes the connection for that instead.
+    for (;;) {
+      std::optional<Frame> frame = ReadFrame(absl::Seconds(10));
+      if (!frame.has_value()) return false;
+      if (frame->type == kSettings && (frame->flags & 0x1) == 0) break;
+    }
+    if (!SendFrame(kSettings, 0x1, 0, "")) return false;
+    std::string headers;
+    for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+             {":method", "POST"}, {":scheme", "http"}, {":path", "/llamachat.v1.ChatService/Chat"},
+             {":authority", absl::StrCat("127.0.0.1:", port)}, {"content-type", "application/grpc"},
+             {"te", "trailers"}}) {
+      // HPACK literal header field without indexing, new name, no Huffman; every length here is < 127.
+      headers += '\0';
+      headers += static_cast<char>(name.size());
+      headers += name;
+      headers += static_cast<char>(value.size());
+      headers += value;
+    }
+    std::string message(5, '\0');  // gRPC framing: not compressed, 4-byte big-endian length
+    for (int i = 0; i < 4; ++i) message[1 + i] = static_cast<char>((request.size() >> (24 - 8 * i)) & 0xFF);
+    message += request;
+    return SendFrame(kHeaders, 0x4, 1, headers) && SendFrame(kData, 0x1, 1, message);
+  }
+
+  // Every frame the server sent until it closed the connection; nullopt when it is still open after `timeout`.
+  std::optional<std::vector<Frame>> ReadUntilClosed(absl::Duration timeout) {
+    std::vector<Frame> frames;
+    const absl::Time end = absl::Now() + timeout;
+    for (;;) {
+      std::optional<Frame> frame = ReadFrame(end - absl::Now());
+      if (frame.has_value()) {
+        frames.push_back(*frame);
+        continue;
+      }
+      if (closed_) return frames;
+      return std::nullopt;
+    }
+  }
+
+ private:
+  bool Send(const std::string& bytes) {
+    return write(fd_, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
+  }
+  bool SendFrame(uint8_t type, uint8_t flags, uint32_t stream, const std::string& payload) {
+    std::string header(9, '\0');
+    header[0] = static_cast<char>(payload.size() >> 16);
+    header[1] = static_cast<char>(payload.size() >> 8);
+    header[2] = static_cast<char>(payload.size());
+    header[3] = static_cast<char>(type);
+    header[4] = static_cast<char>(flags);
+    for (int i = 0; i < 4; ++i) header[5 + i] = static_cast<char>(stream >> (24 - 8 * i));
+    return Send(header + payload);
+  }
+  // n bytes, or false on close / error (closed_) or when nothing came within the timeout.
+  bool ReadExactly(char* out, size_t n, absl::Duration timeout) {
+    const absl::Time end = absl::Now() + timeout;
+    while (n > 0) {
+      pollfd p{fd_, POLLIN, 0};
+      const int64_t ms = std::max<int64_t>(0, absl::ToInt64Milliseconds(end - absl::Now()));
+      if (poll(&p, 1, static_cast<int>(ms)) <= 0) return false;
+      const ssize_t got = read(fd_, out, n);
+      if (got <= 0) {
+        closed_ = true;  // EOF or ECONNRESET: the server closed the connection
+        return false;
+      }
+      out += got;
+      n -= static_cast<size_t>(got);
+    }
+    return true;
+  }
+  std::optional<Frame> ReadFrame(absl::Duration timeout) {
+    unsigned char header[9];
+    if (!ReadExactly(reinterpret_cast<char*>(header), 9, timeout)) return std::nullopt;
+    const size_t length = (size_t{header[0]} << 16) | (size_t{header[1]} << 8) | header[2];
+    std::string payload(length, '\0');
+    if (length > 0 && !ReadExactly(payload.data(), length, absl::Seconds(10))) return std::nullopt;
+    return Frame{header[3], header[4]};
+  }
+
+  int fd_ = -1;
+  bool closed_ = false;
+};
+
+// A client that stops answering pings mid-stream (here: stops reading its socket at all) is reaped by HTTP/2
+// keepalive: the server pings after keepalive_time_s, closes the connection when the ping is unanswered after
+// keepalive_timeout_s, and the stream's cancel frees its sequence. Nothing else could end it in time: the engine
+// needs minutes for max_tokens, and the byte and stall bounds are off.
+TEST_F(HostileClientsTest, KeepaliveReapsAConnectionThatStopsAnsweringPings) {
+  llama::testing::FakeBackendOptions fake;
+  constexpr int kMaxTokens = 16000;
+  fake.max_position_embeddings = kMaxTokens + 64;
+  fake.num_blocks = (kMaxTokens + 64) / 16 + 64;
+  fake.step_latency = absl::Milliseconds(20);  // 16000 tokens: more than 5 minutes
+  ChatServerOptions options;
+  options.keepalive_time_s = 1;
+  options.keepalive_timeout_s = 1;
+  options.max_stream_pending_bytes = 1 << 30;
+  options.stream_stall_timeout_s = 0;
+  std::unique_ptr<ChatServer> server = StartFakeServer(fake, options);
+  ASSERT_NE(server, nullptr);
+
+  v1::ChatRequest request = MakeRequest({{v1::ROLE_USER, "Tell me everything."}}, kMaxTokens);
+  request.mutable_sampling()->set_ignore_eos(true);
+  SilentHttp2Client client;
+  ASSERT_TRUE(client.Start(server->port(), request.SerializeAsString()));
+  ASSERT_TRUE(WaitFor([&] { return server->engine().Snapshot().num_running == 1; }));
+  // Reaped within keepalive_time + keepalive_timeout (2 s); the bound leaves room for a loaded machine.
+  ASSERT_TRUE(WaitFor([&] {
+    const EngineSnapshot s = server->engine().Snapshot();
+    return server->serving().active_streams() == 0 && s.num_running == 0 && s.kv_blocks_used == 0;
+  }, absl::Seconds(2 + 10)));
+  EXPECT_LT(MetricValue(server->metrics(), "llama_chat_generation_tokens_total"), kMaxTokens);
+  EXPECT_EQ(MetricValue(server->metrics(), "llama_chat_request_failure_total", "code", "CANCELLED"), 1);
+
+  // What the server sent the silent client: the reply's start, then a ping (never answered), then it hung up.
+  std::optional<std::vector<SilentHttp2Client::Frame>> frames = client.ReadUntilClosed(absl::Seconds(10));
+  ASSERT_TRUE(frames.has_value()) << "the server did not close the connection";
+  bool data = false, ping = false;
+  for (const SilentHttp2Client::Frame& frame : *frames) {
+    data = data || frame.type == SilentHttp2Client::kData;
+    ping = ping || (frame.type == SilentHttp2Client::kPing && (frame.flags & 0x1) == 0);
+  }
+  EXPECT_TRUE(data) << "the stream never started";
+  EXPECT_TRUE(ping) << "the server closed the connection without a keepalive ping";
+
+  // The server still answers everyone else.
+  StreamResult other = Chat(*Connect(server->port()), MakeRequest({{v1::ROLE_USER, "Hi"}}, 4));
+  EXPECT_TRUE(other.status.ok()) << other.status.error_message();
 }
 
 // One line per call, each a JSON object a parser reads back; a request id built to forge a second line (newline,

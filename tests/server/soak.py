@@ -10,7 +10,9 @@ health checks.
 Growth = median of the last 5 samples - median of the 5 samples right after the warm-up (the first
 --warmup_fraction of the run, at least 10 s). --leak_bytes_per_request N starts the server with its testing-only
 --debug_leak_bytes_per_request=N (one leaked allocation per Chat call) and --expect_leak inverts the verdict: the
-short CTest test runs both ways, so a check that cannot catch a leak fails.
+short CTest tests run both ways, so a check that cannot catch a leak fails. The same threshold serves both: the
+leaking run also fails when fewer Chat calls were made between the two medians than it takes for N bytes each to
+exceed twice the threshold (a slow machine must not make it pass vacuously).
 
 usage: soak.py --server_bin BIN --source_dir DIR [--minutes M] [--concurrency C] [--max_growth_mb 32]
                [--leak_bytes_per_request N --expect_leak] [--json FILE]
