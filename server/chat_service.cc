@@ -29,6 +29,14 @@ int MethodIndex(const char* method) {
   return service->FindMethodByName(method)->index();
 }
 
+// A raw handler runs even when the call ended before its request message arrived (a client cancel in flight), with
+// no bytes at all. The generated handlers never ran for such a call, and neither is it counted or logged now.
+template <typename Reactor>
+Reactor* NoRequestMessage() {
+  return new grpc::internal::FinishOnlyReactor<Reactor>(
+      grpc::Status(grpc::StatusCode::CANCELLED, "the call ended before its request message arrived"));
+}
+
 }  // namespace
 
 ChatServiceImpl::ChatServiceImpl(ChatDeps deps, ServiceInfo info) : deps_(std::move(deps)), info_(std::move(info)) {
@@ -52,6 +60,7 @@ void ChatServiceImpl::RegisterRawTokenize() {
       new grpc::internal::CallbackUnaryHandler<grpc::ByteBuffer, v1::TokenizeResponse>(
           [this](grpc::CallbackServerContext* context, const grpc::ByteBuffer* bytes,
                  v1::TokenizeResponse* response) -> grpc::ServerUnaryReactor* {
+            if (!bytes->Valid()) return NoRequestMessage<grpc::ServerUnaryReactor>();
             v1::TokenizeRequest request;
             if (absl::Status parsed = ParseRequest(*bytes, &request); !parsed.ok()) {
               grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -68,6 +77,7 @@ void ChatServiceImpl::RegisterRawScore() {
       new grpc::internal::CallbackUnaryHandler<grpc::ByteBuffer, v1::ScoreResponse>(
           [this](grpc::CallbackServerContext* context, const grpc::ByteBuffer* bytes,
                  v1::ScoreResponse* response) -> grpc::ServerUnaryReactor* {
+            if (!bytes->Valid()) return NoRequestMessage<grpc::ServerUnaryReactor>();
             v1::ScoreRequest request;
             if (absl::Status parsed = ParseRequest(*bytes, &request); !parsed.ok()) {
               grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -80,6 +90,7 @@ void ChatServiceImpl::RegisterRawScore() {
 
 grpc::ServerWriteReactor<v1::ChatResponse>* ChatServiceImpl::ChatFromBytes(grpc::CallbackServerContext* context,
                                                                            const grpc::ByteBuffer& bytes) {
+  if (!bytes.Valid()) return NoRequestMessage<grpc::ServerWriteReactor<v1::ChatResponse>>();
   v1::ChatRequest request;
   const absl::Status parsed = ParseRequest(bytes, &request);
   // A request that does not parse still goes through the reactor: it is counted and logged like any refusal.
