@@ -257,7 +257,8 @@ ChatReactor::Next ChatReactor::NextMessage() {
 }
 
 grpc::Status ChatReactor::FinalStatus() const {
-  if (!stall_status_.ok()) return ToGrpcStatus(stall_status_);  if (!finish_->status.ok()) return ToGrpcStatus(finish_->status);
+  if (!stall_status_.ok()) return ToGrpcStatus(stall_status_);  // the outcome the writer decided
+  if (!finish_->status.ok()) return ToGrpcStatus(finish_->status);
   // The engine finished but the client did not get the Final message.
   if (stream_broken_ && !final_written_) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
   return grpc::Status::OK;
