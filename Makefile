@@ -2,7 +2,8 @@
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: run test deps build model bench clean
+.PHONY: run test deps build model bench soak clean
+SOAK_MINUTES ?= 10
 
 deps:
 	@bash scripts/install-deps.sh
@@ -21,6 +22,12 @@ test: model
 
 bench: model
 	@BUILD_DIR=$(BUILD_DIR) bash scripts/bench.sh
+
+# Mixed traffic against llama-chat-server for SOAK_MINUTES; fails when RSS grows > 32 MB after warm-up
+# (docs/reliability.md, "Soak"). The figures are also written to $(BUILD_DIR)/soak.json.
+soak: model
+	@/usr/bin/python3 tests/server/soak.py --server_bin $(BUILD_DIR)/bin/llama-chat-server --source_dir . \
+	  --minutes $(SOAK_MINUTES) --json $(BUILD_DIR)/soak.json
 
 clean:
 	rm -rf $(BUILD_DIR)

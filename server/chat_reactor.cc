@@ -50,8 +50,8 @@ class ChatReactor::Sink : public RequestSink {
 };
 
 ChatReactor::ChatReactor(const ChatDeps& deps, grpc::CallbackServerContext* context, const v1::ChatRequest& request,
-                         uint64_t request_id, uint64_t fallback_seed)
-    : deps_(deps), request_id_(request_id) {
+                         const absl::Status& parsed, uint64_t request_id, uint64_t fallback_seed)
+    : deps_(deps), request_id_(request_id), context_(context) {
   const absl::Time arrival = absl::Now();
   client_request_id_ = request.request_id();  // logged as sent (escaped), even when it is refused below
   peer_ = context->peer();
@@ -65,6 +65,10 @@ ChatReactor::ChatReactor(const ChatDeps& deps, grpc::CallbackServerContext* cont
     return;
   }
   admitted_ = true;
+  if (!parsed.ok()) {
+    FinishNow(parsed);
+    return;
+  }
   absl::StatusOr<PreparedChat> prepared =
       PrepareChatRequest(request, deps_.limits, *deps_.tokenizer, fallback_seed);
   if (!prepared.ok()) {
@@ -171,6 +175,7 @@ void ChatReactor::ScheduleWrite(bool wake_now) {
 void ChatReactor::OnWriterTurn() { Pump(/*from_writer=*/true); }
 
 void ChatReactor::OnWriteDone(bool ok) {
+  deps_.writer->WriteEnded(this);
   {
     absl::MutexLock lock(&mu_);
     write_in_flight_ = false;
@@ -195,7 +200,23 @@ void ChatReactor::OnCancel() {
   Pump(/*from_writer=*/false);
 }
 
+void ChatReactor::OnWriteStalled() {
+  absl::Status status = absl::ResourceExhaustedError(
+      absl::StrCat("client not reading: a write outstanding for more than ",
+                   absl::FormatDuration(deps_.writer->stall_timeout()), " (--stream_stall_timeout_s)"));
+  bool cancel_engine = false;
+  {
+    absl::MutexLock lock(&mu_);
+    stall_status_ = status;
+    cancel_engine = submitted_ && !finish_.has_value();
+  }
+  if (cancel_engine) deps_.engine->Cancel(request_id_, status);
+  // The write fails, OnCancel and OnWriteDone follow (perhaps inline, here): nothing touches `this` after this.
+  context_->TryCancel();
+}
+
 void ChatReactor::OnDone() {
+  deps_.writer->WriteEnded(this);  // a stalled StartWriteAndFinish ends here
   if (admitted_) deps_.serving->Release();
   delete this;
 }
@@ -236,6 +257,7 @@ ChatReactor::Next ChatReactor::NextMessage() {
 }
 
 grpc::Status ChatReactor::FinalStatus() const {
+  if (!stall_status_.ok()) return ToGrpcStatus(stall_status_);  // the outcome the writer decided
   if (!finish_->status.ok()) return ToGrpcStatus(finish_->status);
   // The engine finished but the client did not get the Final message.
   if (stream_broken_ && !final_written_) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
@@ -271,11 +293,13 @@ void ChatReactor::Pump(bool from_writer) {
     case Action::kNone:
       return;
     case Action::kWrite:
+      deps_.writer->WriteStarted(this);
       StartWrite(&response_);
       return;
     case Action::kWriteAndFinish:
       // Final and the status in one batch: no OnWriteDone, one round of work less per request.
       RecordOutcome(status, &info);
+      deps_.writer->WriteStarted(this);
       StartWriteAndFinish(&response_, grpc::WriteOptions(), status);
       return;
     case Action::kFinish:

@@ -14,6 +14,9 @@
 // the deadline passed, CANCELLED otherwise); OnDone deletes. A client that stops reading holds at most one message
 // in flight plus max_pending_bytes of text: beyond that the stream is dropped (the engine frees the sequence at
 // once; the client, if it ever reads again, gets what was in flight and RESOURCE_EXHAUSTED "client not reading").
+// A write in flight longer than the writer's stall timeout (--stream_stall_timeout_s) ends the call whatever the
+// byte count: the engine is told to stop (RESOURCE_EXHAUSTED "client not reading", the call's recorded outcome) and
+// the call is cancelled (TryCancel: the client gets CANCELLED, as no status can pass a full window).
 #pragma once
 
 #include <atomic>
@@ -58,9 +61,10 @@ struct ChatDeps {
 class ChatReactor : public grpc::ServerWriteReactor<llamachat::v1::ChatResponse>, private StreamWriter::Stream {
  public:
   // Runs admission, validation and Submit; on any refusal the stream is finished at once with that status.
-  // request_id is the engine id (unique per server); fallback_seed is used when the request sets none.
+  // parsed: how parsing the request went (request_parsing.h); not OK is a refusal after admission. request_id is
+  // the engine id (unique per server); fallback_seed is used when the request sets none.
   ChatReactor(const ChatDeps& deps, grpc::CallbackServerContext* context, const llamachat::v1::ChatRequest& request,
-              uint64_t request_id, uint64_t fallback_seed);
+              const absl::Status& parsed, uint64_t request_id, uint64_t fallback_seed);
 
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
@@ -80,6 +84,8 @@ class ChatReactor : public grpc::ServerWriteReactor<llamachat::v1::ChatResponse>
   void ScheduleWrite(bool wake_now) ABSL_LOCKS_EXCLUDED(mu_);
   // The writer thread's turn (StreamWriter::Stream).
   void OnWriterTurn() override ABSL_LOCKS_EXCLUDED(mu_);
+  // The writer thread: a write has been in flight longer than the stall timeout.
+  void OnWriteStalled() override ABSL_LOCKS_EXCLUDED(mu_);
   // Starts the next write or the Finish when nothing is in flight. from_writer: the writer's turn (it clears
   // scheduled_); otherwise a queued stream is left to the writer. Never called with mu_ held.
   void Pump(bool from_writer) ABSL_LOCKS_EXCLUDED(mu_);
@@ -90,6 +96,7 @@ class ChatReactor : public grpc::ServerWriteReactor<llamachat::v1::ChatResponse>
 
   const ChatDeps deps_;
   const uint64_t request_id_;
+  grpc::CallbackServerContext* const context_;
   std::string client_request_id_;
   std::string peer_;
   int dropped_turns_ = 0;
@@ -109,6 +116,7 @@ class ChatReactor : public grpc::ServerWriteReactor<llamachat::v1::ChatResponse>
   bool stream_broken_ ABSL_GUARDED_BY(mu_) = false;  // a write failed or the call was cancelled
   bool dropped_ ABSL_GUARDED_BY(mu_) = false;  // over max_pending_bytes: text discarded, the engine told to stop
   bool final_written_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status stall_status_ ABSL_GUARDED_BY(mu_);  // set when a write stalled: the call's outcome
   bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
   // The message being written; only touched while no write is in flight.
   llamachat::v1::ChatResponse response_;

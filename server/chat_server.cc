@@ -71,6 +71,7 @@ absl::Status ChatServerOptions::Validate() const {
   if (max_grpc_message_bytes < 1) return absl::InvalidArgumentError("--max_message_bytes must be >= 1");
   if (debug_leak_bytes_per_request < 0) return absl::InvalidArgumentError("--debug_leak_bytes_per_request < 0");
   if (max_stream_pending_bytes < 1) return absl::InvalidArgumentError("--max_stream_pending_bytes must be >= 1");
+  if (stream_stall_timeout_s < 0) return absl::InvalidArgumentError("--stream_stall_timeout_s must be >= 0");
   if (keepalive_time_s < 0 || keepalive_timeout_s < 1) {
     return absl::InvalidArgumentError("--keepalive_time_s must be >= 0 and --keepalive_timeout_s >= 1");
   }
@@ -112,7 +113,7 @@ absl::Status ChatServer::LoadModel(const ChatServerOptions& options, std::unique
   engine_ = std::make_unique<EngineLoop>(backend_.get(), tokenizer_.get(), engine_options);
   if (rewards_ != nullptr) engine_->SetCandidateSelector(rewards_->selector());
   engine_->AddObserver(metrics_.get());
-  writer_ = std::make_unique<StreamWriter>();
+  writer_ = std::make_unique<StreamWriter>(absl::Seconds(options.stream_stall_timeout_s));
   engine_->AddObserver(writer_.get());  // wakes the writer once per step
   EngineLoop* engine = engine_.get();
   metrics_->SetSnapshotSource([engine] { return engine->Snapshot(); });

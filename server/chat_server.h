@@ -72,6 +72,10 @@ struct ChatServerOptions {
   // Text waiting for a stream whose client is not reading (a write in flight that does not complete) beyond which
   // the stream is dropped: the engine frees its sequence, the call ends RESOURCE_EXHAUSTED "client not reading".
   int max_stream_pending_bytes = 1 << 20;
+  // A Chat write that has not completed after this many seconds (a client whose window is full and that reads
+  // nothing, however few bytes pile up) ends the call: the engine frees the sequence and the call is cancelled.
+  // 0: no time bound.
+  int stream_stall_timeout_s = 60;
   // HTTP/2 keepalive: the server pings a connection idle this long and closes it (cancelling its streams) when the
   // ping is not answered within keepalive_timeout_s, so dead clients are reaped. 0 turns pings off.
   int keepalive_time_s = 60;

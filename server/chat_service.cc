@@ -1,5 +1,7 @@
 #include "server/chat_service.h"
 
+#include "grpcpp/impl/codegen/server_callback_handlers.h"
+#include "server/request_parsing.h"
 #include "server/status_mapping.h"
 
 namespace llama::server {
@@ -20,9 +22,80 @@ void FillShape(const ModelConfig& config, int context_length, v1::ModelShape* sh
   shape->set_rope_scaling_factor(config.rope_scaling_factor);
 }
 
+// The index gRPC's generated code gives `method`: its position in the service's descriptor.
+int MethodIndex(const char* method) {
+  const google::protobuf::ServiceDescriptor* service =
+      v1::ChatRequest::descriptor()->file()->FindServiceByName("ChatService");
+  return service->FindMethodByName(method)->index();
+}
+
+// A raw handler runs even when the call ended before its request message arrived (a client cancel in flight), with
+// no bytes at all. The generated handlers never ran for such a call, and neither is it counted or logged now.
+template <typename Reactor>
+Reactor* NoRequestMessage() {
+  return new grpc::internal::FinishOnlyReactor<Reactor>(
+      grpc::Status(grpc::StatusCode::CANCELLED, "the call ended before its request message arrived"));
+}
+
 }  // namespace
 
-ChatServiceImpl::ChatServiceImpl(ChatDeps deps, ServiceInfo info) : deps_(std::move(deps)), info_(std::move(info)) {}
+ChatServiceImpl::ChatServiceImpl(ChatDeps deps, ServiceInfo info) : deps_(std::move(deps)), info_(std::move(info)) {
+  RegisterRawChat();
+  RegisterRawTokenize();
+  RegisterRawScore();
+}
+
+void ChatServiceImpl::RegisterRawChat() {
+  MarkMethodRawCallback(
+      MethodIndex("Chat"),
+      new grpc::internal::CallbackServerStreamingHandler<grpc::ByteBuffer, v1::ChatResponse>(
+          [this](grpc::CallbackServerContext* context, const grpc::ByteBuffer* bytes) {
+            return ChatFromBytes(context, *bytes);
+          }));
+}
+
+void ChatServiceImpl::RegisterRawTokenize() {
+  MarkMethodRawCallback(
+      MethodIndex("Tokenize"),
+      new grpc::internal::CallbackUnaryHandler<grpc::ByteBuffer, v1::TokenizeResponse>(
+          [this](grpc::CallbackServerContext* context, const grpc::ByteBuffer* bytes,
+                 v1::TokenizeResponse* response) -> grpc::ServerUnaryReactor* {
+            if (!bytes->Valid()) return NoRequestMessage<grpc::ServerUnaryReactor>();
+            v1::TokenizeRequest request;
+            if (absl::Status parsed = ParseRequest(*bytes, &request); !parsed.ok()) {
+              grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+              reactor->Finish(ToGrpcStatus(parsed));
+              return reactor;
+            }
+            return Tokenize(context, &request, response);  // uses the request only before it returns
+          }));
+}
+
+void ChatServiceImpl::RegisterRawScore() {
+  MarkMethodRawCallback(
+      MethodIndex("Score"),
+      new grpc::internal::CallbackUnaryHandler<grpc::ByteBuffer, v1::ScoreResponse>(
+          [this](grpc::CallbackServerContext* context, const grpc::ByteBuffer* bytes,
+                 v1::ScoreResponse* response) -> grpc::ServerUnaryReactor* {
+            if (!bytes->Valid()) return NoRequestMessage<grpc::ServerUnaryReactor>();
+            v1::ScoreRequest request;
+            if (absl::Status parsed = ParseRequest(*bytes, &request); !parsed.ok()) {
+              grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+              reactor->Finish(ToGrpcStatus(parsed));
+              return reactor;
+            }
+            return Score(context, &request, response);  // tokenizes the request before it returns
+          }));
+}
+
+grpc::ServerWriteReactor<v1::ChatResponse>* ChatServiceImpl::ChatFromBytes(grpc::CallbackServerContext* context,
+                                                                           const grpc::ByteBuffer& bytes) {
+  if (!bytes.Valid()) return NoRequestMessage<grpc::ServerWriteReactor<v1::ChatResponse>>();
+  v1::ChatRequest request;
+  const absl::Status parsed = ParseRequest(bytes, &request);
+  // A request that does not parse still goes through the reactor: it is counted and logged like any refusal.
+  return new ChatReactor(deps_, context, request, parsed, next_request_id_.fetch_add(1), NextSeed());
+}
 
 uint64_t ChatServiceImpl::NextSeed() {
   absl::MutexLock lock(&seed_mu_);
@@ -31,7 +104,7 @@ uint64_t ChatServiceImpl::NextSeed() {
 
 grpc::ServerWriteReactor<v1::ChatResponse>* ChatServiceImpl::Chat(grpc::CallbackServerContext* context,
                                                                   const v1::ChatRequest* request) {
-  return new ChatReactor(deps_, context, *request, next_request_id_.fetch_add(1), NextSeed());
+  return new ChatReactor(deps_, context, *request, absl::OkStatus(), next_request_id_.fetch_add(1), NextSeed());
 }
 
 grpc::ServerUnaryReactor* ChatServiceImpl::Tokenize(grpc::CallbackServerContext* context,

@@ -1,5 +1,9 @@
 // ChatServiceImpl: the llamachat.v1.ChatService handlers. Chat hands each call to a ChatReactor; Tokenize,
 // GetModelInfo and Score are unary and answered inline on the gRPC thread (they do no model compute).
+//
+// Chat, Tokenize and Score carry client text: they are registered with a raw request (grpc::ByteBuffer) that
+// request_parsing.h parses, so invalid UTF-8 is INVALID_ARGUMENT naming the field instead of a failed parse. The
+// typed overrides below are what the raw handlers call once the request is parsed.
 #pragma once
 
 #include <atomic>
@@ -8,6 +12,7 @@
 
 #include "absl/random/random.h"
 #include "absl/synchronization/mutex.h"
+#include "grpcpp/support/byte_buffer.h"
 #include "llamachat/v1/chat.grpc.pb.h"
 #include "server/chat_reactor.h"
 
@@ -39,6 +44,12 @@ class ChatServiceImpl final : public llamachat::v1::ChatService::CallbackService
 
  private:
   uint64_t NextSeed();
+  // Replaces the generated handler of `method` (whose request would be parsed by gRPC) by a raw one.
+  void RegisterRawChat();
+  void RegisterRawTokenize();
+  void RegisterRawScore();
+  grpc::ServerWriteReactor<llamachat::v1::ChatResponse>* ChatFromBytes(grpc::CallbackServerContext* context,
+                                                                        const grpc::ByteBuffer& bytes);
 
   const ChatDeps deps_;
   const ServiceInfo info_;

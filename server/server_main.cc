@@ -51,6 +51,9 @@ ABSL_FLAG(int, max_message_bytes, Options().max_grpc_message_bytes,
 ABSL_FLAG(int, max_stream_pending_bytes, Options().max_stream_pending_bytes,
           "text bytes waiting for a client that is not reading beyond which its stream is dropped "
           "(RESOURCE_EXHAUSTED \"client not reading\"; the engine frees the sequence)");
+ABSL_FLAG(int, stream_stall_timeout_s, Options().stream_stall_timeout_s,
+          "seconds a Chat write may stay outstanding (a client that stopped reading) before the call is cancelled "
+          "and the engine frees the sequence (0: no time bound)");
 ABSL_FLAG(std::string, request_log, Options().request_log,
           "one JSON line per Chat call (request id, status, tokens, times): - for stderr, empty for none, or a file");
 ABSL_FLAG(int, debug_leak_bytes_per_request, 0,
@@ -100,6 +103,7 @@ int main(int argc, char** argv) {
   options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
   options.max_grpc_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.max_stream_pending_bytes = absl::GetFlag(FLAGS_max_stream_pending_bytes);
+  options.stream_stall_timeout_s = absl::GetFlag(FLAGS_stream_stall_timeout_s);
   options.keepalive_time_s = absl::GetFlag(FLAGS_keepalive_time_s);
   options.keepalive_timeout_s = absl::GetFlag(FLAGS_keepalive_timeout_s);
   options.request_log = absl::GetFlag(FLAGS_request_log);

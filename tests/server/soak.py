@@ -10,7 +10,9 @@ health checks.
 Growth = median of the last 5 samples - median of the 5 samples right after the warm-up (the first
 --warmup_fraction of the run, at least 10 s). --leak_bytes_per_request N starts the server with its testing-only
 --debug_leak_bytes_per_request=N (one leaked allocation per Chat call) and --expect_leak inverts the verdict: the
-short CTest test runs both ways, so a check that cannot catch a leak fails.
+short CTest tests run both ways, so a check that cannot catch a leak fails. The same threshold serves both: the
+leaking run also fails when fewer Chat calls were made between the two medians than it takes for N bytes each to
+exceed twice the threshold (a slow machine must not make it pass vacuously).
 
 usage: soak.py --server_bin BIN --source_dir DIR [--minutes M] [--concurrency C] [--max_growth_mb 32]
                [--leak_bytes_per_request N --expect_leak] [--json FILE]
@@ -78,6 +80,8 @@ class Traffic:
         self.lock = threading.Lock()
         self.counts = {}
         self.unexpected = []
+        self.chat_times = []  # when each Chat call started (seconds since the soak began): the leak it must cause
+        self.t0 = time.time()
         self.threads = [threading.Thread(target=self.worker, args=(seed + i,), daemon=True)
                         for i in range(concurrency)]
 
@@ -99,19 +103,23 @@ class Traffic:
     def one(self, rng):
         grpc, pb = self.grpc, self.pb
         kind = rng.choices(["k1", "k4", "cancel", "deadline", "bad", "unary"], [40, 15, 15, 10, 10, 10])[0]
+        if kind != "unary":
+            with self.lock:
+                self.chat_times.append(time.time() - self.t0)
         try:
             if kind in ("k1", "k4"):
                 out = list(self.chat.Chat(self.request(rng, 1 if kind == "k1" else 4), timeout=120))
                 ok = out and out[-1].WhichOneof("kind") == "final"
                 self.record(kind, "OK" if ok else "NO_FINAL", {"OK"})
             elif kind == "cancel":
+                # Cancelled at a random point: queued, in prefill, mid-decode, while k=4 candidates are scored,
+                # or too late (the answer ended first: OK).
                 call = self.chat.Chat(self.request(rng, rng.choice([1, 4]), 64), timeout=120)
-                n = rng.randint(0, 8)
-                for i, _ in enumerate(call):
-                    if i >= n:
-                        break
-                call.cancel()
-                self.record(kind, "CANCELLED", {"CANCELLED"})
+                timer = threading.Timer(rng.uniform(0.0, 0.6), call.cancel)
+                timer.start()
+                list(call)
+                timer.cancel()
+                self.record(kind, "OK", {"OK", "CANCELLED"})
             elif kind == "deadline":
                 list(self.chat.Chat(self.request(rng, 1, 64), timeout=rng.uniform(0.02, 0.5)))
                 self.record(kind, "OK", {"OK", "DEADLINE_EXCEEDED"})
@@ -135,7 +143,7 @@ class Traffic:
                 self.record(kind, "OK", {"OK"})
         except grpc.RpcError as e:
             allowed = {"deadline": {"OK", "DEADLINE_EXCEEDED"}, "bad": {"INVALID_ARGUMENT"},
-                       "cancel": {"CANCELLED"}}.get(kind, {"OK"})
+                       "cancel": {"OK", "CANCELLED"}}.get(kind, {"OK"})
             self.record(kind, e.code().name, allowed)
 
     def worker(self, seed):
@@ -173,7 +181,7 @@ def main():
     duration_s = args.minutes * 60
     warmup_s = max(10.0, args.warmup_fraction * duration_s)
     samples = []  # (seconds since start, RSS MB)
-    start = time.time()
+    start = traffic.t0 = time.time()
     try:
         for t in traffic.threads:
             t.start()
@@ -191,19 +199,25 @@ def main():
         rc = proc.wait(60)
         shutil.rmtree(stub_dir, ignore_errors=True)
 
-    after_warmup = [mb for s, mb in samples if s >= warmup_s]
+    after_warmup = [(s, mb) for s, mb in samples if s >= warmup_s]
     if len(after_warmup) < 10:
         print("FAIL: too short a run for the check (%d samples after warm-up)" % len(after_warmup))
         return 1
-    baseline = statistics.median(after_warmup[:5])
-    final = statistics.median(after_warmup[-5:])
+    baseline = statistics.median(mb for _, mb in after_warmup[:5])
+    final = statistics.median(mb for _, mb in after_warmup[-5:])
     growth = final - baseline
+    # What the leaking build must have leaked between the two medians (the middle samples of each window of 5).
+    window = (after_warmup[2][0], after_warmup[-3][0])
+    chat_calls_in_window = sum(1 for t in traffic.chat_times if window[0] <= t < window[1])
+    expected_leak_mb = args.leak_bytes_per_request * chat_calls_in_window / 2.0 ** 20
     result = {
         "minutes": args.minutes, "concurrency": args.concurrency, "calls": traffic.total(),
         "calls_per_s": traffic.total() / (samples[-1][0] if samples else 1), "warmup_s": warmup_s,
         "rss_start_mb": samples[0][1], "rss_baseline_mb": baseline, "rss_final_mb": final,
         "rss_max_mb": max(mb for _, mb in samples), "rss_growth_mb": growth, "max_growth_mb": args.max_growth_mb,
         "leak_bytes_per_request": args.leak_bytes_per_request, "outcomes": traffic.counts,
+        "chat_calls": len(traffic.chat_times), "chat_calls_in_window": chat_calls_in_window,
+        "expected_leak_mb": expected_leak_mb,
         "unexpected": len(traffic.unexpected), "server_alive_at_end": alive, "server_exit_code": rc,
     }
     print(json.dumps(result, indent=1, sort_keys=True))
@@ -216,6 +230,10 @@ def main():
     if traffic.unexpected:
         failures.append("unexpected statuses: %r" % traffic.unexpected[:10])
     leaked = growth > args.max_growth_mb
+    if args.expect_leak and expected_leak_mb < 2 * args.max_growth_mb:
+        failures.append("only %d Chat calls in the measured window: the leak (%.1f MB) would not clearly exceed "
+                        "%.0f MB, so catching it proves nothing" % (chat_calls_in_window, expected_leak_mb,
+                                                                   args.max_growth_mb))
     if args.expect_leak and not leaked:
         failures.append("the leaking build grew only %.1f MB: the check cannot catch a leak" % growth)
     if not args.expect_leak and leaked:
