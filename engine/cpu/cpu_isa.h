@@ -45,6 +45,9 @@ struct CpuKernels {
   void (*packed_matmul_rows)(const float* x, const float* packed, float* y, int n, int in, int out, int row_begin,
                              int row_end, bool accumulate);
   void (*paged_attention)(const PagedAttentionArgs& args, int64_t item_begin, int64_t item_end, float* scratch);
+  void (*write_kv_cache)(const float* k, const float* v, const int32_t* slots, int num_tokens, int num_kv_heads,
+                         int head_dim, int block_size, int head_begin, int head_end, void* k_cache, void* v_cache,
+                         KvDtype dtype);
 };
 
 // The kernels of `isa`; only call them when CpuSupports(isa).
