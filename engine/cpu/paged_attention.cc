@@ -95,7 +95,9 @@ inline __m256i Narrow16(__m512 v) {
 #elif defined(__AVX2__)
 template <KvDtype D>
 inline __m256 Load8(const Elem<D>* p) {
-  if constexpr (D == KvDtype::kF16) {
+  if constexpr (D == KvDtype::kF32) {
+    return _mm256_loadu_ps(p);
+  } else if constexpr (D == KvDtype::kF16) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   } else {
     return _mm256_castsi256_ps(
@@ -119,18 +121,14 @@ inline __m128i Narrow8(__m256 v) {
 }
 #endif
 
-#if !defined(__AVX512F__)
+#if !defined(__AVX2__)
 // The row p[0, n) as fp32: p itself for an fp32 cache, else widened into buf (n <= kMaxHalfKvHeadDim).
 template <KvDtype D>
 inline const float* WidenRow(const Elem<D>* p, int n, float* buf) {
   if constexpr (D == KvDtype::kF32) {
     return p;
   } else {
-    int i = 0;
-#if defined(__AVX2__)
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(buf + i, Load8<D>(p + i));
-#endif
-    for (; i < n; ++i) buf[i] = Widen<D>(p[i]);
+    for (int i = 0; i < n; ++i) buf[i] = Widen<D>(p[i]);
     return buf;
   }
 }
@@ -165,6 +163,30 @@ inline float Dot(const float* a, const Elem<D>* b, int n) {
     acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), Load16<D>(m, b + i), acc);
   }
   return _mm512_reduce_add_ps(acc);
+#elif defined(__AVX2__)
+  // 8 lanes of fma in k order, the tail zero-padded (a half tail widened into tail[]: the same lanes an fp32 row
+  // of the widened values would load), then a fixed horizontal sum.
+  __m256 acc = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), Load8<D>(b + i), acc);
+  }
+  if (i < n) {
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - i), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256 bv;
+    if constexpr (D == KvDtype::kF32) {
+      bv = _mm256_maskload_ps(b + i, m);
+    } else {
+      alignas(32) float tail[8] = {};
+      for (int j = 0; i + j < n; ++j) tail[j] = Widen<D>(b[i + j]);
+      bv = _mm256_load_ps(tail);
+    }
+    acc = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), bv, acc);
+  }
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
 #else
   float buf[D == KvDtype::kF32 ? 1 : kMaxHalfKvHeadDim];
   const float* bf = WidenRow<D>(b, n, buf);
@@ -216,6 +238,44 @@ void WeightedValuesChunk(const PagedAttentionArgs& a, const int32_t* table, int 
 }
 #endif
 
+#if defined(__AVX2__) && !defined(__AVX512F__)
+// 8 elements of p widened, the first `valid` of them (the rest 0.0f) when valid < 8.
+template <KvDtype D>
+inline __m256 Load8Partial(const Elem<D>* p, int valid) {
+  if (valid >= 8) return Load8<D>(p);
+  if constexpr (D == KvDtype::kF32) {
+    return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+  } else {
+    alignas(32) float tail[8] = {};
+    for (int j = 0; j < valid; ++j) tail[j] = Widen<D>(p[j]);
+    return _mm256_load_ps(tail);
+  }
+}
+
+// out[d0, d0 + 8 C) (cut to hd) = sum_p weights[p] * v_p[d0, ...), the accumulators in registers.
+template <int C, KvDtype D>
+void WeightedValuesChunk(const PagedAttentionArgs& a, const int32_t* table, int kv_head, int num_keys,
+                         const float* weights, int d0, float* out) {
+  const int hd = a.head_dim, bs = a.block_size;
+  __m256 acc[C];
+  for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
+  const int last_valid = hd - d0 - 8 * (C - 1);  // 1..8 in the last chunk, 8 in the others
+  for (int p0 = 0; p0 < num_keys; p0 += bs) {
+    const Elem<D>* v = CacheRow<D>(a.v_cache, table[p0 / bs], kv_head, a) + d0;
+    const int keys = num_keys - p0 < bs ? num_keys - p0 : bs;
+    for (int j = 0; j < keys; ++j, v += hd) {
+      const __m256 w = _mm256_set1_ps(weights[p0 + j]);
+      for (int c = 0; c + 1 < C; ++c) acc[c] = _mm256_fmadd_ps(w, Load8<D>(v + 8 * c), acc[c]);
+      acc[C - 1] = _mm256_fmadd_ps(w, Load8Partial<D>(v + 8 * (C - 1), last_valid), acc[C - 1]);
+    }
+  }
+  for (int c = 0; c + 1 < C; ++c) _mm256_storeu_ps(out + d0 + 8 * c, acc[c]);
+  alignas(32) float tail[8];
+  _mm256_store_ps(tail, acc[C - 1]);
+  std::memcpy(out + d0 + 8 * (C - 1), tail, sizeof(float) * last_valid);
+}
+#endif
+
 // out[0, hd) = sum_p weights[p] * v_p over the sequence's positions p in [0, num_keys), block by block (the keys of
 // a block are contiguous rows of head_dim). AVX-512: up to 64 dims of out stay in registers for the whole pass.
 template <KvDtype D>
@@ -223,12 +283,26 @@ void WeightedValues(const PagedAttentionArgs& a, const int32_t* table, int kv_he
                     const float* weights, float* out) {
   const int hd = a.head_dim;
 #if defined(__AVX512F__)
-  for (int d0 = 0; d0 < hd; d0 += 64) {
+  for (int d0 = 0; d0 < hd; d0 += 64) {  // up to 64 dims (4 registers of 16) per pass
     switch ((std::min(hd - d0, 64) + 15) / 16) {
       case 1: WeightedValuesChunk<1, D>(a, table, kv_head, num_keys, weights, d0, out); break;
       case 2: WeightedValuesChunk<2, D>(a, table, kv_head, num_keys, weights, d0, out); break;
       case 3: WeightedValuesChunk<3, D>(a, table, kv_head, num_keys, weights, d0, out); break;
       default: WeightedValuesChunk<4, D>(a, table, kv_head, num_keys, weights, d0, out); break;
+    }
+  }
+#elif defined(__AVX2__)
+  // Up to 64 dims (8 registers of 8) per pass.
+  for (int d0 = 0; d0 < hd; d0 += 64) {
+    switch ((std::min(hd - d0, 64) + 7) / 8) {
+      case 1: WeightedValuesChunk<1, D>(a, table, kv_head, num_keys, weights, d0, out); break;
+      case 2: WeightedValuesChunk<2, D>(a, table, kv_head, num_keys, weights, d0, out); break;
+      case 3: WeightedValuesChunk<3, D>(a, table, kv_head, num_keys, weights, d0, out); break;
+      case 4: WeightedValuesChunk<4, D>(a, table, kv_head, num_keys, weights, d0, out); break;
+      case 5: WeightedValuesChunk<5, D>(a, table, kv_head, num_keys, weights, d0, out); break;
+      case 6: WeightedValuesChunk<6, D>(a, table, kv_head, num_keys, weights, d0, out); break;
+      case 7: WeightedValuesChunk<7, D>(a, table, kv_head, num_keys, weights, d0, out); break;
+      default: WeightedValuesChunk<8, D>(a, table, kv_head, num_keys, weights, d0, out); break;
     }
   }
 #else

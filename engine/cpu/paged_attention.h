@@ -32,8 +32,8 @@ struct PagedAttentionArgs {
   KvDtype kv_dtype = KvDtype::kF32;     // element type of k_cache and v_cache
 };
 
-// The largest head_dim a half-precision cache supports (the scalar and AVX2 kernels widen a row into a stack
-// buffer of this many floats); CPU backend creation rejects larger ones.
+// The largest head_dim a half-precision cache supports (the scalar kernels widen a row into a stack buffer of this
+// many floats); CPU backend creation rejects larger ones.
 inline constexpr int kMaxHalfKvHeadDim = 1024;
 
 // Computes the (token, head) items [item_begin, item_end) of num_tokens * num_heads, item = token * num_heads +
