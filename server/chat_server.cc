@@ -111,6 +111,7 @@ absl::Status ChatServer::LoadModel(const ChatServerOptions& options, std::unique
   engine_options.scheduler.enable_prefix_caching = options.enable_prefix_caching;
   engine_options.model_source = options.model_path;
   RETURN_IF_ERROR(engine_options.Validate());
+  metrics_->SetKvCacheShape(backend_->kv_cache().bytes_per_token(), backend_->kv_cache().total_bytes());
   engine_ = std::make_unique<EngineLoop>(backend_.get(), tokenizer_.get(), engine_options);
   if (rewards_ != nullptr) engine_->SetCandidateSelector(rewards_->selector());
   engine_->AddObserver(metrics_.get());

@@ -334,6 +334,7 @@ TEST_F(ChatE2eTest, HalfKvCacheHalvesBytesPerTokenInModelInfo) {
     ASSERT_TRUE(stub_->GetModelInfo(&context, v1::GetModelInfoRequest(), &f32).ok());
   }
   EXPECT_EQ(f32.kv_cache().dtype_bytes(), 4);
+  EXPECT_EQ(MetricValue(server_->metrics(), "llama_chat_kv_cache_bytes_per_token"), 2 * 6 * 6 * 48 * 4);
   for (const char* dtype : {"f16", "bf16"}) {
     ChatServerOptions options = E2eOptions();
     options.kv_dtype = dtype;
@@ -353,6 +354,10 @@ TEST_F(ChatE2eTest, HalfKvCacheHalvesBytesPerTokenInModelInfo) {
     EXPECT_EQ(info.kv_cache().num_blocks(), budget / block_bytes);
     EXPECT_GE(info.kv_cache().num_blocks(), 2 * f32.kv_cache().num_blocks());
     EXPECT_LE(info.kv_cache().total_bytes(), budget);
+    // The metrics report the same pool.
+    EXPECT_EQ(MetricValue(server->metrics(), "llama_chat_kv_cache_bytes_per_token"), 2 * 6 * 6 * 48 * 2);
+    EXPECT_EQ(MetricValue(server->metrics(), "llama_chat_kv_cache_bytes"),
+              static_cast<double>(info.kv_cache().total_bytes()));
     StreamResult result = Chat(*stub, MakeRequest(kDialog, 8), absl::Seconds(60));
     EXPECT_TRUE(result.status.ok()) << result.status.error_message();
     EXPECT_FALSE(result.text.empty());
