@@ -145,7 +145,9 @@ void NarrowRow(const float* src, int n, Elem<D>* dst) {
     for (; i + 16 <= n; i += 16)
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), Narrow16<D>(_mm512_loadu_ps(src + i)));
 #elif defined(__AVX2__)
-    for (; i + 8 <= n; i += 8) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), Narrow8<D>(_mm256_loadu_ps(src + i)));
+    for (; i + 8 <= n; i += 8) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), Narrow8<D>(_mm256_loadu_ps(src + i)));
+    }
 #endif
     for (; i < n; ++i) dst[i] = Narrow<D>(src[i]);
   }
@@ -244,7 +246,8 @@ template <KvDtype D>
 inline __m256 Load8Partial(const Elem<D>* p, int valid) {
   if (valid >= 8) return Load8<D>(p);
   if constexpr (D == KvDtype::kF32) {
-    return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), lanes));
   } else {
     alignas(32) float tail[8] = {};
     for (int j = 0; j < valid; ++j) tail[j] = Widen<D>(p[j]);
