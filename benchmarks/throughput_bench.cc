@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/model/weights.h"
 #include "engine/text/model_tokenizer.h"
@@ -31,6 +32,7 @@ ABSL_FLAG(int, prompt_tokens, 32, "prompt length of every sequence");
 ABSL_FLAG(int, max_tokens, 128, "tokens generated per sequence (EOS ignored)");
 ABSL_FLAG(int, repeats, 3, "runs per concurrency (the median is reported)");
 ABSL_FLAG(int, threads, llama::CpuBackendOptions().num_threads, "CPU backend threads (0: all cores)");
+ABSL_FLAG(std::string, kv_dtype, "f32", "CPU KV cache element type: f32, f16 or bf16");
 ABSL_FLAG(bool, enable_prefix_caching, llama::SchedulerConfig().enable_prefix_caching,
           "reuse KV blocks of common prompt prefixes (the prompts here share none)");
 
@@ -44,6 +46,7 @@ struct Args {
   int max_tokens;
   int repeats;
   int num_threads;
+  KvDtype kv_dtype = KvDtype::kF32;
 };
 
 absl::StatusOr<Args> ArgsFromFlags() {
@@ -56,6 +59,7 @@ absl::StatusOr<Args> ArgsFromFlags() {
     }
     args.concurrency.push_back(n);
   }
+  ASSIGN_OR_RETURN(args.kv_dtype, ParseKvDtype(absl::GetFlag(FLAGS_kv_dtype)));
   if (args.concurrency.empty() || args.prompt_tokens < 1 || args.max_tokens < 1 || args.repeats < 1) {
     return absl::InvalidArgumentError("--concurrency, --prompt_tokens, --max_tokens and --repeats must be >= 1");
   }
@@ -98,6 +102,7 @@ int Main(const Args& args) {
   const int max_n = *std::max_element(args.concurrency.begin(), args.concurrency.end());
   CpuBackendOptions options;
   options.num_threads = args.num_threads;
+  options.kv_dtype = args.kv_dtype;
   // Room for every sequence at once: the benchmark measures batching, not preemption.
   options.num_blocks = max_n * ((args.prompt_tokens + args.max_tokens + options.block_size - 1) / options.block_size);
   auto backend = CpuBackend::Create(std::move(*weights), options);
@@ -105,8 +110,9 @@ int Main(const Args& args) {
     std::fprintf(stderr, "%s\n", backend.status().ToString().c_str());
     return 1;
   }
-  std::printf("model %s, prompt %d tokens, output %d tokens, %d threads, %d KV blocks\n", args.model_dir.c_str(),
-              args.prompt_tokens, args.max_tokens, (*backend)->num_threads(), options.num_blocks);
+  std::printf("model %s, prompt %d tokens, output %d tokens, %d threads (%s kernels), %d KV blocks of %s\n",
+              args.model_dir.c_str(), args.prompt_tokens, args.max_tokens, (*backend)->num_threads(),
+              CpuBackend::isa_name(), options.num_blocks, KvDtypeName(args.kv_dtype));
   // tokens per CPU-second (process CPU time, all threads) is reported too: on a shared machine wall-clock
   // throughput mostly measures the other tenants, while CPU time per token shows what batching saves.
   std::printf("%-12s %-8s %-28s %-16s %s\n", "concurrency", "steps", "tokens/s per run", "median tokens/s",

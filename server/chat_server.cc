@@ -47,6 +47,7 @@ absl::StatusOr<std::unique_ptr<Backend>> MakeBackend(const ChatServerOptions& op
   CpuBackendOptions cpu;
   cpu.num_threads = options.num_threads;
   cpu.num_blocks = options.num_kv_blocks;
+  ASSIGN_OR_RETURN(cpu.kv_dtype, ParseKvDtype(options.kv_dtype));
   ASSIGN_OR_RETURN(std::unique_ptr<CpuBackend> backend, CpuBackend::Create(std::move(weights), cpu));
   return std::unique_ptr<Backend>(std::move(backend));
 }
@@ -64,6 +65,7 @@ absl::Status ChatServerOptions::Validate() const {
   }
   if (num_threads < 0) return absl::InvalidArgumentError("--threads must be >= 0");
   if (num_kv_blocks < 0) return absl::InvalidArgumentError("--num_kv_blocks must be >= 0");
+  RETURN_IF_ERROR(ParseKvDtype(kv_dtype).status());
   if (max_queue < 1) return absl::InvalidArgumentError("--max_queue must be >= 1");
   if (max_candidates < 1) return absl::InvalidArgumentError("--max_candidates must be >= 1");
   if (default_max_tokens < 1) return absl::InvalidArgumentError("--default_max_tokens must be >= 1");
@@ -110,6 +112,7 @@ absl::Status ChatServer::LoadModel(const ChatServerOptions& options, std::unique
   engine_options.scheduler.enable_prefix_caching = options.enable_prefix_caching;
   engine_options.model_source = options.model_path;
   RETURN_IF_ERROR(engine_options.Validate());
+  metrics_->SetKvCacheShape(backend_->kv_cache().bytes_per_token(), backend_->kv_cache().total_bytes());
   engine_ = std::make_unique<EngineLoop>(backend_.get(), tokenizer_.get(), engine_options);
   if (rewards_ != nullptr) engine_->SetCandidateSelector(rewards_->selector());
   engine_->AddObserver(metrics_.get());

@@ -45,6 +45,10 @@ struct ChatServerOptions {
   std::string backend = "cpu";      // "cpu" or "cuda"
   int num_threads = CpuBackendOptions{}.num_threads;  // CPU backend threads; 0: all cores
   int num_kv_blocks = 0;            // 0: sized by the backend
+  // The CPU policy backend's KV cache element type, f32, f16 or bf16 (--kv_dtype; engine/cpu/kv_dtype.h): f16/bf16
+  // halve the bytes per token, so the default pool holds twice the blocks. The reward models keep f32 (their
+  // prefill-only batches hold little KV, and their scores decide against a threshold). Ignored by CUDA (bf16 KV).
+  std::string kv_dtype = KvDtypeName(CpuBackendOptions{}.kv_dtype);
   // Waiting requests beyond which Chat answers RESOURCE_EXHAUSTED.
   int max_queue = EngineLoopOptions{}.max_queued_requests;
   int max_num_seqs = SchedulerConfig{}.max_num_seqs;

@@ -56,6 +56,9 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
   num_requests_waiting_ = AddGauge(r, "llama_chat_num_requests_waiting",
                                    "Requests admitted but waiting to be scheduled (per pod; the autoscaling signal).");
   kv_cache_usage_ratio_ = AddGauge(r, "llama_chat_kv_cache_usage_ratio", "Used KV cache blocks / all blocks (0..1).");
+  kv_cache_bytes_per_token_ = AddGauge(r, "llama_chat_kv_cache_bytes_per_token",
+                                       "K + V bytes of one token over all layers in the policy's KV pool.");
+  kv_cache_bytes_ = AddGauge(r, "llama_chat_kv_cache_bytes", "Bytes of the policy's KV pool (all blocks).");
   kv_blocks_used_ = &prometheus::BuildGauge()
                          .Name("llama_chat_kv_cache_blocks_used")
                          .Help("KV blocks held by live requests, by pool: the policy's, and the reward models' "
@@ -98,6 +101,11 @@ void ServerMetrics::SetEngineGauges(int num_running, int num_waiting, int kv_blo
   num_requests_running_->Set(num_running);
   num_requests_waiting_->Set(num_waiting);
   kv_cache_usage_ratio_->Set(kv_blocks_total > 0 ? static_cast<double>(kv_blocks_used) / kv_blocks_total : 0.0);
+}
+
+void ServerMetrics::SetKvCacheShape(int64_t bytes_per_token, int64_t total_bytes) const {
+  kv_cache_bytes_per_token_->Set(static_cast<double>(bytes_per_token));
+  kv_cache_bytes_->Set(static_cast<double>(total_bytes));
 }
 
 void ServerMetrics::OnStep(const StepStats& stats) {

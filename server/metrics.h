@@ -1,7 +1,9 @@
 // Prometheus metrics of the server, named after vLLM's set with the prefix llama_chat_ (DESIGN §8):
 //   histograms  time_to_first_token_seconds, inter_token_latency_seconds, e2e_request_latency_seconds,
 //               request_queue_time_seconds
-//   gauges      num_requests_running, num_requests_waiting (the per-pod HPA signal), kv_cache_usage_ratio
+//   gauges      num_requests_running, num_requests_waiting (the per-pod HPA signal), kv_cache_usage_ratio,
+//               kv_cache_bytes_per_token and kv_cache_bytes (the policy's KV pool: they follow its element type,
+//               e.g. --kv_dtype f16 halves bytes per token)
 //   counters    prompt_tokens_total, generation_tokens_total, num_preemptions_total,
 //               request_success_total{finished_reason}, request_failure_total{code},
 //               prefix_cache_queries_total{model}, prefix_cache_hits_total{model} (tokens)
@@ -18,6 +20,7 @@
 // EngineLoop::Snapshot at scrape time as well as every step, so an idle server reports 0 running / 0 waiting.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -55,6 +58,9 @@ class ServerMetrics : public prometheus::Collectable, public StepObserver {
   // The status a Chat call finished with: success{finished_reason} when OK, failure{code} otherwise.
   void RecordChatOutcome(const grpc::Status& status, FinishReason reason);
 
+  // The policy KV pool's shape (KvCacheSpec::bytes_per_token, total_bytes), set once at start.
+  void SetKvCacheShape(int64_t bytes_per_token, int64_t total_bytes) const;
+
   // Collectable: refreshes the gauges from the snapshot source, then returns every family.
   std::vector<prometheus::MetricFamily> Collect() const override;
 
@@ -77,6 +83,8 @@ class ServerMetrics : public prometheus::Collectable, public StepObserver {
   prometheus::Gauge* num_requests_running_;
   prometheus::Gauge* num_requests_waiting_;
   prometheus::Gauge* kv_cache_usage_ratio_;
+  prometheus::Gauge* kv_cache_bytes_per_token_;
+  prometheus::Gauge* kv_cache_bytes_;
   prometheus::Family<prometheus::Gauge>* kv_blocks_used_;  // {pool}: set from the snapshot at scrape time
   prometheus::Counter* prompt_tokens_;
   prometheus::Counter* generation_tokens_;

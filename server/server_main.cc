@@ -22,6 +22,9 @@ ABSL_FLAG(int, threads, Options().num_threads, "CPU backend threads (0: all core
 ABSL_FLAG(int, max_queue, Options().max_queue, "queued requests beyond which Chat answers RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, max_num_seqs, Options().max_num_seqs, "sequences in one engine step at most");
 ABSL_FLAG(int, max_num_batched_tokens, Options().max_num_batched_tokens, "tokens in one engine step at most");
+ABSL_FLAG(std::string, kv_dtype, Options().kv_dtype,
+          "CPU backend KV cache element type: f32, f16 or bf16 (half types: half the bytes per token, twice the "
+          "blocks for the same memory; the reward models keep f32)");
 ABSL_FLAG(int, num_kv_blocks, Options().num_kv_blocks, "KV cache blocks (0: sized by the backend)");
 ABSL_FLAG(int, max_candidates, Options().max_candidates, "num_candidates cap per request");
 ABSL_FLAG(bool, enable_prefix_caching, Options().enable_prefix_caching,
@@ -90,6 +93,7 @@ int main(int argc, char** argv) {
   options.max_num_seqs = absl::GetFlag(FLAGS_max_num_seqs);
   options.max_num_batched_tokens = absl::GetFlag(FLAGS_max_num_batched_tokens);
   options.num_kv_blocks = absl::GetFlag(FLAGS_num_kv_blocks);
+  options.kv_dtype = absl::GetFlag(FLAGS_kv_dtype);
   options.max_candidates = absl::GetFlag(FLAGS_max_candidates);
   options.enable_prefix_caching = absl::GetFlag(FLAGS_enable_prefix_caching);
   options.default_candidates = absl::GetFlag(FLAGS_default_candidates);

@@ -18,6 +18,11 @@ void AddBackendFlags(FlagSet* flags, std::string* backend, std::string* dtype, i
   flags->Add("threads", num_threads, "CPU backend threads (0: all cores)");
 }
 
+void AddKvDtypeFlag(FlagSet* flags, std::string* kv_dtype) {
+  flags->Add("kv_dtype", kv_dtype,
+             "CPU backend KV cache: f32, f16 or bf16 (half types: half the bytes per token; ignored on cuda)");
+}
+
 void AddSamplingFlags(FlagSet* flags, SamplingParams* params, uint64_t* seed) {
   flags->Add("temperature", &params->temperature, "0 = greedy");
   flags->Add("top_p", &params->top_p, "nucleus sampling mass in (0, 1]; 1 = off");
@@ -27,7 +32,9 @@ void AddSamplingFlags(FlagSet* flags, SamplingParams* params, uint64_t* seed) {
 }
 
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(const std::string& backend, const std::string& dtype,
-                                                       ModelWeights weights, const CpuBackendOptions& cpu_options) {
+                                                       ModelWeights weights, CpuBackendOptions cpu_options,
+                                                       const std::string& kv_dtype) {
+  ASSIGN_OR_RETURN(cpu_options.kv_dtype, ParseKvDtype(kv_dtype));
   if (backend == "cpu") {
     ASSIGN_OR_RETURN(std::unique_ptr<CpuBackend> cpu, CpuBackend::Create(std::move(weights), cpu_options));
     return std::unique_ptr<Backend>(std::move(cpu));

@@ -21,13 +21,18 @@ namespace llama::cli {
 void AddModelFlag(FlagSet* flags, std::string* model_path);
 // --backend, --dtype (CUDA weights/KV type) and --threads (CPU backend threads), bound to the caller's fields.
 void AddBackendFlags(FlagSet* flags, std::string* backend, std::string* dtype, int* num_threads);
+// --kv_dtype f32|f16|bf16: the CPU backend's KV cache element type (engine/cpu/kv_dtype.h), bound to the caller's
+// string; CreateBackend parses it (an unknown name is INVALID_ARGUMENT naming the flag). Ignored on cuda.
+void AddKvDtypeFlag(FlagSet* flags, std::string* kv_dtype);
 // --temperature, --top_p, --top_k, --repetition_penalty, --seed, bound to the caller's fields.
 void AddSamplingFlags(FlagSet* flags, SamplingParams* params, uint64_t* seed);
 
 // backend: "cpu" or "cuda". dtype: the CUDA weights/KV type (bf16, fp16, fp32; ignored for cpu).
-// cpu_options apply to the CPU backend; the CUDA backend takes their block_size and num_blocks.
+// cpu_options apply to the CPU backend, its kv_dtype replaced by kv_dtype's (--kv_dtype); the CUDA backend takes
+// their block_size and num_blocks.
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(const std::string& backend, const std::string& dtype,
-                                                       ModelWeights weights, const CpuBackendOptions& cpu_options);
+                                                       ModelWeights weights, CpuBackendOptions cpu_options,
+                                                       const std::string& kv_dtype = "f32");
 
 // Threads of a CPU backend, 0 for any other (for reports).
 int BackendThreads(const Backend& backend);

@@ -30,6 +30,7 @@ struct BenchArgs {
   CpuBackendOptions cpu;
   std::string backend = "cpu";
   std::string dtype = cuda::CudaBackendOptions{}.dtype;
+  std::string kv_dtype = KvDtypeName(CpuBackendOptions{}.kv_dtype);  // --kv_dtype
 };
 
 absl::Status Validate(const BenchArgs& args) {
@@ -62,14 +63,15 @@ absl::Status RunSingleStream(const BenchArgs& args) {
   CpuBackendOptions options = args.cpu;
   options.num_blocks = (config.max_position_embeddings + options.block_size - 1) / options.block_size;
   ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
-                   CreateBackend(args.backend, args.dtype, std::move(weights), options));
+                   CreateBackend(args.backend, args.dtype, std::move(weights), options, args.kv_dtype));
   const std::vector<int32_t> prompt = BenchPrompt(config, args.prompt_tokens);
   GenerateOptions gen;
   gen.params.temperature = 0.0f;
   gen.max_new_tokens = args.gen_tokens;
-  std::printf("model %s: prompt %d tokens, %d generated, %d threads, backend %s (%s kernels)\n",
+  std::printf("model %s: prompt %d tokens, %d generated, %d threads, backend %s (%s kernels, kv %s)\n",
               args.model_path.c_str(), args.prompt_tokens, args.gen_tokens, BackendThreads(*backend),
-              backend->name().c_str(), backend->name() == "cpu" ? CpuBackend::isa_name() : "n/a");
+              backend->name().c_str(), backend->name() == "cpu" ? CpuBackend::isa_name() : "n/a",
+              backend->name() == "cpu" ? args.kv_dtype.c_str() : "n/a");
   RETURN_IF_ERROR(SimpleGenerate(backend.get(), prompt, gen).status());  // warm-up: caches, page faults
   std::vector<double> rates;
   for (int r = 0; r < args.repeats; ++r) {
@@ -97,6 +99,7 @@ int RunBench(int argc, char** argv) {
   flags.Add("gen_tokens", &args.gen_tokens, "tokens generated per run");
   flags.Add("repeats", &args.repeats, "timed runs");
   AddBackendFlags(&flags, &args.backend, &args.dtype, &args.cpu.num_threads);
+  AddKvDtypeFlag(&flags, &args.kv_dtype);
   if (std::optional<int> exit_code = flags.ParseOrExit(argc, argv)) return *exit_code;
   absl::Status status = Validate(args);
   if (status.ok()) status = RunSingleStream(args);

@@ -35,6 +35,7 @@ struct GenerateArgs {
   CpuBackendOptions cpu;
   std::string backend = "cpu";
   std::string dtype = cuda::CudaBackendOptions{}.dtype;
+  std::string kv_dtype = KvDtypeName(CpuBackendOptions{}.kv_dtype);  // --kv_dtype
   GenerateArgs() { gen.params.top_p = 0.9f; }
 };
 
@@ -45,6 +46,7 @@ void AddFlags(FlagSet* flags, GenerateArgs* args) {
   flags->Add("max_tokens", &args->gen.max_new_tokens, "generated tokens at most (clamped to the context)");
   AddSamplingFlags(flags, &args->gen.params, &args->gen.seed);
   AddBackendFlags(flags, &args->backend, &args->dtype, &args->cpu.num_threads);
+  AddKvDtypeFlag(flags, &args->kv_dtype);
 }
 
 // The prompt ids; `echo` gets the ids whose text is printed before the continuation.
@@ -74,7 +76,7 @@ absl::Status Generate(GenerateArgs args, const FlagSet& flags) {
   const int max_ctx = weights.config.max_position_embeddings;
   args.cpu.num_blocks = (max_ctx + args.cpu.block_size - 1) / args.cpu.block_size;  // one sequence
   ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
-                   CreateBackend(args.backend, args.dtype, std::move(weights), args.cpu));
+                   CreateBackend(args.backend, args.dtype, std::move(weights), args.cpu, args.kv_dtype));
 
   std::vector<int32_t> echo;
   ASSIGN_OR_RETURN(const std::vector<int32_t> prompt, BuildPrompt(args, flags, *tokenizer, max_ctx, &echo));

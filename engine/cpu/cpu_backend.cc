@@ -106,12 +106,17 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(ModelWeights weig
   kv.num_layers = c.num_hidden_layers;
   kv.num_kv_heads = c.num_key_value_heads;
   kv.head_dim = c.head_dim();
-  kv.dtype_bytes = 4;
+  kv.dtype_bytes = KvDtypeBytes(options.kv_dtype);
   kv.num_blocks = options.num_blocks > 0 ? options.num_blocks
                                          : static_cast<int>(options.kv_cache_bytes / kv.bytes_per_block());
   if (kv.num_blocks <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("kv_cache_bytes ", options.kv_cache_bytes,
                                                    " holds no block of ", kv.bytes_per_block(), " bytes"));
+  }
+  if (options.kv_dtype != KvDtype::kF32 && kv.head_dim > kMaxHalfKvHeadDim) {
+    return absl::InvalidArgumentError(absl::StrCat("kv_dtype ", KvDtypeName(options.kv_dtype),
+                                                   " supports head_dim <= ", kMaxHalfKvHeadDim, ", the model has ",
+                                                   kv.head_dim));
   }
   const int num_threads = options.num_threads;
   HugePageBuffer arena(PackedWeightFloats(weights));
@@ -119,19 +124,22 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(ModelWeights weig
     return absl::ResourceExhaustedError(absl::StrCat("cannot allocate ", PackedWeightFloats(weights) * 4,
                                                      " bytes for the packed weights"));
   }
-  return std::unique_ptr<CpuBackend>(new CpuBackend(std::move(weights), std::move(arena), kv, num_threads));
+  return std::unique_ptr<CpuBackend>(new CpuBackend(std::move(weights), std::move(arena), kv, options.kv_dtype,
+                                                  num_threads));
 }
 
 const char* CpuBackend::isa_name() { return CpuIsaName(ActiveCpuIsa()); }
 
-CpuBackend::CpuBackend(ModelWeights weights, HugePageBuffer arena, const KvCacheSpec& kv, int num_threads)
-    : weights_(std::move(weights)), matrices_(std::move(arena)), kv_(kv), pool_(num_threads) {
+CpuBackend::CpuBackend(ModelWeights weights, HugePageBuffer arena, const KvCacheSpec& kv, KvDtype kv_dtype,
+                       int num_threads)
+    : weights_(std::move(weights)), matrices_(std::move(arena)), kv_(kv), kv_dtype_(kv_dtype), pool_(num_threads) {
   const ModelConfig& c = weights_.config;
   PlaceMatrices();
   rope_ = BuildRopeTable(c.max_position_embeddings, c.head_dim(), c.rope_theta, c.rope_scaling_factor);
-  const size_t per_layer = static_cast<size_t>(kv_.num_blocks) * kv_.num_kv_heads * kv_.block_size * kv_.head_dim;
-  k_cache_.assign(c.num_hidden_layers, std::vector<float>(per_layer, 0.0f));
-  v_cache_.assign(c.num_hidden_layers, std::vector<float>(per_layer, 0.0f));
+  const size_t per_layer_bytes =
+      static_cast<size_t>(kv_.num_blocks) * kv_.num_kv_heads * kv_.block_size * kv_.head_dim * kv_.dtype_bytes;
+  k_cache_.assign(c.num_hidden_layers, std::vector<uint8_t>(per_layer_bytes, 0));
+  v_cache_.assign(c.num_hidden_layers, std::vector<uint8_t>(per_layer_bytes, 0));
   scores_.assign(pool_.num_threads(), std::vector<float>(c.max_position_embeddings));
 }
 
@@ -165,13 +173,13 @@ void CpuBackend::PlaceMatrices() {
 }
 
 void CpuBackend::ApplyBlockCopies(const ForwardInput& input) {
-  const size_t block_floats = static_cast<size_t>(kv_.num_kv_heads) * kv_.block_size * kv_.head_dim;
+  // One layer's K (or V) bytes of a block: the copy moves elements of kv_dtype_ as they are stored.
+  const size_t block_bytes =
+      static_cast<size_t>(kv_.num_kv_heads) * kv_.block_size * kv_.head_dim * kv_.dtype_bytes;
   for (const auto& [src, dst] : input.block_copies) {
     for (int l = 0; l < kv_.num_layers; ++l) {
-      std::memcpy(k_cache_[l].data() + dst * block_floats, k_cache_[l].data() + src * block_floats,
-                  block_floats * sizeof(float));
-      std::memcpy(v_cache_[l].data() + dst * block_floats, v_cache_[l].data() + src * block_floats,
-                  block_floats * sizeof(float));
+      std::memcpy(k_cache_[l].data() + dst * block_bytes, k_cache_[l].data() + src * block_bytes, block_bytes);
+      std::memcpy(v_cache_[l].data() + dst * block_bytes, v_cache_[l].data() + src * block_bytes, block_bytes);
     }
   }
 }
@@ -250,12 +258,13 @@ void CpuBackend::AttentionBlock(int layer, const ForwardInput& input) {
   args.head_dim = hd;
   args.block_size = kv_.block_size;
   args.max_blocks_per_seq = input.max_blocks_per_seq;
+  args.kv_dtype = kv_dtype_;
   pool_.ParallelFor(nkv, [&](int g, int tid) {
     const int h0 = g * group, h1 = (g + 1) * group;
     ApplyRope(q_.data(), input.positions.data(), n, nh, h0, h1, rope_);
     ApplyRope(k_.data(), input.positions.data(), n, nkv, g, g + 1, rope_);
     WriteKvCache(k_.data(), v_.data(), input.slot_mapping.data(), n, nkv, hd, kv_.block_size, g, g + 1,
-                 k_cache_[layer].data(), v_cache_[layer].data());
+                 k_cache_[layer].data(), v_cache_[layer].data(), kv_dtype_);
     if (n >= kSplitAttentionTokens) return;
     for (int t = 0; t < n; ++t) {
       const int64_t item = static_cast<int64_t>(t) * nh;

@@ -1,4 +1,5 @@
-// CpuBackend: the Llama forward pass on the CPU in fp32, over a ragged batch, with a paged fp32 KV cache.
+// CpuBackend: the Llama forward pass on the CPU in fp32, over a ragged batch, with a paged KV cache of fp32, f16 or
+// bf16 elements (CpuBackendOptions::kv_dtype; kv_dtype.h: narrow storage, fp32 arithmetic).
 //
 // The readable reference backend and the default without a GPU. Per layer: RMSNorm → Q/K/V projections of all
 // batch tokens at once → RoPE → K/V written to their slots → paged causal GQA attention per sequence → o_proj +
@@ -17,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "engine/backend.h"
 #include "engine/cpu/huge_page_buffer.h"
+#include "engine/cpu/kv_dtype.h"
 #include "engine/cpu/ops.h"
 #include "engine/cpu/thread_pool.h"
 #include "engine/model/weights.h"
@@ -28,6 +30,9 @@ struct CpuBackendOptions {
   int block_size = kDefaultBlockSize;         // tokens per KV block
   int num_blocks = 0;                        // KV blocks in the pool; 0: as many as kv_cache_bytes allows
   int64_t kv_cache_bytes = int64_t{256} << 20;  // budget used when num_blocks == 0
+  // Element type of the KV cache (--kv_dtype). f16/bf16 halve bytes per token, so the same kv_cache_bytes holds
+  // twice the blocks, and attention reads half the bytes per key; K/V are rounded once when written.
+  KvDtype kv_dtype = KvDtype::kF32;
   absl::Status Validate() const;
 };
 
@@ -39,6 +44,7 @@ class CpuBackend : public Backend {
   const KvCacheSpec& kv_cache() const override { return kv_; }
   std::string name() const override { return "cpu"; }
   int num_threads() const { return pool_.num_threads(); }
+  KvDtype kv_dtype() const { return kv_dtype_; }
   // The instruction set its kernels run on (engine/cpu/cpu_isa.h; LLAMA_CPU_ISA forces one).
   static const char* isa_name();
 
@@ -58,7 +64,7 @@ class CpuBackend : public Backend {
     const float* w_down;  // [dim, intermediate]
   };
 
-  CpuBackend(ModelWeights weights, HugePageBuffer arena, const KvCacheSpec& kv, int num_threads);
+  CpuBackend(ModelWeights weights, HugePageBuffer arena, const KvCacheSpec& kv, KvDtype kv_dtype, int num_threads);
   void PlaceMatrices();
 
   void ApplyBlockCopies(const ForwardInput& input);
@@ -75,10 +81,12 @@ class CpuBackend : public Backend {
   bool reward_model_ = false;            // weights had a score head
   const float* output_proj_ = nullptr;   // [vocab, dim] (lm_head or the tied embeddings), or score [num_labels, dim]
   KvCacheSpec kv_;
+  KvDtype kv_dtype_;  // kv_.dtype_bytes == KvDtypeBytes(kv_dtype_)
   ThreadPool pool_;
   RopeTable rope_;
-  std::vector<std::vector<float>> k_cache_;  // [layers][num_blocks, n_kv_heads, block_size, head_dim]
-  std::vector<std::vector<float>> v_cache_;  // same
+  // [layers][num_blocks, n_kv_heads, block_size, head_dim] elements of kv_dtype_, as bytes.
+  std::vector<std::vector<uint8_t>> k_cache_;
+  std::vector<std::vector<uint8_t>> v_cache_;  // same
 
   // Per-step scratch, grown on demand (num_tokens = n).
   std::vector<float> x_;                   // [n, dim] residual stream

@@ -56,6 +56,9 @@ struct CpuKernels {
   void (*quantize_activations)(const float* x, int n, int in, uint8_t* xq);
   void (*pack_panel_q8)(const float* rows, int num_rows, int in, uint8_t* dst);
   void (*paged_attention)(const PagedAttentionArgs& args, int64_t item_begin, int64_t item_end, float* scratch);
+  void (*write_kv_cache)(const float* k, const float* v, const int32_t* slots, int num_tokens, int num_kv_heads,
+                         int head_dim, int block_size, int head_begin, int head_end, void* k_cache, void* v_cache,
+                         KvDtype dtype);
 };
 
 // The kernels of `isa`; only call them when CpuSupports(isa). For kAvx512, the q8_0 matmul is the VNNI one when

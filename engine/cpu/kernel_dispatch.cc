@@ -1,6 +1,6 @@
 // The public kernel entry points (matmul.h, packed_matmul.h, packed_q8.h, paged_attention.h): each forwards to the
-// kernels of ActiveCpuIsa() (cpu_isa.h). The ISA-independent helpers (packing, the reference matmul, the KV-cache
-// write) take the scalar build's copy.
+// kernels of ActiveCpuIsa() (cpu_isa.h). The ISA-independent helpers (packing, the reference matmul) take the
+// scalar build's copy.
 
 #include "engine/cpu/cpu_isa.h"
 #include "engine/cpu/matmul.h"
@@ -31,7 +31,8 @@
                           int row_begin, int row_end, bool accumulate);                                          \
   void PagedAttention(const PagedAttentionArgs& args, int64_t item_begin, int64_t item_end, float* scratch);       \
   void WriteKvCache(const float* k, const float* v, const int32_t* slots, int num_tokens, int num_kv_heads,        \
-                    int head_dim, int block_size, int head_begin, int head_end, float* k_cache, float* v_cache);   \
+                    int head_dim, int block_size, int head_begin, int head_end, void* k_cache, void* v_cache,     \
+                    KvDtype dtype);                                                                              \
   }
 
 LLAMA_DECLARE_ISA_KERNELS(isa_scalar)
@@ -51,7 +52,7 @@ namespace {
 #define LLAMA_ISA_TABLE(NS, Q8NS)                                                                                 \
   CpuKernels {                                                                                                    \
     &NS::MatMulRows, &NS::MatMul, &NS::PackedMatMulRows, &Q8NS::PackedQ8MatMulRows, &NS::QuantizeActivations,     \
-        &NS::PackPanelQ8, &NS::PagedAttention                                                                     \
+        &NS::PackPanelQ8, &NS::PagedAttention, &NS::WriteKvCache                                                  \
   }
 
 const CpuKernels kScalar = LLAMA_ISA_TABLE(isa_scalar, isa_scalar);
@@ -135,9 +136,10 @@ void PagedAttention(const PagedAttentionArgs& args, int64_t item_begin, int64_t 
 }
 
 void WriteKvCache(const float* k, const float* v, const int32_t* slots, int num_tokens, int num_kv_heads,
-                  int head_dim, int block_size, int head_begin, int head_end, float* k_cache, float* v_cache) {
-  isa_scalar::WriteKvCache(k, v, slots, num_tokens, num_kv_heads, head_dim, block_size, head_begin, head_end,
-                           k_cache, v_cache);
+                  int head_dim, int block_size, int head_begin, int head_end, void* k_cache, void* v_cache,
+                  KvDtype dtype) {
+  Active().write_kv_cache(k, v, slots, num_tokens, num_kv_heads, head_dim, block_size, head_begin, head_end,
+                          k_cache, v_cache, dtype);
 }
 
 }  // namespace llama

@@ -324,6 +324,53 @@ TEST_F(ChatE2eTest, ModelInfoDescribesStories15M) {
   EXPECT_TRUE(info.kv_cache().prefix_caching());  // --enable_prefix_caching's default
 }
 
+// --kv_dtype f16 / bf16: the CPU cache stores 2-byte elements, so GetModelInfo reports half the bytes per token
+// and the default pool (the same kv_cache_bytes) twice the blocks; the server still answers. A bad name is refused
+// at start, naming the flag.
+TEST_F(ChatE2eTest, HalfKvCacheHalvesBytesPerTokenInModelInfo) {
+  v1::GetModelInfoResponse f32;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->GetModelInfo(&context, v1::GetModelInfoRequest(), &f32).ok());
+  }
+  EXPECT_EQ(f32.kv_cache().dtype_bytes(), 4);
+  EXPECT_EQ(MetricValue(server_->metrics(), "llama_chat_kv_cache_bytes_per_token"), 2 * 6 * 6 * 48 * 4);
+  for (const char* dtype : {"f16", "bf16"}) {
+    ChatServerOptions options = E2eOptions();
+    options.kv_dtype = dtype;
+    std::unique_ptr<ChatServer> server = StartServer(options);
+    ASSERT_NE(server, nullptr);
+    auto stub = Connect(server->port());
+    v1::GetModelInfoResponse info;
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).ok());
+    EXPECT_EQ(info.kv_cache().bytes_per_token(), 2 * 6 * 6 * 48 * 2) << dtype;  // K + V, 6 layers, 6 heads of 48
+    EXPECT_EQ(info.kv_cache().bytes_per_token() * 2, f32.kv_cache().bytes_per_token());
+    EXPECT_EQ(info.kv_cache().dtype_bytes(), 2);
+    // The default budget (CpuBackendOptions::kv_cache_bytes) in whole blocks: twice the fp32 count (or one more,
+    // from the remainder that did not hold a whole fp32 block).
+    const int64_t budget = CpuBackendOptions{}.kv_cache_bytes;
+    const int64_t block_bytes = info.kv_cache().bytes_per_token() * info.kv_cache().block_size();
+    EXPECT_EQ(info.kv_cache().num_blocks(), budget / block_bytes);
+    EXPECT_GE(info.kv_cache().num_blocks(), 2 * f32.kv_cache().num_blocks());
+    EXPECT_LE(info.kv_cache().total_bytes(), budget);
+    // The metrics report the same pool.
+    EXPECT_EQ(MetricValue(server->metrics(), "llama_chat_kv_cache_bytes_per_token"), 2 * 6 * 6 * 48 * 2);
+    EXPECT_EQ(MetricValue(server->metrics(), "llama_chat_kv_cache_bytes"),
+              static_cast<double>(info.kv_cache().total_bytes()));
+    StreamResult result = Chat(*stub, MakeRequest(kDialog, 8), absl::Seconds(60));
+    EXPECT_TRUE(result.status.ok()) << result.status.error_message();
+    EXPECT_FALSE(result.text.empty());
+    server->Drain(absl::Seconds(10));
+  }
+  ChatServerOptions bad = E2eOptions();
+  bad.model_path = ModelDir();
+  bad.kv_dtype = "fp8";
+  const absl::Status status = bad.Validate();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("--kv_dtype"), std::string::npos) << status;
+}
+
 TEST_F(ChatE2eTest, ScoreIsUnimplementedWithoutRewardModel) {
   v1::ScoreResponse response;
   grpc::ClientContext context;

@@ -32,6 +32,13 @@ TEST(ServerMetricsTest, CachedBlocksAreNotUsedBlocks) {
   EXPECT_DOUBLE_EQ(Value(metrics, "llama_chat_kv_cache_usage_ratio"), 2.0 / 8.0);
 }
 
+TEST(ServerMetricsTest, KvCacheShapeGauges) {
+  ServerMetrics metrics;
+  metrics.SetKvCacheShape(3456, 3456 * 16 * 100);
+  EXPECT_DOUBLE_EQ(Value(metrics, "llama_chat_kv_cache_bytes_per_token"), 3456);
+  EXPECT_DOUBLE_EQ(Value(metrics, "llama_chat_kv_cache_bytes"), 3456.0 * 16 * 100);
+}
+
 TEST(ServerMetricsTest, PrefixCacheSeriesFollowTheEnginesTotalsPerPool) {
   ServerMetrics metrics;
   // The policy's series exist before the engine reports anything.

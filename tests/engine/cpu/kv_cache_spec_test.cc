@@ -37,5 +37,37 @@ TEST(KvCacheSpecTest, GqaBytesPerTokenScaleWithKvHeads) {
   EXPECT_LE(m.total_bytes(), options.kv_cache_bytes);
 }
 
+// A half-precision cache (f16 or bf16) stores 2 bytes per element: half the bytes per token, so the same byte budget
+// holds twice the blocks.
+TEST(KvCacheSpecTest, HalfDtypesHalveBytesPerTokenAndDoubleTheBlocks) {
+  CpuBackendOptions options;
+  options.num_threads = 1;
+  options.block_size = 4;
+  options.kv_cache_bytes = 40 * (2 * 3 * 2 * 8 * 4) * 4;  // 40 fp32 GQA blocks of 4 tokens
+  auto f32 = CpuBackend::Create(MakeRandomWeights(SmallConfig(2), 1), options);
+  ASSERT_TRUE(f32.ok()) << f32.status();
+  EXPECT_EQ((*f32)->kv_cache().dtype_bytes, 4);
+  EXPECT_EQ((*f32)->kv_cache().num_blocks, 40);
+  for (KvDtype d : {KvDtype::kF16, KvDtype::kBf16}) {
+    options.kv_dtype = d;
+    auto half = CpuBackend::Create(MakeRandomWeights(SmallConfig(2), 1), options);
+    ASSERT_TRUE(half.ok()) << half.status();
+    const KvCacheSpec& h = (*half)->kv_cache();
+    EXPECT_EQ(h.dtype_bytes, 2) << KvDtypeName(d);
+    EXPECT_EQ(h.bytes_per_token(), 2 * 3 * 2 * 8 * 2);  // K and V · 3 layers · 2 KV heads · head_dim 8 · 2 bytes
+    EXPECT_EQ(h.bytes_per_token(), SmallConfig(2).KvBytesPerToken(2));
+    EXPECT_EQ(h.num_blocks, 80);
+    EXPECT_EQ(h.total_bytes(), (*f32)->kv_cache().total_bytes());
+    EXPECT_EQ((*half)->kv_dtype(), d);
+  }
+  // A fixed num_blocks is kept whatever the dtype; only the bytes change.
+  options.num_blocks = 10;
+  options.kv_dtype = KvDtype::kBf16;
+  auto fixed = CpuBackend::Create(MakeRandomWeights(SmallConfig(2), 1), options);
+  ASSERT_TRUE(fixed.ok()) << fixed.status();
+  EXPECT_EQ((*fixed)->kv_cache().num_blocks, 10);
+  EXPECT_EQ((*fixed)->kv_cache().total_bytes(), 10 * 4 * (2 * 3 * 2 * 8 * 2));
+}
+
 }  // namespace
 }  // namespace llama
