@@ -45,6 +45,8 @@ struct CpuKernels {
   void (*packed_matmul_rows)(const float* x, const float* packed, float* y, int n, int in, int out, int row_begin,
                              int row_end, bool accumulate);
   void (*paged_attention)(const PagedAttentionArgs& args, int64_t item_begin, int64_t item_end, float* scratch);
+  void (*packed_matmul_rows_bf16)(const float* x, const uint16_t* packed, float* y, int n, int in, int out,
+                                  int row_begin, int row_end, bool accumulate);
 };
 
 // The kernels of `isa`; only call them when CpuSupports(isa).

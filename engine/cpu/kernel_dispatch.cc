@@ -20,6 +20,14 @@
   void UnpackRow(const float* packed, int out, int in, int row, float* out_row);                                 \
   void PackedMatMulRows(const float* x, const float* packed, float* y, int n, int in, int out, int row_begin,      \
                         int row_end, bool accumulate);                                                           \
+  size_t PanelOffset(int in, int panel);                                                                         \
+  void PackPanel(const float* rows, int num_rows, int in, float* dst);                                           \
+  uint16_t FloatToBf16(float value);                                                                             \
+  float Bf16ToFloat(uint16_t value);                                                                             \
+  void PackPanelBf16(const float* rows, int num_rows, int in, uint16_t* dst);                                    \
+  void UnpackRowBf16(const uint16_t* packed, int out, int in, int row, float* out_row);                          \
+  void PackedMatMulRowsBf16(const float* x, const uint16_t* packed, float* y, int n, int in, int out,             \
+                            int row_begin, int row_end, bool accumulate);                                        \
   void PagedAttention(const PagedAttentionArgs& args, int64_t item_begin, int64_t item_end, float* scratch);       \
   void WriteKvCache(const float* k, const float* v, const int32_t* slots, int num_tokens, int num_kv_heads,        \
                     int head_dim, int block_size, int head_begin, int head_end, float* k_cache, float* v_cache);   \
@@ -34,7 +42,7 @@ namespace {
 
 
 #define LLAMA_ISA_TABLE(NS) \
-  CpuKernels { &NS::MatMulRows, &NS::MatMul, &NS::PackedMatMulRows, &NS::PagedAttention }
+  CpuKernels { &NS::MatMulRows, &NS::MatMul, &NS::PackedMatMulRows, &NS::PagedAttention, &NS::PackedMatMulRowsBf16 }
 
 const CpuKernels kScalar = LLAMA_ISA_TABLE(isa_scalar);
 const CpuKernels kAvx2 = LLAMA_ISA_TABLE(isa_avx2);
@@ -84,6 +92,27 @@ void UnpackRow(const float* packed, int out, int in, int row, float* out_row) {
 void PackedMatMulRows(const float* x, const float* packed, float* y, int n, int in, int out, int row_begin,
                       int row_end, bool accumulate) {
   Active().packed_matmul_rows(x, packed, y, n, in, out, row_begin, row_end, accumulate);
+}
+
+size_t PanelOffset(int in, int panel) { return isa_scalar::PanelOffset(in, panel); }
+
+void PackPanel(const float* rows, int num_rows, int in, float* dst) { isa_scalar::PackPanel(rows, num_rows, in, dst); }
+
+uint16_t FloatToBf16(float value) { return isa_scalar::FloatToBf16(value); }
+
+float Bf16ToFloat(uint16_t value) { return isa_scalar::Bf16ToFloat(value); }
+
+void PackPanelBf16(const float* rows, int num_rows, int in, uint16_t* dst) {
+  isa_scalar::PackPanelBf16(rows, num_rows, in, dst);
+}
+
+void UnpackRowBf16(const uint16_t* packed, int out, int in, int row, float* out_row) {
+  isa_scalar::UnpackRowBf16(packed, out, in, row, out_row);
+}
+
+void PackedMatMulRowsBf16(const float* x, const uint16_t* packed, float* y, int n, int in, int out, int row_begin,
+                          int row_end, bool accumulate) {
+  Active().packed_matmul_rows_bf16(x, packed, y, n, in, out, row_begin, row_end, accumulate);
 }
 
 void PagedAttention(const PagedAttentionArgs& args, int64_t item_begin, int64_t item_end, float* scratch) {
