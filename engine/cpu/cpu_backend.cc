@@ -130,9 +130,6 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(const WeightSourc
                                                       " but this process already runs ", CpuIsaName(ActiveCpuIsa())));
   }
   const WeightsDtype dtype = options.weights_dtype;
-  if (dtype == WeightsDtype::kQ8_0) {
-    return absl::UnimplementedError("--weights_dtype q8_0: the q8_0 kernels are not built into this binary yet");
-  }
   KvCacheSpec kv;
   kv.block_size = options.block_size;
   kv.num_layers = c.num_hidden_layers;

@@ -1,7 +1,7 @@
 #pragma once
 
-// Which instruction set the CPU kernels (matmul.cc, packed_matmul.cc, paged_attention.cc) run on. Those three files
-// are compiled once per ISA, each time into its own namespace (llama::isa_scalar, llama::isa_avx2,
+// Which instruction set the CPU kernels (matmul.cc, packed_matmul.cc, packed_q8.cc, paged_attention.cc) run on.
+// Those files are compiled once per ISA, each time into its own namespace (llama::isa_scalar, llama::isa_avx2,
 // llama::isa_avx512) with that ISA's compiler flags; everything else is built for baseline x86-64, so one binary
 // runs on any x86-64 CPU. The ISA is chosen once per process, on first use (the CPU backend asks for it when it is
 // created and logs it): the best the CPU supports (CPUID), unless the environment variable LLAMA_CPU_ISA names
@@ -44,6 +44,8 @@ struct CpuKernels {
                  ThreadPool* pool);
   void (*packed_matmul_rows)(const float* x, const float* packed, float* y, int n, int in, int out, int row_begin,
                              int row_end, bool accumulate);
+  void (*packed_q8_matmul_rows)(const uint8_t* xq, const uint8_t* packed, float* y, int n, int in, int out,
+                                int row_begin, int row_end, bool accumulate);
   void (*paged_attention)(const PagedAttentionArgs& args, int64_t item_begin, int64_t item_end, float* scratch);
   void (*packed_matmul_rows_bf16)(const float* x, const uint16_t* packed, float* y, int n, int in, int out,
                                   int row_begin, int row_end, bool accumulate);

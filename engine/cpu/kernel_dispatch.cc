@@ -1,10 +1,11 @@
-// The public kernel entry points (matmul.h, packed_matmul.h, paged_attention.h): each forwards to the kernels of
+// The public kernel entry points (matmul.h, packed_matmul.h, packed_q8.h, paged_attention.h): each forwards to the kernels of
 // ActiveCpuIsa() (cpu_isa.h). The ISA-independent helpers (packing, the reference matmul, the KV-cache write)
 // take the scalar build's copy.
 
 #include "engine/cpu/cpu_isa.h"
 #include "engine/cpu/matmul.h"
 #include "engine/cpu/packed_matmul.h"
+#include "engine/cpu/packed_q8.h"
 #include "engine/cpu/paged_attention.h"
 
 // Declarations of one ISA build's functions (the same signatures as the public headers, in namespace llama::NS).
@@ -28,6 +29,14 @@
   void UnpackRowBf16(const uint16_t* packed, int out, int in, int row, float* out_row);                          \
   void PackedMatMulRowsBf16(const float* x, const uint16_t* packed, float* y, int n, int in, int out,             \
                             int row_begin, int row_end, bool accumulate);                                        \
+  size_t PackedQ8Bytes(int out, int in);                                                                         \
+  size_t PackedQ8PanelOffset(int out, int in, int panel);                                                        \
+  void PackPanelQ8(const float* rows, int num_rows, int in, uint8_t* dst);                                       \
+  void UnpackRowQ8(const uint8_t* packed, int out, int in, int row, float* out_row);                             \
+  size_t QuantizedActivationBytes(int n, int in);                                                                \
+  void QuantizeActivations(const float* x, int n, int in, uint8_t* xq);                                          \
+  void PackedQ8MatMulRows(const uint8_t* xq, const uint8_t* packed, float* y, int n, int in, int out,             \
+                          int row_begin, int row_end, bool accumulate);                                          \
   void PagedAttention(const PagedAttentionArgs& args, int64_t item_begin, int64_t item_end, float* scratch);       \
   void WriteKvCache(const float* k, const float* v, const int32_t* slots, int num_tokens, int num_kv_heads,        \
                     int head_dim, int block_size, int head_begin, int head_end, float* k_cache, float* v_cache);   \
@@ -42,7 +51,8 @@ namespace {
 
 
 #define LLAMA_ISA_TABLE(NS) \
-  CpuKernels { &NS::MatMulRows, &NS::MatMul, &NS::PackedMatMulRows, &NS::PagedAttention, &NS::PackedMatMulRowsBf16 }
+  CpuKernels { &NS::MatMulRows, &NS::MatMul, &NS::PackedMatMulRows, &NS::PackedQ8MatMulRows, &NS::PagedAttention, \
+               &NS::PackedMatMulRowsBf16 }
 
 const CpuKernels kScalar = LLAMA_ISA_TABLE(isa_scalar);
 const CpuKernels kAvx2 = LLAMA_ISA_TABLE(isa_avx2);
@@ -113,6 +123,29 @@ void UnpackRowBf16(const uint16_t* packed, int out, int in, int row, float* out_
 void PackedMatMulRowsBf16(const float* x, const uint16_t* packed, float* y, int n, int in, int out, int row_begin,
                           int row_end, bool accumulate) {
   Active().packed_matmul_rows_bf16(x, packed, y, n, in, out, row_begin, row_end, accumulate);
+}
+
+size_t PackedQ8Bytes(int out, int in) { return isa_scalar::PackedQ8Bytes(out, in); }
+
+size_t PackedQ8PanelOffset(int out, int in, int panel) { return isa_scalar::PackedQ8PanelOffset(out, in, panel); }
+
+void PackPanelQ8(const float* rows, int num_rows, int in, uint8_t* dst) {
+  isa_scalar::PackPanelQ8(rows, num_rows, in, dst);
+}
+
+void UnpackRowQ8(const uint8_t* packed, int out, int in, int row, float* out_row) {
+  isa_scalar::UnpackRowQ8(packed, out, in, row, out_row);
+}
+
+size_t QuantizedActivationBytes(int n, int in) { return isa_scalar::QuantizedActivationBytes(n, in); }
+
+void QuantizeActivations(const float* x, int n, int in, uint8_t* xq) {
+  isa_scalar::QuantizeActivations(x, n, in, xq);
+}
+
+void PackedQ8MatMulRows(const uint8_t* xq, const uint8_t* packed, float* y, int n, int in, int out, int row_begin,
+                        int row_end, bool accumulate) {
+  Active().packed_q8_matmul_rows(xq, packed, y, n, in, out, row_begin, row_end, accumulate);
 }
 
 void PagedAttention(const PagedAttentionArgs& args, int64_t item_begin, int64_t item_end, float* scratch) {

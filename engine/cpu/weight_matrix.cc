@@ -1,22 +1,10 @@
 #include "engine/cpu/weight_matrix.h"
 
-#include <cstdio>
-#include <cstdlib>
-
 #include "absl/strings/str_cat.h"
 #include "engine/cpu/packed_matmul.h"
+#include "engine/cpu/packed_q8.h"
 
 namespace llama {
-namespace {
-
-// CpuBackend::Create refuses q8_0 while its kernels are not built in, so no matrix of that type exists.
-[[noreturn]] void NoQ8() {
-  std::fprintf(stderr, "q8_0 weights are not built in\n");
-  std::abort();
-}
-
-}  // namespace
-
 const char* WeightsDtypeName(WeightsDtype dtype) {
   switch (dtype) {
     case WeightsDtype::kF32: return "f32";
@@ -34,7 +22,7 @@ absl::StatusOr<WeightsDtype> ParseWeightsDtype(const std::string& name) {
 }
 
 absl::Status CheckStorable(WeightsDtype dtype, const std::string& name, int rows, int cols) {
-  if (dtype == WeightsDtype::kQ8_0 && cols % 32 != 0) {
+  if (dtype == WeightsDtype::kQ8_0 && cols % kQ8Block != 0) {
     return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "' has shape [", rows, ", ", cols,
                                                    "]: q8_0 weights need a multiple of 32 columns"));
   }
@@ -47,7 +35,7 @@ size_t WeightMatrixBytes(WeightsDtype dtype, int rows, int cols) {
     case WeightsDtype::kBF16: return PackedSize(rows, cols) * sizeof(uint16_t);
     case WeightsDtype::kQ8_0: break;
   }
-  NoQ8();
+  return PackedQ8Bytes(rows, cols);
 }
 
 void PackWeightPanel(WeightsDtype dtype, const float* rows, int num_rows, int matrix_rows, int cols, int panel,
@@ -61,7 +49,7 @@ void PackWeightPanel(WeightsDtype dtype, const float* rows, int num_rows, int ma
       return;
     case WeightsDtype::kQ8_0: break;
   }
-  NoQ8();
+  PackPanelQ8(rows, num_rows, cols, matrix + PackedQ8PanelOffset(matrix_rows, cols, panel));
 }
 
 void UnpackWeightRow(const WeightMatrix& w, int row, float* out_row) {
@@ -74,12 +62,16 @@ void UnpackWeightRow(const WeightMatrix& w, int row, float* out_row) {
       return;
     case WeightsDtype::kQ8_0: break;
   }
-  NoQ8();
+  UnpackRowQ8(w.data, w.rows, w.cols, row, out_row);
 }
 
-size_t ActivationScratchBytes(WeightsDtype dtype, int n, int cols) { return 0; }
+size_t ActivationScratchBytes(WeightsDtype dtype, int n, int cols) {
+  return dtype == WeightsDtype::kQ8_0 ? QuantizedActivationBytes(n, cols) : 0;
+}
 
-void PrepareActivations(WeightsDtype dtype, const float* x, int n, int cols, uint8_t* xq) {}
+void PrepareActivations(WeightsDtype dtype, const float* x, int n, int cols, uint8_t* xq) {
+  if (dtype == WeightsDtype::kQ8_0) QuantizeActivations(x, n, cols, xq);
+}
 
 void WeightMatMulRows(const WeightMatrix& w, const float* x, const uint8_t* xq, float* y, int n, int row_begin,
                       int row_end, bool accumulate) {
@@ -94,7 +86,7 @@ void WeightMatMulRows(const WeightMatrix& w, const float* x, const uint8_t* xq, 
       return;
     case WeightsDtype::kQ8_0: break;
   }
-  NoQ8();
+  PackedQ8MatMulRows(xq, w.data, y, n, w.cols, w.rows, row_begin, row_end, accumulate);
 }
 
 }  // namespace llama
