@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 
@@ -39,6 +40,16 @@ bool CpuSupports(CpuIsa isa) {
              __builtin_cpu_supports("avx512vl");
   }
   return false;
+}
+
+bool CpuHasAvx512Vnni() { return CpuSupports(CpuIsa::kAvx512) && __builtin_cpu_supports("avx512vnni"); }
+
+bool UseAvx512Vnni() {
+  static const bool use = [] {
+    const char* flag = std::getenv("LLAMA_CPU_VNNI");
+    return CpuHasAvx512Vnni() && !(flag != nullptr && std::string(flag) == "0");
+  }();
+  return use;
 }
 
 CpuIsa DetectCpuIsa() {

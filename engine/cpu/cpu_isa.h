@@ -25,6 +25,13 @@ absl::StatusOr<CpuIsa> ParseCpuIsa(const std::string& name);
 // True when this CPU can run `isa` (kScalar always; kAvx2 needs AVX2+FMA+F16C; kAvx512 needs AVX-512 F/BW/DQ/VL).
 bool CpuSupports(CpuIsa isa);
 
+// AVX-512 VNNI (vpdpbusd) on top of kAvx512: the avx512 kernels' q8_0 matmul (packed_q8.h) uses it when present.
+bool CpuHasAvx512Vnni();
+
+// CpuHasAvx512Vnni() unless the environment variable LLAMA_CPU_VNNI=0 (tests and benchmarks use that to run the
+// AVX-512BW q8_0 path on a VNNI machine); decided once per process.
+bool UseAvx512Vnni();
+
 // The best ISA this CPU supports.
 CpuIsa DetectCpuIsa();
 
@@ -46,12 +53,15 @@ struct CpuKernels {
                              int row_end, bool accumulate);
   void (*packed_q8_matmul_rows)(const uint8_t* xq, const uint8_t* packed, float* y, int n, int in, int out,
                                 int row_begin, int row_end, bool accumulate);
+  void (*quantize_activations)(const float* x, int n, int in, uint8_t* xq);
+  void (*pack_panel_q8)(const float* rows, int num_rows, int in, uint8_t* dst);
   void (*paged_attention)(const PagedAttentionArgs& args, int64_t item_begin, int64_t item_end, float* scratch);
   void (*packed_matmul_rows_bf16)(const float* x, const uint16_t* packed, float* y, int n, int in, int out,
                                   int row_begin, int row_end, bool accumulate);
 };
 
-// The kernels of `isa`; only call them when CpuSupports(isa).
-const CpuKernels& KernelsFor(CpuIsa isa);
+// The kernels of `isa`; only call them when CpuSupports(isa). For kAvx512, the q8_0 matmul is the VNNI one when
+// allow_vnni and UseAvx512Vnni() (tests pass false to run the AVX-512BW one too).
+const CpuKernels& KernelsFor(CpuIsa isa, bool allow_vnni = true);
 
 }  // namespace llama

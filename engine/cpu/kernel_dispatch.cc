@@ -1,6 +1,6 @@
-// The public kernel entry points (matmul.h, packed_matmul.h, packed_q8.h, paged_attention.h): each forwards to the kernels of
-// ActiveCpuIsa() (cpu_isa.h). The ISA-independent helpers (packing, the reference matmul, the KV-cache write)
-// take the scalar build's copy.
+// The public kernel entry points (matmul.h, packed_matmul.h, packed_q8.h, paged_attention.h): each forwards to the
+// kernels of ActiveCpuIsa() (cpu_isa.h). The ISA-independent helpers (packing, the reference matmul, the KV-cache
+// write) take the scalar build's copy.
 
 #include "engine/cpu/cpu_isa.h"
 #include "engine/cpu/matmul.h"
@@ -46,17 +46,26 @@ LLAMA_DECLARE_ISA_KERNELS(isa_scalar)
 LLAMA_DECLARE_ISA_KERNELS(isa_avx2)
 LLAMA_DECLARE_ISA_KERNELS(isa_avx512)
 
+// packed_q8.cc built with AVX-512 VNNI (engine/CMakeLists.txt).
+namespace llama::isa_avx512vnni {
+void PackedQ8MatMulRows(const uint8_t* xq, const uint8_t* packed, float* y, int n, int in, int out, int row_begin,
+                        int row_end, bool accumulate);
+}
+
 namespace llama {
 namespace {
 
+// Q8NS: the namespace of the q8_0 matmul (the avx512 table exists with and without VNNI).
+#define LLAMA_ISA_TABLE(NS, Q8NS)                                                                                 \
+  CpuKernels {                                                                                                    \
+    &NS::MatMulRows, &NS::MatMul, &NS::PackedMatMulRows, &Q8NS::PackedQ8MatMulRows, &NS::QuantizeActivations,     \
+        &NS::PackPanelQ8, &NS::PagedAttention, &NS::PackedMatMulRowsBf16                                          \
+  }
 
-#define LLAMA_ISA_TABLE(NS) \
-  CpuKernels { &NS::MatMulRows, &NS::MatMul, &NS::PackedMatMulRows, &NS::PackedQ8MatMulRows, &NS::PagedAttention, \
-               &NS::PackedMatMulRowsBf16 }
-
-const CpuKernels kScalar = LLAMA_ISA_TABLE(isa_scalar);
-const CpuKernels kAvx2 = LLAMA_ISA_TABLE(isa_avx2);
-const CpuKernels kAvx512 = LLAMA_ISA_TABLE(isa_avx512);
+const CpuKernels kScalar = LLAMA_ISA_TABLE(isa_scalar, isa_scalar);
+const CpuKernels kAvx2 = LLAMA_ISA_TABLE(isa_avx2, isa_avx2);
+const CpuKernels kAvx512 = LLAMA_ISA_TABLE(isa_avx512, isa_avx512);
+const CpuKernels kAvx512Vnni = LLAMA_ISA_TABLE(isa_avx512, isa_avx512vnni);
 
 inline const CpuKernels& Active() {
   static const CpuKernels& kernels = KernelsFor(ActiveCpuIsa());
@@ -65,10 +74,10 @@ inline const CpuKernels& Active() {
 
 }  // namespace
 
-const CpuKernels& KernelsFor(CpuIsa isa) {
+const CpuKernels& KernelsFor(CpuIsa isa, bool allow_vnni) {
   switch (isa) {
     case CpuIsa::kAvx512:
-      return kAvx512;
+      return allow_vnni && UseAvx512Vnni() ? kAvx512Vnni : kAvx512;
     case CpuIsa::kAvx2:
       return kAvx2;
     case CpuIsa::kScalar:
@@ -129,8 +138,10 @@ size_t PackedQ8Bytes(int out, int in) { return isa_scalar::PackedQ8Bytes(out, in
 
 size_t PackedQ8PanelOffset(int out, int in, int panel) { return isa_scalar::PackedQ8PanelOffset(out, in, panel); }
 
+// The q8_0 quantizers run on the active ISA's build (they are exact, so every build gives the same bytes): the
+// activations once per matmul input, the weights once per panel at load (7e9 values for a 7B model).
 void PackPanelQ8(const float* rows, int num_rows, int in, uint8_t* dst) {
-  isa_scalar::PackPanelQ8(rows, num_rows, in, dst);
+  Active().pack_panel_q8(rows, num_rows, in, dst);
 }
 
 void UnpackRowQ8(const uint8_t* packed, int out, int in, int row, float* out_row) {
@@ -140,7 +151,7 @@ void UnpackRowQ8(const uint8_t* packed, int out, int in, int row, float* out_row
 size_t QuantizedActivationBytes(int n, int in) { return isa_scalar::QuantizedActivationBytes(n, in); }
 
 void QuantizeActivations(const float* x, int n, int in, uint8_t* xq) {
-  isa_scalar::QuantizeActivations(x, n, in, xq);
+  Active().quantize_activations(x, n, in, xq);
 }
 
 void PackedQ8MatMulRows(const uint8_t* xq, const uint8_t* packed, float* y, int n, int in, int out, int row_begin,

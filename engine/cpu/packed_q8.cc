@@ -21,16 +21,66 @@ inline int PanelVectors(int vectors, int p) { return std::min(kPanelVectors, vec
 inline size_t SlabBytes(int panel_vectors) { return static_cast<size_t>(panel_vectors) * kVectorBytes; }
 inline size_t ChunkBytes(int panel_vectors) { return (kGroups + 1) * SlabBytes(panel_vectors); }
 
+// roundf (halves away from zero) for |f| < 2^31 without the libm call (baseline x86-64 has no roundps): the
+// truncation and f - trunc(f) are exact, so this is the same function, and it vectorizes.
+inline int32_t RoundHalfAway(float f) {
+  int32_t i = static_cast<int32_t>(f);
+  const float frac = f - static_cast<float>(i);
+  i += (frac >= 0.5f) - (frac <= -0.5f);
+  return i;
+}
+
 // The Q8_0 rule on 32 values: returns d and writes q[0, 32).
 inline float QuantizeBlock(const float* v, int8_t* q) {
   float amax = 0.0f;
   for (int i = 0; i < kQ8Block; ++i) amax = std::max(amax, std::fabs(v[i]));
   const float d = amax / 127.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  for (int i = 0; i < kQ8Block; ++i) {
-    q[i] = static_cast<int8_t>(std::clamp(std::round(v[i] * id), -127.0f, 127.0f));
-  }
+  for (int i = 0; i < kQ8Block; ++i) q[i] = static_cast<int8_t>(std::clamp(RoundHalfAway(v[i] * id), -127, 127));
   return d;
+}
+
+#if defined(__AVX2__)
+// QuantizeBlock in 8-lane vectors: the same exact operations (max of |v|, the division, the product, truncation
+// and the half step), so the same bytes.
+inline float QuantizeBlockAvx2(const float* v, int8_t* q) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 x[4];
+  __m256 m = _mm256_setzero_ps();
+  for (int i = 0; i < 4; ++i) {
+    x[i] = _mm256_loadu_ps(v + 8 * i);
+    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, x[i]));
+  }
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_movehdup_ps(h));
+  const float d = _mm_cvtss_f32(h) / 127.0f;
+  const __m256 id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+  const __m256 one = _mm256_set1_ps(1.0f), half = _mm256_set1_ps(0.5f), minus_half = _mm256_set1_ps(-0.5f);
+  __m256i qi[4];
+  for (int i = 0; i < 4; ++i) {
+    const __m256 y = _mm256_mul_ps(x[i], id);
+    __m256 t = _mm256_round_ps(y, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 frac = _mm256_sub_ps(y, t);
+    t = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(frac, half, _CMP_GE_OQ), one));
+    t = _mm256_sub_ps(t, _mm256_and_ps(_mm256_cmp_ps(frac, minus_half, _CMP_LE_OQ), one));
+    qi[i] = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvttps_epi32(t), _mm256_set1_epi32(-127)), _mm256_set1_epi32(127));
+  }
+  // packs work within 128-bit lanes: the bytes come out as 4-value groups in the order 0 2 4 6 1 3 5 7.
+  const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(qi[0], qi[1]), _mm256_packs_epi32(qi[2], qi[3]));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q),
+                      _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  return d;
+}
+#endif
+
+// The build's fastest QuantizeBlock (all give the same bytes).
+inline float QuantizeBlockFast(const float* v, int8_t* q) {
+#if defined(__AVX2__)
+  return QuantizeBlockAvx2(v, q);
+#else
+  return QuantizeBlock(v, q);
+#endif
 }
 
 // One call of the microkernel: V consecutive vectors (possibly of two panels with the same V) × T consecutive
@@ -182,6 +232,130 @@ struct Avx2 {
 
 #endif  // __AVX2__
 
+#if defined(__AVX512F__)
+
+// GCC 12 reports the _mm512_undefined_ps() inside _mm512_cvtepi32_ps as maybe uninitialized (a false positive).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+inline __m512i Broadcast4x16(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return _mm512_set1_epi32(v);
+}
+
+inline void StoreVector(float* dst, __m512 v, __mmask16 m, bool accumulate) {
+  if (m == 0xFFFF) {
+    _mm512_storeu_ps(dst, accumulate ? _mm512_add_ps(_mm512_loadu_ps(dst), v) : v);
+  } else if (m != 0) {
+    _mm512_mask_storeu_ps(dst, m, accumulate ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst), v) : v);
+  }
+}
+
+// AVX-512: V vectors × T tokens from t_first (T <= 2: 2 V T accumulators, + V column sums with VNNI, of the 32
+// zmm). Per 4-k slab, x[t, k .. k + 3] is broadcast to every lane and multiplied by each vector's 16 rows × 4 k.
+//   VNNI (the isa_avx512vnni build, -mavx512vnni): vpdpbusd takes u8 × s8, so x goes in as x + 128 (x ^ 0x80)
+//     and the weights as they are: one instruction per vector and token adds isum + 128 · Σw into the lanes;
+//     128 · Σw comes from one more vpdpbusd per vector (0x80 × w), shared by the tokens, and is subtracted at the
+//     end of the block. Everything is exact int32.
+//   AVX-512BW: the AVX2 sign trick (w negated where x < 0 with a mask, |x| unsigned), vpmaddubsw + vpmaddwd.
+template <int V, int T>
+void VectorGroup(const TileArgs& a, int v_first, int t_first) {
+  const uint8_t* w[V];
+  for (int v = 0; v < V; ++v) w[v] = a.w[v_first + v];
+  const uint8_t* xt[T];
+  for (int t = 0; t < T; ++t) xt[t] = TokenRow(a, t_first + t);
+#if defined(__AVX512VNNI__)
+  const __m512i c80 = _mm512_set1_epi8(static_cast<char>(0x80));
+#else
+  const __m512i ones = _mm512_set1_epi16(1);
+#endif
+  __m512 facc[V][T];
+  for (int v = 0; v < V; ++v)
+    for (int t = 0; t < T; ++t) facc[v][t] = _mm512_setzero_ps();
+  for (int b = 0; b < a.blocks; ++b) {
+    const size_t cb = static_cast<size_t>(b) * a.chunk;
+    __m512i iacc[V][T];
+    for (int v = 0; v < V; ++v)
+      for (int t = 0; t < T; ++t) iacc[v][t] = _mm512_setzero_si512();
+#if defined(__AVX512VNNI__)
+    __m512i wsum[V];
+    for (int v = 0; v < V; ++v) wsum[v] = _mm512_setzero_si512();
+#endif
+    for (int g = 0; g < kGroups; ++g) {
+      const size_t off = cb + (1 + g) * a.slab;
+#if defined(__AVX512VNNI__)
+      __m512i xu[T];
+      for (int t = 0; t < T; ++t) xu[t] = _mm512_xor_si512(Broadcast4x16(xt[t] + kQ8Block * b + 4 * g), c80);
+      for (int v = 0; v < V; ++v) {
+        const __m512i wv = _mm512_loadu_si512(w[v] + off);
+        wsum[v] = _mm512_dpbusd_epi32(wsum[v], c80, wv);
+        for (int t = 0; t < T; ++t) iacc[v][t] = _mm512_dpbusd_epi32(iacc[v][t], xu[t], wv);
+      }
+#else
+      __m512i xa[T];
+      __mmask64 neg[T];
+      for (int t = 0; t < T; ++t) {
+        const __m512i xb = Broadcast4x16(xt[t] + kQ8Block * b + 4 * g);
+        neg[t] = _mm512_movepi8_mask(xb);
+        xa[t] = _mm512_abs_epi8(xb);
+      }
+      for (int v = 0; v < V; ++v) {
+        const __m512i wv = _mm512_loadu_si512(w[v] + off);
+        for (int t = 0; t < T; ++t) {
+          const __m512i ws = _mm512_mask_sub_epi8(wv, neg[t], _mm512_setzero_si512(), wv);
+          const __m512i p = _mm512_maddubs_epi16(xa[t], ws);
+          iacc[v][t] = _mm512_add_epi32(iacc[v][t], _mm512_madd_epi16(p, ones));
+        }
+      }
+#endif
+    }
+    __m512 dx[T];
+    for (int t = 0; t < T; ++t) dx[t] = _mm512_set1_ps(reinterpret_cast<const float*>(xt[t] + a.in)[b]);
+    for (int v = 0; v < V; ++v) {
+      const __m512 dw = _mm512_loadu_ps(w[v] + cb);
+      for (int t = 0; t < T; ++t) {
+#if defined(__AVX512VNNI__)
+        const __m512i isum = _mm512_sub_epi32(iacc[v][t], wsum[v]);
+#else
+        const __m512i isum = iacc[v][t];
+#endif
+        facc[v][t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx[t]), _mm512_cvtepi32_ps(isum), facc[v][t]);
+      }
+    }
+  }
+  for (int v = 0; v < V; ++v) {
+    const int r = a.row0 + (v_first + v) * kPackLanes;
+    const __mmask16 m = static_cast<__mmask16>(LaneMask(r, a.lo, a.hi));
+    for (int t = 0; t < T; ++t) StoreVector(OutRow(a, t_first + t, r), facc[v][t], m, a.accumulate);
+  }
+}
+
+// VNNI: up to 2 tokens over all the tile's vectors, 3 or 4 tokens over pairs of vectors (<= 24 registers live
+// either way). AVX-512BW (3 more registers per token): token pairs over all the vectors, then a last one.
+template <int V, int T>
+struct Avx512 {
+  static void Run(const TileArgs& a) {
+#if defined(__AVX512VNNI__)
+    if constexpr (T <= 2 || V == 1) {
+      VectorGroup<V, T>(a, 0, 0);
+    } else {
+      int v = 0;
+      for (; v + 2 <= V; v += 2) VectorGroup<2, T>(a, v, 0);
+      if (v < V) VectorGroup<1, T>(a, v, 0);
+    }
+#else
+    int t = 0;
+    for (; t + 2 <= T; t += 2) VectorGroup<V, 2>(a, 0, t);
+    if (t < T) VectorGroup<V, 1>(a, 0, t);
+#endif
+  }
+};
+
+#pragma GCC diagnostic pop
+
+#endif  // __AVX512F__
+
 using TileFn = void (*)(const TileArgs&);
 
 // Tokens per tile.
@@ -209,7 +383,9 @@ struct Portable {
   static void Run(const TileArgs& a) { PortableTile<V, T>(a); }
 };
 constexpr TileTable<Portable> kPortableTiles;
-#if defined(__AVX2__) && !defined(__AVX512F__)
+#if defined(__AVX512F__)
+constexpr TileTable<Avx512> kAvx512Tiles;
+#elif defined(__AVX2__)
 constexpr TileTable<Avx2> kAvx2Tiles;
 #endif
 
@@ -276,7 +452,7 @@ void PackPanelQ8(const float* rows, int num_rows, int in, uint8_t* dst) {
   for (int r = 0; r < num_rows; ++r) {
     for (int b = 0; b < blocks; ++b) {
       uint8_t* c = dst + b * chunk;
-      const float d = QuantizeBlock(rows + static_cast<size_t>(r) * in + kQ8Block * b, q);
+      const float d = QuantizeBlockFast(rows + static_cast<size_t>(r) * in + kQ8Block * b, q);
       std::memcpy(c + sizeof(float) * r, &d, sizeof(d));
       for (int g = 0; g < kGroups; ++g) std::memcpy(c + (1 + g) * slab + 4 * r, q + 4 * g, 4);
     }
@@ -309,8 +485,8 @@ void QuantizeActivations(const float* x, int n, int in, uint8_t* xq) {
   for (int t = 0; t < n; ++t) {
     uint8_t* dst = xq + t * row;
     for (int b = 0; b < blocks; ++b) {
-      const float d = QuantizeBlock(x + static_cast<size_t>(t) * in + kQ8Block * b,
-                                    reinterpret_cast<int8_t*>(dst + kQ8Block * b));
+      const float d = QuantizeBlockFast(x + static_cast<size_t>(t) * in + kQ8Block * b,
+                                        reinterpret_cast<int8_t*>(dst + kQ8Block * b));
       std::memcpy(dst + in + sizeof(float) * b, &d, sizeof(d));
     }
   }
@@ -318,7 +494,9 @@ void QuantizeActivations(const float* x, int n, int in, uint8_t* xq) {
 
 void PackedQ8MatMulRows(const uint8_t* xq, const uint8_t* packed, float* y, int n, int in, int out, int row_begin,
                         int row_end, bool accumulate) {
-#if defined(__AVX2__) && !defined(__AVX512F__)
+#if defined(__AVX512F__)
+  MatMulRowsWith(kAvx512Tiles, xq, packed, y, n, in, out, row_begin, row_end, accumulate);
+#elif defined(__AVX2__)
   MatMulRowsWith(kAvx2Tiles, xq, packed, y, n, in, out, row_begin, row_end, accumulate);
 #else
   MatMulRowsWith(kPortableTiles, xq, packed, y, n, in, out, row_begin, row_end, accumulate);

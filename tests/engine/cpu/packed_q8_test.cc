@@ -27,7 +27,7 @@ std::vector<float> Random(size_t n, std::mt19937* rng) {
 
 // The Q8_0 rule, written again from the header: d = max|v| / 127, q = round(v · (1 / d)), d = 0 → q = 0.
 struct Quantized {
-  std::vector<float> d;  // [rows, in / 32]
+  std::vector<float> d;   // [rows, in / 32]
   std::vector<int8_t> q;  // [rows, in]
 };
 Quantized Quantize(const std::vector<float>& m, int rows, int in) {
@@ -80,7 +80,8 @@ std::vector<uint8_t> Pack(const std::vector<float>& w, int out, int in) {
   std::vector<uint8_t> packed(PackedQ8Bytes(out, in));
   for (int p = 0; p * kPanelRows < out; ++p) {
     const int rows = std::min(kPanelRows, out - p * kPanelRows);
-    PackPanelQ8(&w[static_cast<size_t>(p) * kPanelRows * in], rows, in, packed.data() + PackedQ8PanelOffset(out, in, p));
+    PackPanelQ8(&w[static_cast<size_t>(p) * kPanelRows * in], rows, in,
+                packed.data() + PackedQ8PanelOffset(out, in, p));
   }
   return packed;
 }
@@ -98,11 +99,14 @@ struct Path {
   Q8Fn fn;
 };
 
-// Every path this CPU can run, and the public entry point (the active ISA).
+// Every path this CPU can run (AVX-512 with and without VNNI), and the public entry point (the active ISA).
 std::vector<Path> Paths() {
   std::vector<Path> paths;
   for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
-    if (CpuSupports(isa)) paths.push_back({CpuIsaName(isa), KernelsFor(isa).packed_q8_matmul_rows});
+    if (CpuSupports(isa)) paths.push_back({CpuIsaName(isa), KernelsFor(isa, false).packed_q8_matmul_rows});
+  }
+  if (UseAvx512Vnni()) {
+    paths.push_back({"avx512vnni", KernelsFor(CpuIsa::kAvx512, true).packed_q8_matmul_rows});
   }
   paths.push_back({"active", &PackedQ8MatMulRows});
   return paths;
@@ -126,7 +130,7 @@ TEST(PackedQ8Test, SizesAndOffsets) {
   EXPECT_EQ(QuantizedActivationBytes(3, 96), 3u * (96 + 3 * 4));
 }
 
-// Packing writes every byte of its panel (padding too) and nothing past PackedQ8Bytes.
+// Packing writes every byte of its panel (padding too) and nothing past PackedQ8Bytes, the same on every ISA.
 TEST(PackedQ8Test, PackingWritesExactlyItsBytes) {
   std::mt19937 rng(1);
   for (int out : {1, 37, 64, 100, 200}) {
@@ -143,6 +147,17 @@ TEST(PackedQ8Test, PackingWritesExactlyItsBytes) {
     for (size_t i = bytes; i < a.size(); ++i) {
       ASSERT_EQ(a[i], 0xAB) << out;
       ASSERT_EQ(b[i], 0x5C) << out;
+    }
+    // Every ISA's packer writes the same bytes.
+    for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
+      if (!CpuSupports(isa)) continue;
+      std::vector<uint8_t> c(bytes);
+      for (int p = 0; p * kPanelRows < out; ++p) {
+        KernelsFor(isa).pack_panel_q8(&w[static_cast<size_t>(p) * kPanelRows * in],
+                                      std::min(kPanelRows, out - p * kPanelRows), in,
+                                      c.data() + PackedQ8PanelOffset(out, in, p));
+      }
+      EXPECT_EQ(std::memcmp(a.data(), c.data(), bytes), 0) << CpuIsaName(isa) << " out=" << out;
     }
   }
 }
@@ -161,7 +176,8 @@ TEST(PackedQ8Test, UnpackRowRoundTrips) {
         for (int k = 0; k < in; ++k) {
           const size_t i = static_cast<size_t>(r) * in + k;
           const float d = z.d[i / kQ8Block];
-          ASSERT_EQ(row[k], d * static_cast<float>(z.q[i])) << "out=" << out << " in=" << in << " r=" << r << " k=" << k;
+          ASSERT_EQ(row[k], d * static_cast<float>(z.q[i]))
+              << "out=" << out << " in=" << in << " r=" << r << " k=" << k;
           ASSERT_LE(std::fabs(w[i] - row[k]), 0.5f * d * (1.0f + 1e-5f)) << r << " " << k;
           ASSERT_TRUE(std::isfinite(row[k]));
         }
@@ -172,6 +188,32 @@ TEST(PackedQ8Test, UnpackRowRoundTrips) {
       }
     }
   }
+}
+
+// Halves round away from zero (roundf), on every ISA's activation quantizer, and all give the same bytes.
+TEST(PackedQ8Test, QuantizationRoundsHalvesAwayFromZeroOnEveryPath) {
+  // amax 127 → d = 1, so q = round(v) and the dequantized row is q.
+  std::vector<float> w(kQ8Block, 0.0f);
+  const float v[] = {127.0f, 2.5f, -2.5f, 0.5f, -0.5f, 126.5f, -126.5f, 0.49999997f, -1.5f, 3.4999998f};
+  const float q[] = {127.0f, 3.0f, -3.0f, 1.0f, -1.0f, 127.0f, -127.0f, 0.0f, -2.0f, 3.0f};
+  std::copy(std::begin(v), std::end(v), w.begin());
+  const auto packed = Pack(w, 1, kQ8Block);
+  std::vector<float> row(kQ8Block);
+  UnpackRowQ8(packed.data(), 1, kQ8Block, 0, row.data());
+  for (size_t i = 0; i < std::size(q); ++i) EXPECT_EQ(row[i], q[i]) << v[i];
+
+  std::mt19937 rng(7);
+  const int n = 5, in = 288;
+  auto x = Random(static_cast<size_t>(n) * in, &rng);
+  std::copy(w.begin(), w.end(), x.begin());
+  const auto want = QuantizeX(x, n, in);
+  for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
+    if (!CpuSupports(isa)) continue;
+    std::vector<uint8_t> got(want.size());
+    KernelsFor(isa).quantize_activations(x.data(), n, in, got.data());
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size()), 0) << CpuIsaName(isa);
+  }
+  for (size_t i = 0; i < std::size(q); ++i) EXPECT_EQ(static_cast<int8_t>(want[i]), q[i]) << v[i];
 }
 
 TEST(PackedQ8Test, EveryPathEqualsTheExactFormulaBitForBit) {
@@ -186,7 +228,7 @@ TEST(PackedQ8Test, EveryPathEqualsTheExactFormulaBitForBit) {
     for (int n : {1, 5, 7, 13}) {
       auto x = Random(static_cast<size_t>(n) * s.in, &rng);
       if (n > 1) std::fill_n(&x[s.in], s.in, 0.0f);  // a zero token: every block d = 0
-      std::fill_n(&x[0], kQ8Block, 0.0f);           // and a zero block
+      std::fill_n(&x[0], kQ8Block, 0.0f);            // and a zero block
       const auto xq = QuantizeX(x, n, s.in);
       const Quantized xz = Quantize(x, n, s.in);
       const auto y0 = Random(static_cast<size_t>(n) * s.out, &rng);
@@ -208,6 +250,28 @@ TEST(PackedQ8Test, EveryPathEqualsTheExactFormulaBitForBit) {
       }
     }
   }
+}
+
+// Blocks of equal magnitudes quantize to ±127 everywhere: the largest products (a maddubs pair sum of 2 · 127²
+// must not saturate, the sign trick must hold for negative x and w).
+TEST(PackedQ8Test, ExtremeValuesAreExact) {
+  const int out = 64, in = 64, n = 3;
+  std::vector<float> w(out * in), x(n * in);
+  for (int r = 0; r < out; ++r)
+    for (int k = 0; k < in; ++k) w[r * in + k] = ((r + k / 4) % 3 == 0 ? -1.0f : 1.0f) * (r + 1);
+  for (int t = 0; t < n; ++t)
+    for (int k = 0; k < in; ++k) x[t * in + k] = t == 0 ? 2.0f : ((k + t) % 2 ? -3.0f : 3.0f);
+  const auto packed = Pack(w, out, in);
+  const auto xq = QuantizeX(x, n, in);
+  const auto want =
+      ExactReference(Quantize(x, n, in), Quantize(w, out, in), std::vector<float>(n * out), n, in, out, false);
+  for (const Path& path : Paths()) {
+    std::vector<float> got(n * out);
+    path.fn(xq.data(), packed.data(), got.data(), n, in, out, 0, out, false);
+    ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0) << path.name;
+  }
+  // Token 0 (all 127) against row 0 (-127 where k / 4 % 3 == 0): the exact value of the chain.
+  EXPECT_FLOAT_EQ(want[0], 2.0f / 127 * 1.0f / 127 * 127 * 127 * (64 - 2 * 24));
 }
 
 // Against the dequantized weights and activations summed in double: the fp32 chain's rounding only. Against the
