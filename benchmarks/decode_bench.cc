@@ -62,27 +62,35 @@ ForwardInput DecodeStep(int32_t token, int pos) {
   return std::move(batch).Build();
 }
 
-void BM_DecodeStep(benchmark::State& state) {
+// The backend of the last BM_DecodeStep run, kept for the next run with the same thread count: Google Benchmark
+// calls the function several times (iteration estimate, repetitions), and loading a 7B shape takes seconds.
+struct CachedBackend {
+  int threads = -1;
+  std::unique_ptr<CpuBackend> backend;
+};
+
+absl::StatusOr<CpuBackend*> DecodeBackend(int threads) {
+  static CachedBackend cache;
+  if (cache.backend != nullptr && cache.threads == threads) return cache.backend.get();
+  cache.backend.reset();  // before loading the next one: two 7B backends need not fit
   CpuBackendOptions options;
-  options.num_threads = static_cast<int>(state.range(0));
+  options.num_threads = threads;
   options.num_blocks = 16;
-  absl::StatusOr<std::unique_ptr<CpuBackend>> backend = absl::InvalidArgumentError("");
-  absl::StatusOr<WeightsDtype> dtype = ParseWeightsDtype(absl::GetFlag(FLAGS_weights_dtype));
-  absl::StatusOr<std::unique_ptr<WeightSource>> source = BenchSource();
-  if (!dtype.ok()) {
-    backend = dtype.status();
-  } else if (!source.ok()) {
-    backend = source.status();
-  } else {
-    options.weights_dtype = *dtype;
-    backend = CpuBackend::Create(**source, options);
-  }
+  ASSIGN_OR_RETURN(options.weights_dtype, ParseWeightsDtype(absl::GetFlag(FLAGS_weights_dtype)));
+  ASSIGN_OR_RETURN(std::unique_ptr<WeightSource> source, BenchSource());
+  ASSIGN_OR_RETURN(cache.backend, CpuBackend::Create(*source, options));
+  cache.threads = threads;
+  return cache.backend.get();
+}
+
+void BM_DecodeStep(benchmark::State& state) {
+  absl::StatusOr<CpuBackend*> backend = DecodeBackend(static_cast<int>(state.range(0)));
   if (!backend.ok()) {
     state.SkipWithError(std::string(backend.status().message()).c_str());
     return;
   }
   state.SetLabel(absl::StrCat(absl::GetFlag(FLAGS_dummy_weights).empty() ? "stories15M" : absl::GetFlag(FLAGS_dummy_weights),
-                              " ", WeightsDtypeName(*dtype), " ", CpuBackend::isa_name()));
+                              " ", WeightsDtypeName((*backend)->weights_dtype()), " ", CpuBackend::isa_name()));
   state.counters["weight_MB"] = (*backend)->weight_bytes() / 1e6;
   ForwardOutput out;
   for (int pos = 0; pos < 16; ++pos) (void)(*backend)->Forward(DecodeStep(1 + pos, pos), &out);
