@@ -179,8 +179,8 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(const WeightSourc
                                         WeightsDtypeName(dtype), " weights + ", kv.total_bytes(), " of KV cache)");
   if (available > 0 && needed > available) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("cpu backend needs ", what, " but the machine has ", available, " bytes (", Gib(available),
-                     options.memory_limit_bytes > 0 ? ", the configured limit)" : " of physical memory)"));
+        absl::StrCat("cpu backend needs ", what, " but only ", available, " bytes are available (", Gib(available),
+                     options.memory_limit_bytes > 0 ? ": the configured limit)" : " of physical memory)"));
   }
   HugePageBuffer arena((weight_bytes + sizeof(float) - 1) / sizeof(float));
   if (arena.data() == nullptr) {
