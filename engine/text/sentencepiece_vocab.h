@@ -2,9 +2,10 @@
 // normalizer settings that matter for LLaMA), and its serialized ModelProto in both directions, written against
 // the protobuf wire format of sentencepiece_model.proto (field numbers there) without linking protobuf.
 //
-// Why: a GGUF file carries a llama tokenizer as arrays (tokens, scores, token types, special ids); assembling the
-// ModelProto from them lets libsentencepiece tokenize exactly as with the original tokenizer.model. The reverse
-// direction gives a GGUF writer the pieces of a tokenizer.model.
+// Why: the tokenizer (sentencepiece_bpe.h) is built from the parsed pieces and settings; a GGUF file carries a
+// llama tokenizer as arrays (tokens, scores, token types, special ids), and assembling the ModelProto from them
+// gives the same model as the original tokenizer.model (and one libsentencepiece, the test reference, loads). The
+// reverse direction gives a GGUF writer the pieces of a tokenizer.model.
 //
 // SerializeModelProto writes a BPE model with byte fallback and the trainer/normalizer settings of the LLaMA 2
 // tokenizer.model (checked against it in tests/engine/text/sentencepiece_vocab_test.cc): normalizer "identity"
@@ -41,6 +42,14 @@ struct SentencePieceVocab {
   bool byte_fallback = true;
   // Only a BPE model is written; ParseModelProto reports what the file says (1 unigram, 2 BPE, 3 word, 4 char).
   int32_t model_type = 2;
+  // Read by ParseModelProto so the encoder (sentencepiece_bpe.h) can refuse what it does not implement; written
+  // as these defaults (the LLaMA 2 values).
+  std::string normalizer_name = "identity";
+  bool has_precompiled_charsmap = false;  // a non-empty normalizer_spec.precompiled_charsmap (NFKC etc.)
+  bool has_denormalizer_charsmap = false;  // a non-empty denormalizer_spec.precompiled_charsmap
+  bool escape_whitespaces = true;
+  bool treat_whitespace_as_suffix = false;
+  std::string unk_surface = " \xE2\x81\x87 ";  // what Decode prints for the unknown piece (" ⁇ ")
 };
 
 std::string SerializeModelProto(const SentencePieceVocab& vocab);
