@@ -1,9 +1,12 @@
 // Single-stream decode on the CPU backend (Google Benchmark): one forward of one token per iteration, at a
-// context that cycles through [16, 256), on stories15M when models/stories15M exists, else random weights of the
-// same shape (same cost: the forward does not depend on the values). Plus the output-projection GEMV alone, the
-// largest single matmul of a step. `llama-chat bench` is the end-to-end figure; this isolates the step. And the KV
-// cache element type (f32, f16, bf16) at long contexts: a 16-sequence decode step of the whole backend, and the
-// paged-attention kernel alone (LLAMA_CPU_ISA=avx2 runs the AVX2 kernels on an AVX-512 machine).
+// context that cycles through [16, 256), on stories15M when models/stories15M exists, else dummy weights of the
+// same shape (same cost: the forward does not depend on the values), or on --dummy_weights SHAPE
+// (engine/model/model_shapes.h, e.g. llama-2-7b), with the matrices stored as --weights_dtype f32|bf16|q8_0.
+// Plus the output-projection GEMV alone, the largest single matmul of a step. `llama-chat bench` is the
+// end-to-end figure; this isolates the step. And the KV cache element type (f32, f16, bf16) at long contexts: a
+// 16-sequence decode step of the whole backend, and the paged-attention kernel alone (LLAMA_CPU_ISA=avx2 runs the
+// AVX2 kernels on an AVX-512 machine).
+//   decode_bench [--benchmark_filter=BM_DecodeStep] [--weights_dtype q8_0] [--dummy_weights llama-2-7b]
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -12,8 +15,13 @@
 #include <numeric>
 #include <random>
 #include <utility>
+#include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cpu/huge_page_buffer.h"
 #include "engine/cpu/matmul.h"
@@ -21,31 +29,31 @@
 #include "engine/cpu/paged_attention.h"
 #include "engine/cpu/thread_pool.h"
 #include "engine/forward_batch.h"
+#include "engine/model/dummy_weight_source.h"
+#include "engine/model/model_shapes.h"
+#include "engine/model/model_source.h"
 #include "engine/model/weights.h"
 
 #ifndef LLAMA_SOURCE_DIR
 #define LLAMA_SOURCE_DIR "."  // benchmarks/CMakeLists.txt defines none: run from the repository root
 #endif
 
+ABSL_FLAG(std::string, weights_dtype, "f32", "CPU weight storage of BM_DecodeStep: f32, bf16 or q8_0");
+ABSL_FLAG(std::string, dummy_weights, "",
+          "BM_DecodeStep on dummy weights of this named shape (llama-2-7b, tinyllama-1.1b, ...) instead of stories15M");
+
 namespace llama {
 namespace {
 
-ModelConfig Stories15MConfig() {
-  ModelConfig c;
-  c.hidden_size = 288;
-  c.intermediate_size = 768;
-  c.num_hidden_layers = 6;
-  c.num_attention_heads = 6;
-  c.num_key_value_heads = 6;
-  c.vocab_size = 32000;
-  c.max_position_embeddings = 256;
-  c.tie_word_embeddings = true;
-  return c;
-}
-
-ModelWeights BenchWeights() {
-  auto loaded = LoadModelWeights(std::string(LLAMA_SOURCE_DIR) + "/models/stories15M");
-  return loaded.ok() ? std::move(*loaded) : MakeRandomWeights(Stories15MConfig(), 1);
+absl::StatusOr<std::unique_ptr<WeightSource>> BenchSource() {
+  const std::string shape = absl::GetFlag(FLAGS_dummy_weights);
+  if (shape.empty()) {
+    auto loaded = OpenWeightSource(std::string(LLAMA_SOURCE_DIR) + "/models/stories15M");
+    if (loaded.ok()) return loaded;
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<DummyWeightSource> dummy,
+                   DummyWeightSource::Create(shape.empty() ? "stories15M" : shape, 1));
+  return std::unique_ptr<WeightSource>(std::move(dummy));
 }
 
 // A one-token step of sequence 0 at position pos over blocks 0..15 (block_size 16).
@@ -60,15 +68,36 @@ ForwardInput DecodeStep(int32_t token, int pos) {
   return std::move(batch).Build();
 }
 
-void BM_DecodeStep(benchmark::State& state) {
+// The backend of the last BM_DecodeStep run, kept for the next run with the same thread count: Google Benchmark
+// calls the function several times (iteration estimate, repetitions), and loading a 7B shape takes seconds.
+struct CachedBackend {
+  int threads = -1;
+  std::unique_ptr<CpuBackend> backend;
+};
+
+absl::StatusOr<CpuBackend*> DecodeBackend(int threads) {
+  static CachedBackend cache;
+  if (cache.backend != nullptr && cache.threads == threads) return cache.backend.get();
+  cache.backend.reset();  // before loading the next one: two 7B backends need not fit
   CpuBackendOptions options;
-  options.num_threads = static_cast<int>(state.range(0));
+  options.num_threads = threads;
   options.num_blocks = 16;
-  auto backend = CpuBackend::Create(BenchWeights(), options);
+  ASSIGN_OR_RETURN(options.weights_dtype, ParseWeightsDtype(absl::GetFlag(FLAGS_weights_dtype)));
+  ASSIGN_OR_RETURN(std::unique_ptr<WeightSource> source, BenchSource());
+  ASSIGN_OR_RETURN(cache.backend, CpuBackend::Create(*source, options));
+  cache.threads = threads;
+  return cache.backend.get();
+}
+
+void BM_DecodeStep(benchmark::State& state) {
+  absl::StatusOr<CpuBackend*> backend = DecodeBackend(static_cast<int>(state.range(0)));
   if (!backend.ok()) {
     state.SkipWithError(std::string(backend.status().message()).c_str());
     return;
   }
+  state.SetLabel(absl::StrCat(absl::GetFlag(FLAGS_dummy_weights).empty() ? "stories15M" : absl::GetFlag(FLAGS_dummy_weights),
+                              " ", WeightsDtypeName((*backend)->weights_dtype()), " ", CpuBackend::isa_name()));
+  state.counters["weight_MB"] = (*backend)->weight_bytes() / 1e6;
   ForwardOutput out;
   for (int pos = 0; pos < 16; ++pos) (void)(*backend)->Forward(DecodeStep(1 + pos, pos), &out);
   int pos = 16;
@@ -98,7 +127,7 @@ PrefilledBackend* Prefilled(KvDtype dtype, int context, int num_seqs, int bs) {
   static std::map<std::pair<int, int>, PrefilledBackend> cache;
   PrefilledBackend& p = cache[{static_cast<int>(dtype), context}];
   if (p.backend != nullptr) return &p;
-  ModelConfig config = Stories15MConfig();
+  ModelConfig config = *NamedModelConfig("stories15M");
   config.max_position_embeddings = 2048;
   CpuBackendOptions options;
   options.num_threads = 2;
@@ -254,4 +283,11 @@ BENCHMARK(BM_OutputProjectionGemv)
 }  // namespace
 }  // namespace llama
 
-BENCHMARK_MAIN();
+// Google Benchmark takes its --benchmark_* flags first; absl parses the rest.
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  absl::ParseCommandLine(argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

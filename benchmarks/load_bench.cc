@@ -7,7 +7,8 @@
 //   fp32, pages kept    the fp32 host copy with the file pages left resident (what reading a mapped checkpoint
 //                       without dropping its pages costs: the copy + the whole file)
 //   fp32 (LoadModelWeights)  the same through the WeightSource, each tensor's pages dropped once converted
-//   cpu backend f32     LoadModelWeights + CpuBackend::Create (packed fp32 panels; the host copy freed as packed)
+//   cpu backend f32/bf16/q8_0  CpuBackend::Create from the mapped checkpoint (WeightSource), panel by panel into
+//                       the weights type: no fp32 copy exists, so the peak is the packed weights + a few panels
 //   gguf q8_0 → fp32    LoadModelWeights of the same model written as a Q8_0 GGUF (1.2 GB) by our writer
 // The sizes to compare with: the file, the fp32 copy, the packed weights. Not part of `make test`.
 //   load_bench [--dir /tmp/llama-load-bench] [--layers 22] [--keep] [--threads 0]
@@ -197,6 +198,21 @@ Result RunInChild(int index, const std::string& dir) {
   return r;
 }
 
+// CpuBackend::Create straight from the mapped checkpoint, matrices stored as `dtype`.
+std::function<absl::Status(const std::string&)> CpuBackendVariant(int threads, WeightsDtype dtype) {
+  return [threads, dtype](const std::string& d) -> absl::Status {
+    ASSIGN_OR_RETURN(std::unique_ptr<WeightSource> source, OpenWeightSource(d));
+    CpuBackendOptions options;
+    options.num_threads = threads;
+    options.num_blocks = 16;
+    options.weights_dtype = dtype;
+    ASSIGN_OR_RETURN(std::unique_ptr<CpuBackend> backend, CpuBackend::Create(*source, options));
+    source.reset();
+    g_rss_after = VmRssBytes();
+    return absl::OkStatus();
+  };
+}
+
 std::vector<Variant> Variants(int threads) {
   return {
       {"fp32, pages kept", [](const std::string& d) -> absl::Status {
@@ -211,15 +227,9 @@ std::vector<Variant> Variants(int threads) {
          g_rss_after = VmRssBytes();
          return absl::OkStatus();
        }},
-      {"cpu backend f32", [threads](const std::string& d) -> absl::Status {
-         ASSIGN_OR_RETURN(ModelWeights w, LoadModelWeights(d));
-         CpuBackendOptions options;
-         options.num_threads = threads;
-         options.num_blocks = 16;
-         ASSIGN_OR_RETURN(std::unique_ptr<CpuBackend> backend, CpuBackend::Create(std::move(w), options));
-         g_rss_after = VmRssBytes();
-         return absl::OkStatus();
-       }},
+      {"cpu backend f32", CpuBackendVariant(threads, WeightsDtype::kF32)},
+      {"cpu backend bf16", CpuBackendVariant(threads, WeightsDtype::kBF16)},
+      {"cpu backend q8_0", CpuBackendVariant(threads, WeightsDtype::kQ8_0)},
       {"gguf q8_0 -> fp32", [](const std::string& d) -> absl::Status {
          ASSIGN_OR_RETURN(ModelWeights w, LoadModelWeights(d + "/model-q8_0.gguf"));
          g_rss_after = VmRssBytes();

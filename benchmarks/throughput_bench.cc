@@ -4,7 +4,8 @@
 // all sequences: tokens/s should grow with N until compute, not memory bandwidth, is the limit.
 //
 //   throughput_bench --model_dir models/stories15M [--concurrency 1,4,16,64] [--prompt_tokens 32]
-//                    [--max_tokens 128] [--repeats 3] [--threads 0]     (--help for every flag)
+//                    [--max_tokens 128] [--repeats 3] [--threads 0] [--weights_dtype f32|bf16|q8_0]
+//                    [--dummy_weights SHAPE]     (--help for every flag)
 #include <algorithm>
 #include <ctime>
 #include <cstdio>
@@ -20,6 +21,8 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "engine/cpu/cpu_backend.h"
+#include "engine/model/dummy_weight_source.h"
+#include "engine/model/model_source.h"
 #include "engine/model/weights.h"
 #include "engine/text/model_tokenizer.h"
 #include "engine/text/tokenizer.h"
@@ -33,6 +36,10 @@ ABSL_FLAG(int, max_tokens, 128, "tokens generated per sequence (EOS ignored)");
 ABSL_FLAG(int, repeats, 3, "runs per concurrency (the median is reported)");
 ABSL_FLAG(int, threads, llama::CpuBackendOptions().num_threads, "CPU backend threads (0: all cores)");
 ABSL_FLAG(std::string, kv_dtype, "f32", "CPU KV cache element type: f32, f16 or bf16");
+ABSL_FLAG(std::string, weights_dtype, "f32", "CPU backend weight storage: f32, bf16 or q8_0");
+ABSL_FLAG(std::string, dummy_weights, "",
+          "dummy weights of this named shape (llama-2-7b, tinyllama-1.1b, ...; vocab 32000) instead of --model_dir's; "
+          "the tokenizer still comes from --model_dir");
 ABSL_FLAG(bool, enable_prefix_caching, llama::SchedulerConfig().enable_prefix_caching,
           "reuse KV blocks of common prompt prefixes (the prompts here share none)");
 
@@ -94,9 +101,17 @@ double Median(std::vector<double> values) {
 
 int Main(const Args& args) {
   auto tokenizer = LoadModelTokenizer(args.model_dir);
-  auto weights = LoadModelWeights(args.model_dir);
-  if (!tokenizer.ok() || !weights.ok()) {
-    std::fprintf(stderr, "cannot load %s\n", args.model_dir.c_str());
+  const std::string dummy = absl::GetFlag(FLAGS_dummy_weights);
+  absl::StatusOr<std::unique_ptr<WeightSource>> source = OpenWeightSource(args.model_dir);
+  if (!dummy.empty()) {
+    auto d = DummyWeightSource::Create(dummy, 1);
+    source = d.ok() ? absl::StatusOr<std::unique_ptr<WeightSource>>(std::move(*d)) : d.status();
+  }
+  auto dtype = ParseWeightsDtype(absl::GetFlag(FLAGS_weights_dtype));
+  if (!tokenizer.ok() || !source.ok() || !dtype.ok()) {
+    std::fprintf(stderr, "cannot load %s: %s\n", args.model_dir.c_str(),
+                 (!tokenizer.ok() ? tokenizer.status() : !source.ok() ? source.status() : dtype.status())
+                     .ToString().c_str());
     return 1;
   }
   const int max_n = *std::max_element(args.concurrency.begin(), args.concurrency.end());
@@ -105,14 +120,17 @@ int Main(const Args& args) {
   options.kv_dtype = args.kv_dtype;
   // Room for every sequence at once: the benchmark measures batching, not preemption.
   options.num_blocks = max_n * ((args.prompt_tokens + args.max_tokens + options.block_size - 1) / options.block_size);
-  auto backend = CpuBackend::Create(std::move(*weights), options);
+  options.weights_dtype = *dtype;
+  auto backend = CpuBackend::Create(**source, options);
+  source->reset();
   if (!backend.ok()) {
     std::fprintf(stderr, "%s\n", backend.status().ToString().c_str());
     return 1;
   }
-  std::printf("model %s, prompt %d tokens, output %d tokens, %d threads (%s kernels), %d KV blocks of %s\n",
-              args.model_dir.c_str(), args.prompt_tokens, args.max_tokens, (*backend)->num_threads(),
-              CpuBackend::isa_name(), options.num_blocks, KvDtypeName(args.kv_dtype));
+  std::printf("model %s, %s weights (%.1f MB, %s kernels), prompt %d tokens, output %d tokens, %d threads, %d KV "
+              "blocks of %s\n", dummy.empty() ? args.model_dir.c_str() : ("dummy " + dummy).c_str(),
+              WeightsDtypeName(*dtype), (*backend)->weight_bytes() / 1e6, CpuBackend::isa_name(), args.prompt_tokens,
+              args.max_tokens, (*backend)->num_threads(), options.num_blocks, KvDtypeName(args.kv_dtype));
   // tokens per CPU-second (process CPU time, all threads) is reported too: on a shared machine wall-clock
   // throughput mostly measures the other tenants, while CPU time per token shows what batching saves.
   std::printf("%-12s %-8s %-28s %-16s %s\n", "concurrency", "steps", "tokens/s per run", "median tokens/s",

@@ -14,6 +14,23 @@ for isa in avx512 avx2; do
   if [[ $isa == avx512 ]] && ! grep -qw avx512f /proc/cpuinfo; then continue; fi
   LLAMA_CPU_ISA=$isa "$B/llama-chat" bench --model_dir "$M" --prompt_tokens 16 --gen_tokens 128 --repeats 5 --threads 2
 done
+echo "== weight storage types: single-stream decode of stories15M, f32 / bf16 / q8_0, 2 threads, per ISA (issue 11)"
+for isa in avx512 avx2; do
+  if [[ $isa == avx512 ]] && ! grep -qw avx512f /proc/cpuinfo; then continue; fi
+  for wd in f32 bf16 q8_0; do
+    LLAMA_CPU_ISA=$isa "$B/llama-chat" bench --model_dir "$M" --weights_dtype $wd --prompt_tokens 16 --gen_tokens 128 \
+      --repeats 5 --threads 2
+  done
+done
+echo "== 16-sequence throughput of stories15M per weight type (issue 11)"
+for wd in f32 bf16 q8_0; do
+  "$B/throughput_bench" --model_dir "$M" --weights_dtype $wd --concurrency 16 --prompt_tokens 32 --max_tokens 128 \
+    --repeats 3
+done
+echo "== llama-2-7b-shape dummy weights, single-stream decode step: q8_0 (~7 GB) and bf16 (~13.5 GB) (issue 11)"
+for wd in q8_0 bf16; do
+  "$B/decode_bench" --benchmark_filter='BM_DecodeStep/2' --dummy_weights llama-2-7b --weights_dtype $wd
+done
 echo "== aggregate throughput vs concurrency through the engine loop (issue 3)"
 "$B/throughput_bench" --model_dir "$M" --concurrency 1,4,16,64 --prompt_tokens 32 --max_tokens 128 --repeats 3
 echo "== host cost of one scheduling step (issue 3)"

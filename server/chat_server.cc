@@ -10,6 +10,8 @@
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cuda_plugin.h"
 #include "engine/model/config.h"
+#include "engine/model/dummy_weight_source.h"
+#include "engine/model/model_source.h"
 #include "engine/model/weights.h"
 #include "engine/text/model_tokenizer.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -38,8 +40,16 @@ class WarmupSink : public RequestSink {
   absl::Status status_;  // written before Notify, read after WaitForNotification
 };
 
-absl::StatusOr<std::unique_ptr<Backend>> MakeBackend(const ChatServerOptions& options, ModelWeights weights) {
+// The CPU backend reads the model panel by panel into its storage type; CUDA takes host fp32 weights.
+absl::StatusOr<std::unique_ptr<Backend>> MakeBackend(const ChatServerOptions& options) {
+  std::unique_ptr<WeightSource> source;
+  if (!options.dummy_weights.empty()) {
+    ASSIGN_OR_RETURN(source, DummyWeightSource::Create(options.dummy_weights, /*seed=*/1));
+  } else {
+    ASSIGN_OR_RETURN(source, OpenWeightSource(options.model_path));
+  }
   if (options.backend == "cuda") {
+    ASSIGN_OR_RETURN(const ModelWeights weights, MaterializeWeights(*source));
     cuda::CudaBackendOptions cuda_options;  // bf16 weights and KV, KV pool from free device memory
     cuda_options.num_blocks = options.num_kv_blocks;
     return CreateCudaBackendViaPlugin(weights, cuda_options);
@@ -48,7 +58,8 @@ absl::StatusOr<std::unique_ptr<Backend>> MakeBackend(const ChatServerOptions& op
   cpu.num_threads = options.num_threads;
   cpu.num_blocks = options.num_kv_blocks;
   ASSIGN_OR_RETURN(cpu.kv_dtype, ParseKvDtype(options.kv_dtype));
-  ASSIGN_OR_RETURN(std::unique_ptr<CpuBackend> backend, CpuBackend::Create(std::move(weights), cpu));
+  cpu.weights_dtype = options.weights_dtype;
+  ASSIGN_OR_RETURN(std::unique_ptr<CpuBackend> backend, CpuBackend::Create(*source, cpu));
   return std::unique_ptr<Backend>(std::move(backend));
 }
 
@@ -62,6 +73,9 @@ absl::Status ChatServerOptions::Validate() const {
   }
   if (backend != "cpu" && backend != "cuda") {
     return absl::InvalidArgumentError(absl::StrCat("--backend must be cpu or cuda, got ", backend));
+  }
+  if (backend != "cpu" && (weights_dtype != WeightsDtype::kF32 || !dummy_weights.empty())) {
+    return absl::InvalidArgumentError("--weights_dtype and --dummy_weights are CPU backend flags");
   }
   if (num_threads < 0) return absl::InvalidArgumentError("--threads must be >= 0");
   if (num_kv_blocks < 0) return absl::InvalidArgumentError("--num_kv_blocks must be >= 0");
@@ -101,8 +115,7 @@ absl::Status ChatServer::LoadModel(const ChatServerOptions& options, std::unique
   if (backend != nullptr) {
     backend_ = std::move(backend);
   } else {
-    ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(options.model_path));
-    ASSIGN_OR_RETURN(backend_, MakeBackend(options, std::move(weights)));
+    ASSIGN_OR_RETURN(backend_, MakeBackend(options));
   }
   EngineLoopOptions engine_options;
   engine_options.max_queued_requests = options.max_queue;
@@ -110,7 +123,9 @@ absl::Status ChatServer::LoadModel(const ChatServerOptions& options, std::unique
   engine_options.scheduler.max_num_batched_tokens = options.max_num_batched_tokens;
   engine_options.scheduler.max_num_candidates = options.max_candidates;
   engine_options.scheduler.enable_prefix_caching = options.enable_prefix_caching;
-  engine_options.model_source = options.model_path;
+  // Names the weights in the prefix-cache keys (scheduler/block_hash.h).
+  engine_options.model_source =
+      options.dummy_weights.empty() ? options.model_path : absl::StrCat("dummy:", options.dummy_weights, ":1");
   RETURN_IF_ERROR(engine_options.Validate());
   metrics_->SetKvCacheShape(backend_->kv_cache().bytes_per_token(), backend_->kv_cache().total_bytes());
   engine_ = std::make_unique<EngineLoop>(backend_.get(), tokenizer_.get(), engine_options);
@@ -159,8 +174,16 @@ absl::Status ChatServer::StartGrpc(const ChatServerOptions& options) {
   // until Warmup anyway).
   grpc::EnableDefaultHealthCheckService(false);
   if (options.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  ServiceInfo info{options.model_path, backend_->name(), options.max_queue, options.max_num_seqs,
-                   options.max_num_batched_tokens};
+  ServiceInfo info;
+  info.model_dir = options.model_path;
+  info.backend = backend_->name();
+  if (const auto* cpu = dynamic_cast<const CpuBackend*>(backend_.get()); cpu != nullptr) {
+    info.weights_dtype = WeightsDtypeName(cpu->weights_dtype());
+    info.weight_bytes = cpu->weight_bytes();
+  }
+  info.max_queue = options.max_queue;
+  info.max_num_seqs = options.max_num_seqs;
+  info.max_num_batched_tokens = options.max_num_batched_tokens;
   health_ = std::make_unique<HealthService>(std::vector<std::string>{"", ServingState::kServiceName});
   serving_ = std::make_unique<ServingState>(options.max_concurrent_streams);
   serving_->AttachHealth(health_.get());

@@ -44,6 +44,10 @@ struct ChatServerOptions {
   int metrics_port = 9400;          // 0: any free port; -1: no metrics endpoint
   std::string backend = "cpu";      // "cpu" or "cuda"
   int num_threads = CpuBackendOptions{}.num_threads;  // CPU backend threads; 0: all cores
+  WeightsDtype weights_dtype = CpuBackendOptions{}.weights_dtype;  // CPU backend weight storage
+  // A named shape (engine/model/model_shapes.h): the policy runs on dummy weights of it (CPU backend); model_path
+  // then only supplies the tokenizer (every named shape has LLaMA 2's 32000-token vocabulary).
+  std::string dummy_weights;
   int num_kv_blocks = 0;            // 0: sized by the backend
   // The CPU policy backend's KV cache element type, f32, f16 or bf16 (--kv_dtype; engine/cpu/kv_dtype.h): f16/bf16
   // halve the bytes per token, so the default pool holds twice the blocks. The reward models keep f32 (their

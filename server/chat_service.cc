@@ -133,6 +133,8 @@ grpc::ServerUnaryReactor* ChatServiceImpl::GetModelInfo(grpc::CallbackServerCont
                                                         v1::GetModelInfoResponse* response) {
   response->set_model_dir(info_.model_dir);
   response->set_backend(info_.backend);
+  response->set_weights_dtype(info_.weights_dtype);
+  response->set_weight_bytes(info_.weight_bytes);
   FillShape(deps_.engine->model_config(), deps_.limits.context_length, response->mutable_model());
   const KvCacheSpec& kv = deps_.engine->kv_cache();
   v1::KvCacheInfo* kv_info = response->mutable_kv_cache();

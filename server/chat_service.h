@@ -21,6 +21,8 @@ namespace llama::server {
 struct ServiceInfo {
   std::string model_dir;     // the --model path (a directory or a GGUF file), reported as ModelInfo.model_dir
   std::string backend;       // "cpu" or "cuda"
+  std::string weights_dtype;  // the CPU backend's weight storage type (empty for other backends)
+  int64_t weight_bytes = 0;   // bytes of the stored matrices (0: not known)
   int max_queue = 0;
   int max_num_seqs = 0;
   int max_num_batched_tokens = 0;

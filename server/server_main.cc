@@ -19,6 +19,11 @@ ABSL_FLAG(int, port, Options().port, "gRPC port (0: any free port)");
 ABSL_FLAG(int, metrics_port, Options().metrics_port, "Prometheus /metrics port (0: any free port, -1: off)");
 ABSL_FLAG(std::string, backend, Options().backend, "cpu or cuda");
 ABSL_FLAG(int, threads, Options().num_threads, "CPU backend threads (0: all cores)");
+ABSL_FLAG(std::string, weights_dtype, llama::WeightsDtypeName(Options().weights_dtype),
+          "CPU backend weight storage: f32, bf16 or q8_0");
+ABSL_FLAG(std::string, dummy_weights, Options().dummy_weights,
+          "CPU backend on dummy weights of a named shape (llama-2-7b, llama-2-13b, tinyllama-1.1b, stories15M, tiny); "
+          "--model then only gives the tokenizer");
 ABSL_FLAG(int, max_queue, Options().max_queue, "queued requests beyond which Chat answers RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, max_num_seqs, Options().max_num_seqs, "sequences in one engine step at most");
 ABSL_FLAG(int, max_num_batched_tokens, Options().max_num_batched_tokens, "tokens in one engine step at most");
@@ -89,6 +94,13 @@ int main(int argc, char** argv) {
   options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   options.backend = absl::GetFlag(FLAGS_backend);
   options.num_threads = absl::GetFlag(FLAGS_threads);
+  absl::StatusOr<llama::WeightsDtype> weights_dtype = llama::ParseWeightsDtype(absl::GetFlag(FLAGS_weights_dtype));
+  if (!weights_dtype.ok()) {
+    std::fprintf(stderr, "llama-chat-server: %s\n", std::string(weights_dtype.status().message()).c_str());
+    return 2;
+  }
+  options.weights_dtype = *weights_dtype;
+  options.dummy_weights = absl::GetFlag(FLAGS_dummy_weights);
   options.max_queue = absl::GetFlag(FLAGS_max_queue);
   options.max_num_seqs = absl::GetFlag(FLAGS_max_num_seqs);
   options.max_num_batched_tokens = absl::GetFlag(FLAGS_max_num_batched_tokens);

@@ -1,5 +1,6 @@
 // llama-chat bench: single-stream decode throughput of the CPU backend.
-//   llama-chat bench --model PATH [--prompt_tokens N] [--gen_tokens N] [--threads N] [--repeats R]
+//   llama-chat bench --model PATH | --dummy_weights SHAPE [--weights_dtype f32|bf16|q8_0] [--prompt_tokens N]
+//                    [--gen_tokens N] [--threads N] [--repeats R]
 // Each run prefills a fixed prompt of N tokens (BOS + deterministic ids) and decodes gen_tokens tokens greedily
 // (no stop tokens, so every run does the same work); decode tokens/s exclude the prefill. One warm-up run, then
 // R timed runs; prints each run and the median.
@@ -24,6 +25,8 @@ namespace {
 
 struct BenchArgs {
   std::string model_path;
+  std::string dummy_weights;
+  std::string weights_dtype = "f32";
   int prompt_tokens = 16;
   int gen_tokens = 128;
   int repeats = 5;
@@ -54,8 +57,8 @@ std::vector<int32_t> BenchPrompt(const ModelConfig& config, int n) {
 }
 
 absl::Status RunSingleStream(const BenchArgs& args) {
-  ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(args.model_path));
-  const ModelConfig config = weights.config;
+  ASSIGN_OR_RETURN(std::unique_ptr<WeightSource> source, OpenModel(args.model_path, args.dummy_weights));
+  const ModelConfig config = source->config();
   if (args.prompt_tokens + args.gen_tokens > config.max_position_embeddings) {
     return absl::InvalidArgumentError(absl::StrCat("prompt_tokens + gen_tokens exceed the context of ",
                                                    config.max_position_embeddings));
@@ -63,15 +66,20 @@ absl::Status RunSingleStream(const BenchArgs& args) {
   CpuBackendOptions options = args.cpu;
   options.num_blocks = (config.max_position_embeddings + options.block_size - 1) / options.block_size;
   ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
-                   CreateBackend(args.backend, args.dtype, std::move(weights), options, args.kv_dtype));
+                   CreateBackend(args.backend, args.dtype, args.weights_dtype, *source, options, args.kv_dtype));
+  source.reset();  // a file-backed source's mapping is no longer needed
   const std::vector<int32_t> prompt = BenchPrompt(config, args.prompt_tokens);
   GenerateOptions gen;
   gen.params.temperature = 0.0f;
   gen.max_new_tokens = args.gen_tokens;
-  std::printf("model %s: prompt %d tokens, %d generated, %d threads, backend %s (%s kernels, kv %s)\n",
-              args.model_path.c_str(), args.prompt_tokens, args.gen_tokens, BackendThreads(*backend),
-              backend->name().c_str(), backend->name() == "cpu" ? CpuBackend::isa_name() : "n/a",
-              backend->name() == "cpu" ? args.kv_dtype.c_str() : "n/a");
+  const auto* cpu = dynamic_cast<const CpuBackend*>(backend.get());
+  std::printf("model %s: prompt %d tokens, %d generated, %d threads, backend %s (%s kernels, %s weights, %.1f MB, "
+              "kv %s)\n",
+              args.model_path.empty() ? ("dummy " + args.dummy_weights).c_str() : args.model_path.c_str(),
+              args.prompt_tokens, args.gen_tokens, BackendThreads(*backend), backend->name().c_str(),
+              cpu != nullptr ? CpuBackend::isa_name() : "n/a",
+              cpu != nullptr ? WeightsDtypeName(cpu->weights_dtype()) : "n/a",
+              cpu != nullptr ? cpu->weight_bytes() / 1e6 : 0.0, cpu != nullptr ? args.kv_dtype.c_str() : "n/a");
   RETURN_IF_ERROR(SimpleGenerate(backend.get(), prompt, gen).status());  // warm-up: caches, page faults
   std::vector<double> rates;
   for (int r = 0; r < args.repeats; ++r) {
@@ -94,11 +102,12 @@ int RunBench(int argc, char** argv) {
   FlagSet flags("bench", "--model PATH [flags]",
                 "Single-stream decode tokens/s: a fixed prompt, greedy decoding without stop tokens, one warm-up run "
                 "and the median of the timed runs.");
-  AddModelFlag(&flags, &args.model_path);
+  AddModelFlag(&flags, &args.model_path, /*required=*/false);
+  AddDummyWeightsFlag(&flags, &args.dummy_weights);
   flags.Add("prompt_tokens", &args.prompt_tokens, "prompt length (BOS + deterministic ids)");
   flags.Add("gen_tokens", &args.gen_tokens, "tokens generated per run");
   flags.Add("repeats", &args.repeats, "timed runs");
-  AddBackendFlags(&flags, &args.backend, &args.dtype, &args.cpu.num_threads);
+  AddBackendFlags(&flags, &args.backend, &args.dtype, &args.cpu.num_threads, &args.weights_dtype);
   AddKvDtypeFlag(&flags, &args.kv_dtype);
   if (std::optional<int> exit_code = flags.ParseOrExit(argc, argv)) return *exit_code;
   absl::Status status = Validate(args);

@@ -38,6 +38,7 @@ struct BenchServeArgs {
   uint64_t seed = 0;
   std::string server_cpus;  // "" = not pinned
   std::string client_cpus;
+  std::string weights_dtype = "f32";  // --weights_dtype: the server's CPU weight storage
   server::ChatServerOptions server;  // its defaults; the loopback, port, queue and sequence settings are set below
 };
 
@@ -95,6 +96,7 @@ void PrintSummary(const PathFigures& direct, const PathFigures& grpc) {
 absl::Status BenchServe(BenchServeArgs args) {
   if (!args.server_cpus.empty()) RETURN_IF_ERROR(PinProcess(args.server_cpus));  // before any thread starts
   server::ChatServerOptions options = args.server;
+  ASSIGN_OR_RETURN(options.weights_dtype, ParseWeightsDtype(args.weights_dtype));
   options.host = "127.0.0.1";
   options.port = 0;
   options.metrics_port = -1;
@@ -152,6 +154,7 @@ int RunBenchServe(int argc, char** argv) {
   flags.Add("temperature", &args.temperature, "sampling temperature (each request has its own seed)");
   flags.Add("seed", &args.seed, "prompts and sampling seeds");
   flags.Add("threads", &args.server.num_threads, "CPU backend threads (0: all cores)");
+  flags.Add("weights_dtype", &args.weights_dtype, "CPU backend weight storage: f32, bf16 or q8_0");
   flags.Add("max_num_batched_tokens", &args.server.max_num_batched_tokens, "tokens in one engine step at most");
   flags.Add("client_threads", &args.client_threads, "the load process's completion-queue threads");
   flags.Add("server_cpus", &args.server_cpus, "pin this (server) process to these CPUs, e.g. 0 or 0-7");

@@ -36,6 +36,7 @@ struct GenerateArgs {
   std::string backend = "cpu";
   std::string dtype = cuda::CudaBackendOptions{}.dtype;
   std::string kv_dtype = KvDtypeName(CpuBackendOptions{}.kv_dtype);  // --kv_dtype
+  std::string weights_dtype = "f32";
   GenerateArgs() { gen.params.top_p = 0.9f; }
 };
 
@@ -45,7 +46,7 @@ void AddFlags(FlagSet* flags, GenerateArgs* args) {
   flags->Add("dialog", &args->dialog, "a JSON dialog built into the LLaMA 2-Chat prompt; prints only the reply");
   flags->Add("max_tokens", &args->gen.max_new_tokens, "generated tokens at most (clamped to the context)");
   AddSamplingFlags(flags, &args->gen.params, &args->gen.seed);
-  AddBackendFlags(flags, &args->backend, &args->dtype, &args->cpu.num_threads);
+  AddBackendFlags(flags, &args->backend, &args->dtype, &args->cpu.num_threads, &args->weights_dtype);
   AddKvDtypeFlag(flags, &args->kv_dtype);
 }
 
@@ -72,11 +73,12 @@ absl::Status Generate(GenerateArgs args, const FlagSet& flags) {
   if (args.gen.max_new_tokens < 0) return absl::InvalidArgumentError("--max_tokens must be >= 0");
   RETURN_IF_ERROR(args.gen.params.Validate());
   ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadModelTokenizer(args.model_path));
-  ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(args.model_path));
-  const int max_ctx = weights.config.max_position_embeddings;
+  ASSIGN_OR_RETURN(std::unique_ptr<WeightSource> source, OpenModel(args.model_path, ""));
+  const int max_ctx = source->config().max_position_embeddings;
   args.cpu.num_blocks = (max_ctx + args.cpu.block_size - 1) / args.cpu.block_size;  // one sequence
   ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
-                   CreateBackend(args.backend, args.dtype, std::move(weights), args.cpu, args.kv_dtype));
+                   CreateBackend(args.backend, args.dtype, args.weights_dtype, *source, args.cpu, args.kv_dtype));
+  source.reset();
 
   std::vector<int32_t> echo;
   ASSIGN_OR_RETURN(const std::vector<int32_t> prompt, BuildPrompt(args, flags, *tokenizer, max_ctx, &echo));

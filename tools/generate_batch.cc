@@ -28,6 +28,7 @@ struct GenerateBatchArgs {
   std::string backend = "cpu";  // --backend cpu|cuda
   std::string dtype = cuda::CudaBackendOptions{}.dtype;
   std::string kv_dtype = KvDtypeName(CpuBackendOptions{}.kv_dtype);  // --kv_dtype
+  std::string weights_dtype = "f32";  // --weights_dtype f32|bf16|q8_0
   int max_tokens = 128;
   uint64_t seed = 0;
   SamplingParams sampling = {.temperature = 0.0f};
@@ -48,7 +49,7 @@ void AddFlags(FlagSet* flags, GenerateBatchArgs* args) {
   flags->Add("max_num_seqs", &args->loop.scheduler.max_num_seqs, "sequences in one engine step at most");
   flags->Add("enable_prefix_caching", &args->loop.scheduler.enable_prefix_caching,
              "reuse the KV blocks of prompts' common prefixes");
-  AddBackendFlags(flags, &args->backend, &args->dtype, &args->cpu.num_threads);
+  AddBackendFlags(flags, &args->backend, &args->dtype, &args->cpu.num_threads, &args->weights_dtype);
   AddKvDtypeFlag(flags, &args->kv_dtype);
 }
 
@@ -89,9 +90,10 @@ std::string EscapeLine(const std::string& text) {
 absl::Status GenerateBatch(const GenerateBatchArgs& args) {
   ASSIGN_OR_RETURN(std::vector<std::string> prompts, ReadLines(args.prompts_path));
   ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadModelTokenizer(args.model_path));
-  ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(args.model_path));
+  ASSIGN_OR_RETURN(std::unique_ptr<WeightSource> source, OpenModel(args.model_path, ""));
   ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
-                   CreateBackend(args.backend, args.dtype, std::move(weights), args.cpu, args.kv_dtype));
+                   CreateBackend(args.backend, args.dtype, args.weights_dtype, *source, args.cpu, args.kv_dtype));
+  source.reset();
 
   std::vector<GenerationRequest> requests;
   for (size_t i = 0; i < prompts.size(); ++i) {

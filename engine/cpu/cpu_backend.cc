@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <new>
+#include <sstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -65,19 +68,35 @@ absl::Status CheckWeightShapes(const ModelWeights& w) {
   return absl::OkStatus();
 }
 
-// Floats of every matrix packed (the arena PlaceMatrices fills): layers, embed_tokens, then lm_head or score.
-size_t PackedWeightFloats(const ModelWeights& w) {
-  const ModelConfig& c = w.config;
-  const int dim = c.hidden_size, hidden = c.intermediate_size, hd = c.head_dim();
-  const int q_rows = c.num_attention_heads * hd, kv_rows = c.num_key_value_heads * hd;
-  const size_t layer = PackedSize(q_rows, dim) + 2 * PackedSize(kv_rows, dim) + PackedSize(dim, q_rows) +
-                       2 * PackedSize(hidden, dim) + PackedSize(dim, hidden);
-  size_t total = layer * c.num_hidden_layers + PackedSize(c.vocab_size, dim);
-  if (w.is_reward_model()) return total + PackedSize(c.num_labels, dim);
-  return total + (w.lm_head.empty() ? 0 : PackedSize(c.vocab_size, dim));
-}
+// Matrices start on 64-byte boundaries in the arena (whole cache lines; the f32 kernel's panels are 64-byte
+// vectors).
+constexpr size_t kMatrixAlign = 64;
+
+size_t AlignUp(size_t n) { return (n + kMatrixAlign - 1) / kMatrixAlign * kMatrixAlign; }
+
+// Bytes as GiB for messages.
+std::string Gib(int64_t bytes) { return absl::StrCat(absl::SixDigits(static_cast<double>(bytes) / (1 << 30)), " GiB"); }
 
 }  // namespace
+
+// One matrix to load: the source tensor, its shape, where it goes in the arena.
+struct CpuBackend::MatrixPlan {
+  std::string name;
+  int rows = 0, cols = 0;
+  size_t offset = 0;  // bytes into the arena
+};
+
+int64_t PhysicalMemoryBytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string line;
+  while (std::getline(meminfo, line)) {
+    std::istringstream in(line);
+    std::string key;
+    int64_t kib = 0;
+    if (in >> key >> kib && key == "MemTotal:") return kib * 1024;
+  }
+  return 0;
+}
 
 absl::Status CpuBackendOptions::Validate() const {
   if (num_threads < 0) return absl::InvalidArgumentError("num_threads must be >= 0");
@@ -86,21 +105,31 @@ absl::Status CpuBackendOptions::Validate() const {
   if (num_blocks == 0 && kv_cache_bytes <= 0) {
     return absl::InvalidArgumentError("kv_cache_bytes must be > 0 when num_blocks is 0");
   }
+  if (memory_limit_bytes < 0) return absl::InvalidArgumentError("memory_limit_bytes must be >= 0");
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(ModelWeights weights,
                                                                const CpuBackendOptions& options) {
-  RETURN_IF_ERROR(options.Validate());
+  // The ModelWeights checks first: their messages name ModelWeights' fields as tests and callers know them.
   RETURN_IF_ERROR(weights.config.Validate());
   RETURN_IF_ERROR(CheckWeightShapes(weights));
+  const InMemoryWeightSource source(std::move(weights));
+  return Create(source, options);
+}
+
+absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(const WeightSource& source,
+                                                               const CpuBackendOptions& options) {
+  RETURN_IF_ERROR(options.Validate());
+  const ModelConfig& c = source.config();
+  RETURN_IF_ERROR(c.Validate());
+  RETURN_IF_ERROR(CheckWeightShapes(source));
   ASSIGN_OR_RETURN(const CpuIsa requested, RequestedCpuIsa());
   if (ActiveCpuIsa() != requested) {
     return absl::FailedPreconditionError(absl::StrCat("LLAMA_CPU_ISA asks for ", CpuIsaName(requested),
                                                       " but this process already runs ", CpuIsaName(ActiveCpuIsa())));
   }
-  std::fprintf(stderr, "cpu backend: %s kernels\n", CpuIsaName(ActiveCpuIsa()));
-  const ModelConfig& c = weights.config;
+  const WeightsDtype dtype = options.weights_dtype;
   KvCacheSpec kv;
   kv.block_size = options.block_size;
   kv.num_layers = c.num_hidden_layers;
@@ -118,23 +147,95 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(ModelWeights weig
                                                    " supports head_dim <= ", kMaxHalfKvHeadDim, ", the model has ",
                                                    kv.head_dim));
   }
-  const int num_threads = options.num_threads;
-  HugePageBuffer arena(PackedWeightFloats(weights));
-  if (arena.data() == nullptr) {
-    return absl::ResourceExhaustedError(absl::StrCat("cannot allocate ", PackedWeightFloats(weights) * 4,
-                                                     " bytes for the packed weights"));
+
+  // The plan: every matrix in arena order (layers, embed_tokens, then lm_head or score), at 64-byte offsets.
+  const int dim = c.hidden_size, hidden = c.intermediate_size, hd = c.head_dim();
+  const int q_rows = c.num_attention_heads * hd, kv_rows = c.num_key_value_heads * hd;
+  std::vector<MatrixPlan> plan;
+  size_t weight_bytes = 0;
+  auto add = [&](std::string name, int rows, int cols) -> absl::Status {
+    RETURN_IF_ERROR(CheckStorable(dtype, name, rows, cols));
+    plan.push_back({std::move(name), rows, cols, weight_bytes});
+    weight_bytes += AlignUp(WeightMatrixBytes(dtype, rows, cols));
+    return absl::OkStatus();
+  };
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    RETURN_IF_ERROR(add(LayerTensorName(l, "self_attn.q_proj.weight"), q_rows, dim));
+    RETURN_IF_ERROR(add(LayerTensorName(l, "self_attn.k_proj.weight"), kv_rows, dim));
+    RETURN_IF_ERROR(add(LayerTensorName(l, "self_attn.v_proj.weight"), kv_rows, dim));
+    RETURN_IF_ERROR(add(LayerTensorName(l, "self_attn.o_proj.weight"), dim, q_rows));
+    RETURN_IF_ERROR(add(LayerTensorName(l, "mlp.gate_proj.weight"), hidden, dim));
+    RETURN_IF_ERROR(add(LayerTensorName(l, "mlp.up_proj.weight"), hidden, dim));
+    RETURN_IF_ERROR(add(LayerTensorName(l, "mlp.down_proj.weight"), dim, hidden));
   }
-  return std::unique_ptr<CpuBackend>(new CpuBackend(std::move(weights), std::move(arena), kv, options.kv_dtype,
-                                                  num_threads));
+  RETURN_IF_ERROR(add("model.embed_tokens.weight", c.vocab_size, dim));
+  const bool reward = HasScoreHead(source);
+  if (reward) {
+    RETURN_IF_ERROR(add("score.weight", c.num_labels, dim));
+  } else if (HasLmHead(source)) {
+    RETURN_IF_ERROR(add("lm_head.weight", c.vocab_size, dim));
+  }
+
+  // Bytes needed before anything is allocated: a model that cannot fit is refused up front, not by the OOM killer
+  // halfway through the load (the arena's pages are only touched as panels are packed).
+  const int64_t needed = static_cast<int64_t>(weight_bytes) + kv.total_bytes();
+  const int64_t available = options.memory_limit_bytes > 0 ? options.memory_limit_bytes : PhysicalMemoryBytes();
+  const std::string what = absl::StrCat(needed, " bytes (", Gib(needed), ": ", weight_bytes, " of ",
+                                        WeightsDtypeName(dtype), " weights + ", kv.total_bytes(), " of KV cache)");
+  if (available > 0 && needed > available) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cpu backend needs ", what, " but only ", available, " bytes are available (", Gib(available),
+                     options.memory_limit_bytes > 0 ? ": the configured limit)" : " of physical memory)"));
+  }
+  HugePageBuffer arena((weight_bytes + sizeof(float) - 1) / sizeof(float));
+  if (arena.data() == nullptr) {
+    return absl::ResourceExhaustedError(absl::StrCat("cpu backend: cannot allocate ", weight_bytes,
+                                                     " bytes for the packed weights (", what, " in all)"));
+  }
+  ModelWeights norms;  // config, norms and score bias (fp32 vectors)
+  norms.config = c;
+  std::unique_ptr<CpuBackend> backend;
+  try {
+    norms.layers.resize(c.num_hidden_layers);
+    auto read_vector = [&](const std::string& name, std::vector<float>* v) -> absl::Status {
+      ASSIGN_OR_RETURN(TensorInfo info, source.Info(name));
+      v->resize(info.num_elements());
+      RETURN_IF_ERROR(source.ReadRows(name, 0, info.rows(), v->data()));
+      source.Release(name);
+      return absl::OkStatus();
+    };
+    for (int l = 0; l < c.num_hidden_layers; ++l) {
+      RETURN_IF_ERROR(read_vector(LayerTensorName(l, "input_layernorm.weight"), &norms.layers[l].attn_norm));
+      RETURN_IF_ERROR(read_vector(LayerTensorName(l, "post_attention_layernorm.weight"), &norms.layers[l].ffn_norm));
+    }
+    RETURN_IF_ERROR(read_vector("model.norm.weight", &norms.final_norm));
+    if (reward && source.Info("score.bias").ok()) RETURN_IF_ERROR(read_vector("score.bias", &norms.score_bias));
+    backend.reset(new CpuBackend(std::move(norms), std::move(arena), weight_bytes, dtype, kv, options.kv_dtype,
+                                options.num_threads));
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat("cpu backend: out of memory allocating the KV cache or norms (",
+                                                     what, " planned)"));
+  }
+  backend->reward_model_ = reward;
+  RETURN_IF_ERROR(backend->LoadMatrices(source, plan));
+  std::fprintf(stderr, "cpu backend: %s kernels, %s weights (%.1f MiB), %s KV cache %.1f MiB\n",
+               CpuIsaName(ActiveCpuIsa()), WeightsDtypeName(dtype), weight_bytes / 1048576.0,
+               KvDtypeName(options.kv_dtype), kv.total_bytes() / 1048576.0);
+  return backend;
 }
 
 const char* CpuBackend::isa_name() { return CpuIsaName(ActiveCpuIsa()); }
 
-CpuBackend::CpuBackend(ModelWeights weights, HugePageBuffer arena, const KvCacheSpec& kv, KvDtype kv_dtype,
-                       int num_threads)
-    : weights_(std::move(weights)), matrices_(std::move(arena)), kv_(kv), kv_dtype_(kv_dtype), pool_(num_threads) {
+CpuBackend::CpuBackend(ModelWeights norms, HugePageBuffer arena, size_t weight_bytes, WeightsDtype dtype,
+                       const KvCacheSpec& kv, KvDtype kv_dtype, int num_threads)
+    : weights_(std::move(norms)),
+      matrices_(std::move(arena)),
+      weight_bytes_(weight_bytes),
+      weights_dtype_(dtype),
+      kv_(kv),
+      kv_dtype_(kv_dtype),
+      pool_(num_threads) {
   const ModelConfig& c = weights_.config;
-  PlaceMatrices();
   rope_ = BuildRopeTable(c.max_position_embeddings, c.head_dim(), c.rope_theta, c.rope_scaling_factor);
   const size_t per_layer_bytes =
       static_cast<size_t>(kv_.num_blocks) * kv_.num_kv_heads * kv_.block_size * kv_.head_dim * kv_.dtype_bytes;
@@ -143,33 +244,50 @@ CpuBackend::CpuBackend(ModelWeights weights, HugePageBuffer arena, const KvCache
   scores_.assign(pool_.num_threads(), std::vector<float>(c.max_position_embeddings));
 }
 
-// Packs every matrix (packed_matmul.h) into the huge-page arena (huge_page_buffer.h) and frees the originals.
-void CpuBackend::PlaceMatrices() {
+// Reads and packs every matrix of the plan, panel by panel: the pool's threads take panels of one tensor at a time,
+// each reading its 64 rows into its own fp32 scratch, then the tensor is released from the source.
+absl::Status CpuBackend::LoadMatrices(const WeightSource& source, const std::vector<MatrixPlan>& plan) {
   const ModelConfig& c = weights_.config;
-  reward_model_ = weights_.is_reward_model();  // before score moves out of weights_
-  const int dim = c.hidden_size, hidden = c.intermediate_size, hd = c.head_dim();
-  const int q_rows = c.num_attention_heads * hd, kv_rows = c.num_key_value_heads * hd;
-  const bool untied = !weights_.lm_head.empty();
-  CHECK_EQ(matrices_.size(), PackedWeightFloats(weights_));
-  float* cursor = matrices_.data();
-  auto place = [&](std::vector<float>* m, int rows, int cols) -> const float* {
-    const float* placed = cursor;
-    PackWeights(m->data(), rows, cols, cursor);
-    cursor += PackedSize(rows, cols);
-    std::vector<float>().swap(*m);
-    return placed;
-  };
-  for (LayerWeights& l : weights_.layers) {
-    layer_matrices_.push_back({place(&l.wq, q_rows, dim), place(&l.wk, kv_rows, dim), place(&l.wv, kv_rows, dim),
-                               place(&l.wo, dim, q_rows), place(&l.w_gate, hidden, dim),
-                               place(&l.w_up, hidden, dim), place(&l.w_down, dim, hidden)});
+  uint8_t* arena = reinterpret_cast<uint8_t*>(matrices_.data());
+  int max_cols = 0;
+  for (const MatrixPlan& m : plan) max_cols = std::max(max_cols, m.cols);
+  std::vector<std::vector<float>> scratch(pool_.num_threads(),
+                                          std::vector<float>(static_cast<size_t>(kPanelRows) * max_cols));
+  std::vector<absl::Status> errors(pool_.num_threads());
+  std::vector<WeightMatrix> placed;
+  for (const MatrixPlan& m : plan) {
+    uint8_t* dst = arena + m.offset;
+    const int panels = (m.rows + kPanelRows - 1) / kPanelRows;
+    pool_.ParallelFor(panels, [&](int p, int tid) {
+      if (!errors[tid].ok()) return;
+      const int r0 = p * kPanelRows, r1 = std::min(m.rows, r0 + kPanelRows);
+      absl::Status read = source.ReadRows(m.name, r0, r1, scratch[tid].data());
+      if (!read.ok()) {
+        errors[tid] = absl::Status(read.code(), absl::StrCat("reading ", m.name, ": ", read.message()));
+        return;
+      }
+      PackWeightPanel(weights_dtype_, scratch[tid].data(), r1 - r0, m.rows, m.cols, p, dst);
+    });
+    for (const absl::Status& e : errors) RETURN_IF_ERROR(e);
+    source.Release(m.name);
+    placed.push_back({weights_dtype_, dst, m.rows, m.cols});
   }
-  embed_tokens_ = place(&weights_.embed_tokens, c.vocab_size, dim);
-  if (reward_model_) {
-    output_proj_ = place(&weights_.score, c.num_labels, dim);
-  } else {
-    output_proj_ = untied ? place(&weights_.lm_head, c.vocab_size, dim) : embed_tokens_;
+  size_t i = 0;
+  for (int l = 0; l < c.num_hidden_layers; ++l, i += 7) {
+    layer_matrices_.push_back({placed[i], placed[i + 1], placed[i + 2], placed[i + 3], placed[i + 4], placed[i + 5],
+                               placed[i + 6]});
   }
+  embed_tokens_ = placed[i++];
+  output_proj_ = i < placed.size() ? placed[i] : embed_tokens_;
+  return absl::OkStatus();
+}
+
+const uint8_t* CpuBackend::PrepareInput(const float* x, int n, int cols) {
+  const size_t bytes = ActivationScratchBytes(weights_dtype_, n, cols);
+  if (bytes == 0) return nullptr;
+  GrowTo(&xq_, bytes);
+  PrepareActivations(weights_dtype_, x, n, cols, xq_.data());
+  return xq_.data();
 }
 
 void CpuBackend::ApplyBlockCopies(const ForwardInput& input) {
@@ -202,7 +320,7 @@ void CpuBackend::PrepareBatch(const ForwardInput& input) {
   }
   // Embedding lookup: x[t] = embed_tokens[token_ids[t]].
   for (size_t t = 0; t < n; ++t) {
-    UnpackRow(embed_tokens_, c.vocab_size, static_cast<int>(dim), input.token_ids[t], x_.data() + t * dim);
+    UnpackWeightRow(embed_tokens_, input.token_ids[t], x_.data() + t * dim);
   }
 }
 
@@ -216,17 +334,18 @@ void CpuBackend::ProjectQkv(int layer, int n) {
   const int64_t q_chunk = pool_.ChunkSize(q_rows, kRowGrain), kv_chunk = pool_.ChunkSize(kv_rows, kRowGrain);
   const int q_tasks = static_cast<int>((q_rows + q_chunk - 1) / q_chunk);
   const int kv_tasks = static_cast<int>((kv_rows + kv_chunk - 1) / kv_chunk);
+  const uint8_t* xq = PrepareInput(xnorm_.data(), n, dim);
   pool_.ParallelFor(q_tasks + 2 * kv_tasks, [&](int task, int) {
     const float* xn = xnorm_.data();
     if (task < q_tasks) {
       const int r0 = static_cast<int>(task * q_chunk);
-      PackedMatMulRows(xn, m.wq, q_.data(), n, dim, q_rows, r0, std::min<int>(q_rows, r0 + q_chunk), false);
+      WeightMatMulRows(m.wq, xn, xq, q_.data(), n, r0, std::min<int>(q_rows, r0 + q_chunk), false);
       return;
     }
     task -= q_tasks;
     const bool value = task >= kv_tasks;
     const int r0 = static_cast<int>((value ? task - kv_tasks : task) * kv_chunk);
-    PackedMatMulRows(xn, value ? m.wv : m.wk, value ? v_.data() : k_.data(), n, dim, kv_rows, r0,
+    WeightMatMulRows(value ? m.wv : m.wk, xn, xq, value ? v_.data() : k_.data(), n, r0,
                      std::min<int>(kv_rows, r0 + kv_chunk), false);
   });
 }
@@ -278,8 +397,9 @@ void CpuBackend::AttentionBlock(int layer, const ForwardInput& input) {
       PagedAttention(args, i0, i1, scores_[tid].data());
     });
   }
+  const uint8_t* attn_q = PrepareInput(attn_.data(), n, nh * hd);
   pool_.ParallelForRange(dim, kRowGrain, [&](int64_t r0, int64_t r1, int) {
-    PackedMatMulRows(attn_.data(), m.wo, x_.data(), n, nh * hd, dim, r0, r1, true);
+    WeightMatMulRows(m.wo, attn_.data(), attn_q, x_.data(), n, r0, r1, true);
   });
 }
 
@@ -290,16 +410,18 @@ void CpuBackend::FfnBlock(int layer, int n) {
   const LayerMatrices& m = layer_matrices_[layer];
   const int dim = c.hidden_size, hidden = c.intermediate_size;
   RmsNorm(x_.data(), w.ffn_norm.data(), n, dim, c.rms_norm_eps, xnorm_.data());
+  const uint8_t* xq = PrepareInput(xnorm_.data(), n, dim);
   pool_.ParallelForRange(hidden, kRowGrain, [&](int64_t r0, int64_t r1, int) {
-    PackedMatMulRows(xnorm_.data(), m.w_gate, gate_.data(), n, dim, hidden, r0, r1, false);
-    PackedMatMulRows(xnorm_.data(), m.w_up, up_.data(), n, dim, hidden, r0, r1, false);
+    WeightMatMulRows(m.w_gate, xnorm_.data(), xq, gate_.data(), n, r0, r1, false);
+    WeightMatMulRows(m.w_up, xnorm_.data(), xq, up_.data(), n, r0, r1, false);
     for (int t = 0; t < n; ++t) {
       float* g = gate_.data() + static_cast<int64_t>(t) * hidden;
       SiluMul(g + r0, up_.data() + static_cast<int64_t>(t) * hidden + r0, r1 - r0, g + r0);
     }
   });
+  const uint8_t* gate_q = PrepareInput(gate_.data(), n, hidden);
   pool_.ParallelForRange(dim, kRowGrain, [&](int64_t r0, int64_t r1, int) {
-    PackedMatMulRows(gate_.data(), m.w_down, x_.data(), n, hidden, dim, r0, r1, true);
+    WeightMatMulRows(m.w_down, gate_.data(), gate_q, x_.data(), n, r0, r1, true);
   });
 }
 
@@ -316,8 +438,9 @@ void CpuBackend::ComputeOutputs(const ForwardInput& input, ForwardOutput* output
     RmsNorm(x_.data() + static_cast<int64_t>(input.outputs[o].token_index) * dim, weights_.final_norm.data(), 1,
             dim, c.rms_norm_eps, out_hidden_.data() + static_cast<int64_t>(o) * dim);
   }
+  const uint8_t* hidden_q = PrepareInput(out_hidden_.data(), num_out, dim);
   pool_.ParallelForRange(vocab, kRowGrain, [&](int64_t r0, int64_t r1, int) {
-    PackedMatMulRows(out_hidden_.data(), output_proj_, out_logits_.data(), num_out, dim, vocab, r0, r1, false);
+    WeightMatMulRows(output_proj_, out_hidden_.data(), hidden_q, out_logits_.data(), num_out, r0, r1, false);
   });
   if (reward && !weights_.score_bias.empty()) {
     for (int o = 0; o < num_out; ++o)

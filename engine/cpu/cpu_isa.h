@@ -59,6 +59,8 @@ struct CpuKernels {
   void (*write_kv_cache)(const float* k, const float* v, const int32_t* slots, int num_tokens, int num_kv_heads,
                          int head_dim, int block_size, int head_begin, int head_end, void* k_cache, void* v_cache,
                          KvDtype dtype);
+  void (*packed_matmul_rows_bf16)(const float* x, const uint16_t* packed, float* y, int n, int in, int out,
+                                  int row_begin, int row_end, bool accumulate);
 };
 
 // The kernels of `isa`; only call them when CpuSupports(isa). For kAvx512, the q8_0 matmul is the VNNI one when

@@ -21,6 +21,14 @@
   void UnpackRow(const float* packed, int out, int in, int row, float* out_row);                                 \
   void PackedMatMulRows(const float* x, const float* packed, float* y, int n, int in, int out, int row_begin,      \
                         int row_end, bool accumulate);                                                           \
+  size_t PanelOffset(int in, int panel);                                                                         \
+  void PackPanel(const float* rows, int num_rows, int in, float* dst);                                           \
+  uint16_t FloatToBf16(float value);                                                                             \
+  float Bf16ToFloat(uint16_t value);                                                                             \
+  void PackPanelBf16(const float* rows, int num_rows, int in, uint16_t* dst);                                    \
+  void UnpackRowBf16(const uint16_t* packed, int out, int in, int row, float* out_row);                          \
+  void PackedMatMulRowsBf16(const float* x, const uint16_t* packed, float* y, int n, int in, int out,             \
+                            int row_begin, int row_end, bool accumulate);                                        \
   size_t PackedQ8Bytes(int out, int in);                                                                         \
   size_t PackedQ8PanelOffset(int out, int in, int panel);                                                        \
   void PackPanelQ8(const float* rows, int num_rows, int in, uint8_t* dst);                                       \
@@ -52,7 +60,7 @@ namespace {
 #define LLAMA_ISA_TABLE(NS, Q8NS)                                                                                 \
   CpuKernels {                                                                                                    \
     &NS::MatMulRows, &NS::MatMul, &NS::PackedMatMulRows, &Q8NS::PackedQ8MatMulRows, &NS::QuantizeActivations,     \
-        &NS::PackPanelQ8, &NS::PagedAttention, &NS::WriteKvCache                                                  \
+        &NS::PackPanelQ8, &NS::PagedAttention, &NS::WriteKvCache, &NS::PackedMatMulRowsBf16                        \
   }
 
 const CpuKernels kScalar = LLAMA_ISA_TABLE(isa_scalar, isa_scalar);
@@ -104,6 +112,23 @@ void UnpackRow(const float* packed, int out, int in, int row, float* out_row) {
 void PackedMatMulRows(const float* x, const float* packed, float* y, int n, int in, int out, int row_begin,
                       int row_end, bool accumulate) {
   Active().packed_matmul_rows(x, packed, y, n, in, out, row_begin, row_end, accumulate);
+}
+
+size_t PanelOffset(int in, int panel) { return isa_scalar::PanelOffset(in, panel); }
+
+void PackPanel(const float* rows, int num_rows, int in, float* dst) { isa_scalar::PackPanel(rows, num_rows, in, dst); }
+
+void PackPanelBf16(const float* rows, int num_rows, int in, uint16_t* dst) {
+  isa_scalar::PackPanelBf16(rows, num_rows, in, dst);
+}
+
+void UnpackRowBf16(const uint16_t* packed, int out, int in, int row, float* out_row) {
+  isa_scalar::UnpackRowBf16(packed, out, in, row, out_row);
+}
+
+void PackedMatMulRowsBf16(const float* x, const uint16_t* packed, float* y, int n, int in, int out, int row_begin,
+                          int row_end, bool accumulate) {
+  Active().packed_matmul_rows_bf16(x, packed, y, n, in, out, row_begin, row_end, accumulate);
 }
 
 size_t PackedQ8Bytes(int out, int in) { return isa_scalar::PackedQ8Bytes(out, in); }

@@ -19,15 +19,27 @@ constexpr int kTokenTile = 6;
 inline int Vectors(int out) { return (out + kPackLanes - 1) / kPackLanes; }
 // Vectors in panel p of a matrix with `vectors` vectors in all.
 inline int PanelVectors(int vectors, int p) { return std::min(kPanelVectors, vectors - p * kPanelVectors); }
-inline const float* PanelBase(const float* packed, int in, int p) {
+template <typename W>
+inline const W* PanelBase(const W* packed, int in, int p) {
   return packed + static_cast<size_t>(p) * kPanelRows * in;
+}
+
+// A bf16 value is the high half of an fp32: widening is exact (a shift), so a bf16 matrix runs the same fma chain
+// as an fp32 matrix holding the same values.
+inline float WidenScalar(float w) { return w; }
+inline float WidenScalar(uint16_t w) {
+  const uint32_t bits = static_cast<uint32_t>(w) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
 }
 
 // One call of the microkernel: V consecutive vectors (possibly of two panels with the same stride) × T
 // consecutive tokens.
+template <typename W>
 struct TileArgs {
-  const float* x;                 // [n, in]
-  const float* w[kPanelVectors];  // vector v's values at k are w[v][k * stride, + 16)
+  const float* x;             // [n, in]
+  const W* w[kPanelVectors];  // vector v's values at k are w[v][k * stride, + 16)
   float* y;                       // [n, out]
   int in, out, stride;
   int row0;    // the first vector's first row
@@ -53,19 +65,30 @@ inline void StoreVector(float* dst, __m512 v, __mmask16 m, bool accumulate) {
   }
 }
 
-template <int V, int T>
-void Tile(const TileArgs& a) {
+inline __m512 Load16(const float* p) { return _mm512_loadu_ps(p); }
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_epi32() as the (unused, all lanes written) merge source, which
+// -Wmaybe-uninitialized reports once per inlined tile.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+inline __m512 Load16(const uint16_t* p) {
+  const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+}
+#pragma GCC diagnostic pop
+
+template <typename W, int V, int T>
+void Tile(const TileArgs<W>& a) {
   __m512 acc[V][T];
   for (int v = 0; v < V; ++v)
     for (int t = 0; t < T; ++t) acc[v][t] = _mm512_setzero_ps();
   const float* xt[T];
   for (int t = 0; t < T; ++t) xt[t] = a.x + static_cast<int64_t>(a.t0 + t) * a.in;
-  const float* w[V];
+  const W* w[V];
   for (int v = 0; v < V; ++v) w[v] = a.w[v];
   size_t off = 0;
   for (int k = 0; k < a.in; ++k, off += a.stride) {
     __m512 wv[V];
-    for (int v = 0; v < V; ++v) wv[v] = _mm512_loadu_ps(w[v] + off);
+    for (int v = 0; v < V; ++v) wv[v] = Load16(w[v] + off);
     for (int t = 0; t < T; ++t) {
       const __m512 xb = _mm512_set1_ps(xt[t][k]);
       for (int v = 0; v < V; ++v) acc[v][t] = _mm512_fmadd_ps(wv[v], xb, acc[v][t]);
@@ -92,18 +115,24 @@ inline void StoreHalf(float* dst, __m256 v, uint32_t m8, bool accumulate) {
   }
 }
 
+inline __m256 Load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 Load8(const uint16_t* p) {
+  const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+}
+
 // G row vectors (v0 .. v0 + G) x T tokens in registers (2 G T accumulators), one pass over k.
-template <int G, int T>
-void VectorGroup(const TileArgs& a, const float* const* xt, int v0) {
+template <typename W, int G, int T>
+void VectorGroup(const TileArgs<W>& a, const float* const* xt, int v0) {
   __m256 acc[T][2 * G];
   for (int t = 0; t < T; ++t)
     for (int h = 0; h < 2 * G; ++h) acc[t][h] = _mm256_setzero_ps();
   for (int k = 0; k < a.in; ++k) {
     __m256 w[2 * G];
     for (int g = 0; g < G; ++g) {
-      const float* wk = a.w[v0 + g] + static_cast<size_t>(k) * a.stride;
-      w[2 * g] = _mm256_loadu_ps(wk);
-      w[2 * g + 1] = _mm256_loadu_ps(wk + 8);
+      const W* wk = a.w[v0 + g] + static_cast<size_t>(k) * a.stride;
+      w[2 * g] = Load8(wk);
+      w[2 * g + 1] = Load8(wk + 8);
     }
     for (int t = 0; t < T; ++t) {
       const __m256 xb = _mm256_broadcast_ss(xt[t] + k);
@@ -123,23 +152,23 @@ void VectorGroup(const TileArgs& a, const float* const* xt, int v0) {
 
 // With 16 ymm registers: a whole 4-vector panel for one token (decode streams each panel once), 2 vectors for 2
 // tokens, else one vector at a time. Each element is the same fma chain over k whatever the grouping.
-template <int V, int T>
-void Tile(const TileArgs& a) {
+template <typename W, int V, int T>
+void Tile(const TileArgs<W>& a) {
   const float* xt[T];
   for (int t = 0; t < T; ++t) xt[t] = a.x + static_cast<int64_t>(a.t0 + t) * a.in;
   constexpr int G = T == 1 ? 4 : (T == 2 ? 2 : 1);
   int v = 0;
   if constexpr (G > 1) {
-    for (; v + G <= V; v += G) VectorGroup<G, T>(a, xt, v);
+    for (; v + G <= V; v += G) VectorGroup<W, G, T>(a, xt, v);
   }
-  for (; v < V; ++v) VectorGroup<1, T>(a, xt, v);
+  for (; v < V; ++v) VectorGroup<W, 1, T>(a, xt, v);
 }
 
 #else
 
 // Portable: the same fused chain per element (std::fma), so results equal the vector paths' bit for bit.
-template <int V, int T>
-void Tile(const TileArgs& a) {
+template <typename W, int V, int T>
+void Tile(const TileArgs<W>& a) {
   for (int t = 0; t < T; ++t) {
     const float* xt = a.x + static_cast<int64_t>(a.t0 + t) * a.in;
     for (int v = 0; v < V; ++v) {
@@ -148,7 +177,7 @@ void Tile(const TileArgs& a) {
       for (int i = 0; i < kPackLanes; ++i) {
         if (!(m >> i & 1)) continue;
         float s = 0.0f;
-        for (int k = 0; k < a.in; ++k) s = std::fma(a.w[v][static_cast<size_t>(k) * a.stride + i], xt[k], s);
+        for (int k = 0; k < a.in; ++k) s = std::fma(WidenScalar(a.w[v][static_cast<size_t>(k) * a.stride + i]), xt[k], s);
         float* dst = a.y + static_cast<int64_t>(a.t0 + t) * a.out + r + i;
         *dst = a.accumulate ? *dst + s : s;
       }
@@ -158,24 +187,86 @@ void Tile(const TileArgs& a) {
 
 #endif
 
-using TileFn = void (*)(const TileArgs&);
+template <typename W>
+using TileFn = void (*)(const TileArgs<W>&);
 
-template <int V, int... T>
-constexpr void FillRow(TileFn* row, std::integer_sequence<int, T...>) {
-  ((row[T] = &Tile<V, T + 1>), ...);
+template <typename W, int V, int... T>
+constexpr void FillRow(TileFn<W>* row, std::integer_sequence<int, T...>) {
+  ((row[T] = &Tile<W, V, T + 1>), ...);
 }
 
-// kTiles[V - 1][T - 1] = Tile<V, T>.
+// kTiles<W>.fn[V - 1][T - 1] = Tile<W, V, T>.
+template <typename W>
 struct TileTable {
-  TileFn fn[kPanelVectors][kTokenTile];
+  TileFn<W> fn[kPanelVectors][kTokenTile];
   constexpr TileTable() : fn{} {
-    FillRow<1>(fn[0], std::make_integer_sequence<int, kTokenTile>());
-    FillRow<2>(fn[1], std::make_integer_sequence<int, kTokenTile>());
-    FillRow<3>(fn[2], std::make_integer_sequence<int, kTokenTile>());
-    FillRow<4>(fn[3], std::make_integer_sequence<int, kTokenTile>());
+    FillRow<W, 1>(fn[0], std::make_integer_sequence<int, kTokenTile>());
+    FillRow<W, 2>(fn[1], std::make_integer_sequence<int, kTokenTile>());
+    FillRow<W, 3>(fn[2], std::make_integer_sequence<int, kTokenTile>());
+    FillRow<W, 4>(fn[3], std::make_integer_sequence<int, kTokenTile>());
   }
 };
-constexpr TileTable kTiles;
+template <typename W>
+constexpr TileTable<W> kTiles;
+
+// Groups of up to 4 vectors that meet [row_begin, row_end) (a group may span two panels if their strides agree:
+// one token then still has 4 independent FMA chains), times tiles of up to 6 tokens.
+// Each vector is a stream of 64 bytes per k that stays in L2 while the token tiles pass over it.
+template <typename W>
+void MatMulRowsOf(const float* x, const W* packed, float* y, int n, int in, int out, int row_begin, int row_end,
+                  bool accumulate) {
+  if (n <= 0 || row_begin >= row_end) return;
+  const int vectors = Vectors(out);
+  const int v_end = (row_end + kPackLanes - 1) / kPackLanes;
+  auto stride_of = [&](int v) { return PanelVectors(vectors, v / kPanelVectors) * kPackLanes; };
+  TileArgs<W> a;
+  a.x = x;
+  a.y = y;
+  a.in = in;
+  a.out = out;
+  a.lo = row_begin;
+  a.hi = std::min(row_end, out);
+  a.accumulate = accumulate;
+  for (int v = row_begin / kPackLanes; v < v_end;) {
+    a.stride = stride_of(v);
+    a.row0 = v * kPackLanes;
+    int count = 0;
+    for (; count < kPanelVectors && v + count < v_end && stride_of(v + count) == a.stride; ++count) {
+      const int u = v + count;
+      a.w[count] = PanelBase(packed, in, u / kPanelVectors) + (u % kPanelVectors) * kPackLanes;
+    }
+    // ceil(n / 6) token tiles of near-equal size (7 tokens as 4 + 3, not 6 + 1: a 1-token tile does 4 FMAs per
+    // 5 loads). Which tile a token lands in never changes its result.
+    const TileFn<W>* fns = kTiles<W>.fn[count - 1];
+    const int tiles = (n + kTokenTile - 1) / kTokenTile;
+    for (int i = 0, t = 0; i < tiles; ++i) {
+      const int size = n / tiles + (i < n % tiles ? 1 : 0);
+      a.t0 = t;
+      fns[size - 1](a);
+      t += size;
+    }
+    v += count;
+  }
+}
+
+// Panel layout of num_rows (<= 64) rows into dst (the panel's first element): stride ceil(num_rows / 16) * 16.
+template <typename W, typename Convert>
+void PackPanelOf(const float* rows, int num_rows, int in, W* dst, Convert convert) {
+  const int stride = (num_rows + kPackLanes - 1) / kPackLanes * kPackLanes;
+  std::memset(dst, 0, static_cast<size_t>(stride) * in * sizeof(W));
+  for (int r = 0; r < num_rows; ++r) {
+    const float* src = rows + static_cast<size_t>(r) * in;
+    for (int k = 0; k < in; ++k) dst[static_cast<size_t>(k) * stride + r] = convert(src[k]);
+  }
+}
+
+template <typename W>
+void UnpackRowOf(const W* packed, int out, int in, int row, float* out_row) {
+  const int p = row / kPanelRows;
+  const int stride = PanelVectors(Vectors(out), p) * kPackLanes;
+  const W* src = PanelBase(packed, in, p) + row % kPanelRows;
+  for (int k = 0; k < in; ++k) out_row[k] = WidenScalar(src[static_cast<size_t>(k) * stride]);
+}
 
 }  // namespace
 
@@ -194,49 +285,42 @@ void PackWeights(const float* w, int out, int in, float* packed) {
 }
 
 void UnpackRow(const float* packed, int out, int in, int row, float* out_row) {
-  const int p = row / kPanelRows;
-  const int stride = PanelVectors(Vectors(out), p) * kPackLanes;
-  const float* src = PanelBase(packed, in, p) + row % kPanelRows;
-  for (int k = 0; k < in; ++k) out_row[k] = src[static_cast<size_t>(k) * stride];
+  UnpackRowOf(packed, out, in, row, out_row);
 }
 
-// Groups of up to 4 vectors that meet [row_begin, row_end) (a group may span two panels if their strides agree:
-// one token then still has 4 independent FMA chains), times tiles of up to 6 tokens.
-// Each vector is a stream of 64 bytes per k that stays in L2 while the token tiles pass over it.
+size_t PanelOffset(int in, int panel) { return static_cast<size_t>(panel) * kPanelRows * in; }
+
+void PackPanel(const float* rows, int num_rows, int in, float* dst) {
+  PackPanelOf(rows, num_rows, in, dst, [](float v) { return v; });
+}
+
+uint16_t FloatToBf16(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof(bits));
+  if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((bits >> 16) | 0x0040u);  // quiet NaN
+  // Round to nearest, ties to even: add 0x7FFF plus the lowest kept bit, then truncate (overflow rounds to inf).
+  bits += 0x7FFFu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+float Bf16ToFloat(uint16_t value) { return WidenScalar(value); }
+
+void PackPanelBf16(const float* rows, int num_rows, int in, uint16_t* dst) {
+  PackPanelOf(rows, num_rows, in, dst, [](float v) { return FloatToBf16(v); });
+}
+
+void UnpackRowBf16(const uint16_t* packed, int out, int in, int row, float* out_row) {
+  UnpackRowOf(packed, out, in, row, out_row);
+}
+
 void PackedMatMulRows(const float* x, const float* packed, float* y, int n, int in, int out, int row_begin,
                       int row_end, bool accumulate) {
-  if (n <= 0 || row_begin >= row_end) return;
-  const int vectors = Vectors(out);
-  const int v_end = (row_end + kPackLanes - 1) / kPackLanes;
-  auto stride_of = [&](int v) { return PanelVectors(vectors, v / kPanelVectors) * kPackLanes; };
-  TileArgs a;
-  a.x = x;
-  a.y = y;
-  a.in = in;
-  a.out = out;
-  a.lo = row_begin;
-  a.hi = std::min(row_end, out);
-  a.accumulate = accumulate;
-  for (int v = row_begin / kPackLanes; v < v_end;) {
-    a.stride = stride_of(v);
-    a.row0 = v * kPackLanes;
-    int count = 0;
-    for (; count < kPanelVectors && v + count < v_end && stride_of(v + count) == a.stride; ++count) {
-      const int u = v + count;
-      a.w[count] = PanelBase(packed, in, u / kPanelVectors) + (u % kPanelVectors) * kPackLanes;
-    }
-    // ceil(n / 6) token tiles of near-equal size (7 tokens as 4 + 3, not 6 + 1: a 1-token tile does 4 FMAs per
-    // 5 loads). Which tile a token lands in never changes its result.
-    const TileFn* fns = kTiles.fn[count - 1];
-    const int tiles = (n + kTokenTile - 1) / kTokenTile;
-    for (int i = 0, t = 0; i < tiles; ++i) {
-      const int size = n / tiles + (i < n % tiles ? 1 : 0);
-      a.t0 = t;
-      fns[size - 1](a);
-      t += size;
-    }
-    v += count;
-  }
+  MatMulRowsOf(x, packed, y, n, in, out, row_begin, row_end, accumulate);
+}
+
+void PackedMatMulRowsBf16(const float* x, const uint16_t* packed, float* y, int n, int in, int out, int row_begin,
+                          int row_end, bool accumulate) {
+  MatMulRowsOf(x, packed, y, n, in, out, row_begin, row_end, accumulate);
 }
 
 }  // namespace llama::LLAMA_CPU_ISA_NS

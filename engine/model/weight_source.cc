@@ -5,6 +5,7 @@
 #include <new>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -90,6 +91,17 @@ absl::Status CheckWeightShapes(const WeightSource& source) {
 
 bool HasScoreHead(const WeightSource& source) { return source.Info("score.weight").ok(); }
 bool HasLmHead(const WeightSource& source) { return source.Info("lm_head.weight").ok(); }
+
+InMemoryWeightSource::InMemoryWeightSource(ModelWeights weights)
+    : InMemoryWeightSource(new ModelWeights(std::move(weights))) {
+  owned_.reset(const_cast<ModelWeights*>(weights_));
+}
+
+void InMemoryWeightSource::Release(const std::string& name) const {
+  if (owned_ == nullptr) return;
+  std::vector<float>* data = TensorData(owned_.get(), name);
+  if (data != nullptr) std::vector<float>().swap(*data);
+}
 
 InMemoryWeightSource::InMemoryWeightSource(const ModelWeights* weights) : weights_(weights) {
   std::vector<TensorSpec> specs = ModelTensorSpecs(weights->config);

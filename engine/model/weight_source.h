@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -55,15 +56,19 @@ absl::Status CheckWeightShapes(const WeightSource& source);
 bool HasScoreHead(const WeightSource& source);
 bool HasLmHead(const WeightSource& source);
 
-// A source over host fp32 ModelWeights; borrows `weights`, which must outlive it.
+// A source over host fp32 ModelWeights: borrowing `weights` (which must outlive it), or owning them, in which case
+// Release(name) frees that tensor (so a backend converting tensor by tensor never holds two full copies).
 class InMemoryWeightSource : public WeightSource {
  public:
   explicit InMemoryWeightSource(const ModelWeights* weights);
+  explicit InMemoryWeightSource(ModelWeights weights);
   const ModelConfig& config() const override { return weights_->config; }
   absl::StatusOr<TensorInfo> Info(const std::string& name) const override;
   absl::Status ReadRows(const std::string& name, int64_t row_begin, int64_t row_end, float* out) const override;
+  void Release(const std::string& name) const override;
 
  private:
+  std::unique_ptr<ModelWeights> owned_;  // set by the owning constructor
   const ModelWeights* weights_;
   absl::flat_hash_map<std::string, TensorInfo> infos_;  // the non-empty tensors of *weights_
 };

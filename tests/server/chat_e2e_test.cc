@@ -322,6 +322,35 @@ TEST_F(ChatE2eTest, ModelInfoDescribesStories15M) {
   EXPECT_EQ(info.limits().max_candidates(), 4);
   EXPECT_EQ(info.limits().max_queue(), 256);
   EXPECT_TRUE(info.kv_cache().prefix_caching());  // --enable_prefix_caching's default
+  // --weights_dtype's default: every matrix as packed fp32, 15187968 weights (embeddings tied), no padding.
+  EXPECT_EQ(info.weights_dtype(), "f32");
+  EXPECT_EQ(info.weight_bytes(), int64_t{4} * 15187968);
+}
+
+// A server with --weights_dtype q8_0 serves, says so in GetModelInfo (36 bytes per 32 weights), and its greedy
+// reply is the CLI's with the same flag (same weights, same kernels: batch invariance makes the paths agree).
+TEST_F(ChatE2eTest, Q8WeightsServeAndAreReported) {
+  ChatServerOptions options = E2eOptions();
+  options.model_path = ModelDir();
+  options.weights_dtype = WeightsDtype::kQ8_0;
+  std::unique_ptr<ChatServer> server = StartServer(options);
+  ASSERT_NE(server, nullptr);
+  auto stub = Connect(server->port());
+  const v1::ChatRequest request = MakeRequest(kDialog, 40);
+  StreamResult result = Chat(*stub, request, absl::Seconds(120));
+  ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+  EXPECT_FALSE(result.text.empty());
+  v1::GetModelInfoResponse info;
+  grpc::ClientContext context;
+  ASSERT_TRUE(stub->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).ok());
+  EXPECT_EQ(info.weights_dtype(), "q8_0");
+  EXPECT_EQ(info.weight_bytes(), int64_t{36} * 15187968 / 32);
+  server->Drain(absl::Seconds(10));
+  const std::string dialog_path = WriteTempFile("q8_dialog.json", DialogJson(request));
+  EXPECT_EQ(RunCommand(absl::StrCat(LLAMA_BIN_DIR, "/llama-chat generate --model ", ModelDir(), " --dialog ",
+                                    dialog_path, " --max_tokens 40 --temperature 0 --threads 2 --weights_dtype q8_0 "
+                                    "2>/dev/null")),
+            result.text + "\n");
 }
 
 // --kv_dtype f16 / bf16: the CPU cache stores 2-byte elements, so GetModelInfo reports half the bytes per token

@@ -146,6 +146,29 @@ TEST_F(LlamaChatCliTest, MissingAndMalformedValuesAreNamed) {
   EXPECT_THAT(unknown_command.err, HasSubstr("llama-chat: unknown command 'frobnicate'"));
 }
 
+// bench takes --dummy_weights instead of --model and stores the weights as --weights_dtype; a bad type or both
+// or neither model flag is a clear error.
+TEST_F(LlamaChatCliTest, BenchRunsOnDummyWeightsOfEachStorageType) {
+  for (const char* dtype : {"f32", "bf16", "q8_0"}) {
+    const Outcome run = LlamaChat(absl::StrCat("bench --dummy_weights tiny --weights_dtype ", dtype,
+                                               " --prompt_tokens 4 --gen_tokens 4 --repeats 1 --threads 1"));
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    EXPECT_THAT(run.out, HasSubstr(absl::StrCat("model dummy tiny:")));
+    EXPECT_THAT(run.out, HasSubstr(absl::StrCat(", ", dtype, " weights, ")));
+    EXPECT_THAT(run.out, HasSubstr("median decode"));
+  }
+  const Outcome bad = LlamaChat("bench --dummy_weights tiny --weights_dtype int4");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_THAT(bad.err, HasSubstr("--weights_dtype: unknown 'int4' (f32, bf16, q8_0)"));
+  const Outcome neither = LlamaChat("bench");
+  EXPECT_EQ(neither.exit_code, 1);
+  EXPECT_THAT(neither.err, HasSubstr("give exactly one of --model and --dummy_weights"));
+  const Outcome unknown_shape = LlamaChat("bench --dummy_weights llama-9");
+  EXPECT_EQ(unknown_shape.exit_code, 1);
+  EXPECT_THAT(unknown_shape.err, HasSubstr("unknown shape 'llama-9'"));
+  EXPECT_THAT(LlamaChat("generate --help").out, HasSubstr("--weights_dtype TEXT"));
+}
+
 // bench-serve runs both paths over requests of the same exact lengths: the direct rounds' prompt and output token
 // totals equal the gRPC (separate load process) rounds'.
 TEST_F(LlamaChatCliTest, BenchServeComparesTheSameWork) {

@@ -31,5 +31,29 @@ TEST(ModelShapesTest, ThirteenBAndTinyValidateAndUnknownNamesAreRefused) {
   EXPECT_EQ(NamedModelConfig("llama-2-70b").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(ModelShapesTest, TinyLlamaAndStories15MHaveTheirPublishedShapes) {
+  const ModelConfig t = *NamedModelConfig("tinyllama-1.1b");
+  EXPECT_EQ(t.hidden_size, 2048);
+  EXPECT_EQ(t.intermediate_size, 5632);
+  EXPECT_EQ(t.num_hidden_layers, 22);
+  EXPECT_EQ(t.num_attention_heads, 32);
+  EXPECT_EQ(t.num_key_value_heads, 4);
+  EXPECT_EQ(t.max_position_embeddings, 2048);
+  EXPECT_FALSE(t.tie_word_embeddings);
+  EXPECT_TRUE(t.Validate().ok());
+  const ModelConfig s = *NamedModelConfig("stories15M");
+  EXPECT_EQ(s.hidden_size, 288);
+  EXPECT_EQ(s.intermediate_size, 768);
+  EXPECT_EQ(s.num_hidden_layers, 6);
+  EXPECT_EQ(s.num_attention_heads, 6);
+  EXPECT_EQ(s.num_key_value_heads, 6);
+  EXPECT_EQ(s.max_position_embeddings, 256);
+  EXPECT_EQ(s.vocab_size, 32000);
+  EXPECT_TRUE(s.tie_word_embeddings);
+  EXPECT_TRUE(s.Validate().ok());
+  // The error lists every name.
+  EXPECT_NE(NamedModelConfig("x").status().message().find("tinyllama-1.1b, stories15M"), absl::string_view::npos);
+}
+
 }  // namespace
 }  // namespace llama
