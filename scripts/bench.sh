@@ -27,10 +27,17 @@ for wd in f32 bf16 q8_0; do
   "$B/throughput_bench" --model_dir "$M" --weights_dtype $wd --concurrency 16 --prompt_tokens 32 --max_tokens 128 \
     --repeats 3
 done
-echo "== llama-2-7b-shape dummy weights, single-stream decode step: q8_0 (~7 GB) and bf16 (~13.5 GB) (issue 11)"
-for wd in q8_0 bf16; do
-  "$B/decode_bench" --benchmark_filter='BM_DecodeStep/2' --dummy_weights llama-2-7b --weights_dtype $wd
+echo "== llama-2-7b-shape dummy weights, single-stream decode: q8_0 (~7.6 GB) and bf16 (~13.5 GB), per ISA, against"
+echo "   the memory bandwidth measured before and after (issue 11: share = weight bytes x tok/s / bandwidth)"
+"$B/membw_bench" --threads 2 --mb 2048 --repeats 5
+for isa in avx512 avx2; do
+  if [[ $isa == avx512 ]] && ! grep -qw avx512f /proc/cpuinfo; then continue; fi
+  for wd in q8_0 bf16; do
+    LLAMA_CPU_ISA=$isa /usr/bin/time -f "peak RSS %M KB" "$B/llama-chat" bench --dummy_weights llama-2-7b \
+      --weights_dtype $wd --prompt_tokens 16 --gen_tokens 16 --repeats 3 --threads 2
+  done
 done
+"$B/membw_bench" --threads 2 --mb 2048 --repeats 5
 echo "== aggregate throughput vs concurrency through the engine loop (issue 3)"
 "$B/throughput_bench" --model_dir "$M" --concurrency 1,4,16,64 --prompt_tokens 32 --max_tokens 128 --repeats 3
 echo "== host cost of one scheduling step (issue 3)"
