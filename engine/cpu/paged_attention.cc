@@ -39,7 +39,8 @@ inline int64_t CacheOffset(int64_t block, int kv_head, int offset, const PagedAt
 #if defined(__AVX512F__)
 // Prefetches a block's rows for one KV head (blocks are scattered and only bs · hd floats long, too short for the
 // hardware prefetcher to ramp up; at 64 sequences the cache is tens of MB and comes from DRAM).
-template <_mm_hint kHint>
+// auto: the hint is GCC's enum _mm_hint but a plain int macro in clang (the sanitizer and fuzz builds).
+template <auto kHint>
 inline void PrefetchBlock(const float* rows, int bytes) {
   for (int off = 0; off < bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(rows) + off, kHint);
 }
