@@ -23,8 +23,8 @@ DIM, HEADS, KV_HEADS, LAYERS, FFN, VOCAB = 8, 2, 1, 1, 16, 8
 HEAD_DIM = DIM // HEADS
 
 
-def hf_tensors(tied):
-    t = [("model.embed_tokens.weight", [VOCAB, DIM])]
+def hf_tensors(tied, vocab=VOCAB):
+    t = [("model.embed_tokens.weight", [vocab, DIM])]
     for l in range(LAYERS):
         p = f"model.layers.{l}."
         t += [(p + "input_layernorm.weight", [DIM]), (p + "self_attn.q_proj.weight", [HEADS * HEAD_DIM, DIM]),
@@ -35,7 +35,7 @@ def hf_tensors(tied):
               (p + "mlp.up_proj.weight", [FFN, DIM]), (p + "mlp.down_proj.weight", [DIM, FFN])]
     t.append(("model.norm.weight", [DIM]))
     if not tied:
-        t.append(("lm_head.weight", [VOCAB, DIM]))
+        t.append(("lm_head.weight", [vocab, DIM]))
     return t
 
 
@@ -128,11 +128,16 @@ def gguf_name(hf):
     return f"blk.{parts[2]}." + GGUF_NAMES[".".join(parts[3:])]
 
 
-VOCAB_PIECES = ["<unk>", "<s>", "</s>", "<0x41>", "\u2581", "\u2581a", "b", "\u2581ab"]
-VOCAB_TYPES = [2, 3, 3, 6, 1, 1, 1, 1]
+# SentencePiece takes byte fallback only with all 256 byte pieces: the small vocab has none, the byte one all.
+VOCAB_PIECES = ["<unk>", "<s>", "</s>", "\u2581", "\u2581a", "b", "\u2581ab", "a"]
+VOCAB_TYPES = [2, 3, 3, 1, 1, 1, 1, 1]
+BYTE_PIECES = VOCAB_PIECES[:3] + ["<0x%02X>" % b for b in range(256)] + VOCAB_PIECES[3:]
+BYTE_TYPES = VOCAB_TYPES[:3] + [6] * 256 + VOCAB_TYPES[3:]
 
 
-def gguf(tied, ggml_type=GGML_F32, with_vocab=True, version=3, alignment=None):
+def gguf(tied, ggml_type=GGML_F32, with_vocab=True, version=3, alignment=None, byte_pieces=False):
+    pieces, types = (BYTE_PIECES, BYTE_TYPES) if byte_pieces else (VOCAB_PIECES, VOCAB_TYPES)
+    vocab = len(pieces)
     kv = [("general.architecture", STRING, "llama"), ("llama.context_length", U32, 64),
           ("llama.embedding_length", U32, DIM), ("llama.block_count", U32, LAYERS),
           ("llama.feed_forward_length", U32, FFN), ("llama.attention.head_count", U32, HEADS),
@@ -141,22 +146,22 @@ def gguf(tied, ggml_type=GGML_F32, with_vocab=True, version=3, alignment=None):
     if alignment:
         kv.append(("general.alignment", U32, alignment))
     if with_vocab:
-        kv += [("tokenizer.ggml.model", STRING, "llama"), ("tokenizer.ggml.tokens", ARRAY, (STRING, VOCAB_PIECES)),
-               ("tokenizer.ggml.scores", ARRAY, (F32, [0.0, 0.0, 0.0, 0.0, -1.0, -2.0, -3.0, -4.0])),
-               ("tokenizer.ggml.token_type", ARRAY, (I32, VOCAB_TYPES)), ("tokenizer.ggml.bos_token_id", U32, 1),
+        kv += [("tokenizer.ggml.model", STRING, "llama"), ("tokenizer.ggml.tokens", ARRAY, (STRING, pieces)),
+               ("tokenizer.ggml.scores", ARRAY, (F32, [-float(i) for i in range(vocab)])),
+               ("tokenizer.ggml.token_type", ARRAY, (I32, types)), ("tokenizer.ggml.bos_token_id", U32, 1),
                ("tokenizer.ggml.eos_token_id", U32, 2), ("tokenizer.ggml.add_space_prefix", BOOL, True)]
     else:
-        kv.append(("llama.vocab_size", U32, VOCAB))
+        kv.append(("llama.vocab_size", U32, vocab))
     align = alignment or 32
     infos, data = b"", b""
     elem = 4 if ggml_type == GGML_F32 else 2
-    for name, shape in hf_tensors(tied):
+    for name, shape in hf_tensors(tied, vocab):
         dims = list(reversed(shape))
         data += b"\0" * (-len(data) % align)
         infos += gstr(gguf_name(name)) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims)
         infos += struct.pack("<IQ", ggml_type, len(data))
         data += (struct.pack("<f", 0.5) if ggml_type == GGML_F32 else struct.pack("<H", 0x3800)) * numel(shape)
-    out = b"GGUF" + struct.pack("<IQQ", version, len(hf_tensors(tied)), len(kv))
+    out = b"GGUF" + struct.pack("<IQQ", version, len(hf_tensors(tied, vocab)), len(kv))
     out += b"".join(gstr(k) + struct.pack("<I", t) + gvalue(t, v) for k, t, v in kv) + infos
     out += b"\0" * (-len(out) % align)
     return out + data
@@ -165,7 +170,7 @@ def gguf(tied, ggml_type=GGML_F32, with_vocab=True, version=3, alignment=None):
 def gguf_corpus():
     t = "gguf_fuzzer"
     write(t, "f32_untied_vocab", gguf(False))
-    write(t, "f16_tied_vocab_v2", gguf(True, GGML_F16, version=2))
+    write(t, "f16_tied_byte_vocab_v2", gguf(True, GGML_F16, version=2, byte_pieces=True))
     write(t, "f32_tied_no_vocab_align64", gguf(True, with_vocab=False, alignment=64))
     write(t, "header_only", b"GGUF" + struct.pack("<IQQ", 3, 0, 0))
     nested = gstr("x.nested") + struct.pack("<I", ARRAY) + struct.pack("<IQ", ARRAY, 1) + gvalue(ARRAY, (U32, [1, 2]))

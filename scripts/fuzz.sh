@@ -40,8 +40,8 @@ for t in "${TARGETS[@]}"; do
   echo "== $t: ${SECONDS_EACH}s"
   rc=0
   "$BUILD_DIR/bin/$t" "${args[@]}" "$work" "fuzz/corpus/$t" >"$log" 2>&1 || rc=$?
-  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}' | tail -1)
-  speed=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$log" | awk '{print $2}' | tail -1)
+  execs=$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | awk '{print $2}' | tail -1)
+  speed=$(grep -Eo 'stat::average_exec_per_sec: *[0-9]+' "$log" | awk '{print $2}' | tail -1)
   cov=$(grep -Eo 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1)
   line="$t: rc=$rc executions=${execs:-?} exec/s=${speed:-?} ${cov:-cov: ? ft: ?} corpus=$(ls "$work" | wc -l)"
   summary+=("$line")

@@ -21,7 +21,21 @@ if [[ ! -f $build/CMakeCache.txt ]]; then
     -DCMAKE_C_FLAGS_RELEASE="-O1 -gline-tables-only" -DCMAKE_CXX_FLAGS_RELEASE="-O1 -gline-tables-only" \
     "$flag" -DLLAMA_CUDA=OFF -DLLAMA_BUILD_BENCHMARKS=OFF -DLLAMA_SENTENCEPIECE_MODULE=OFF
 fi
-cmake --build "$build" -j "$JOBS"
+# With SANITIZE_LABELS only those modules' test binaries are built (a label is its folder under tests/), plus the
+# server binary the server label's Python client test starts.
+targets=()
+if [[ -n ${SANITIZE_LABELS:-} ]]; then
+  IFS='|' read -r -a labels <<<"$SANITIZE_LABELS"
+  for label in "${labels[@]}"; do
+    for src in tests/"$label"/*_test.cc; do [[ -e $src ]] && targets+=("$(basename "$src" .cc)"); done
+    [[ $label == server ]] && targets+=(llama-chat-server)
+  done
+fi
+if ((${#targets[@]} > 0)); then
+  cmake --build "$build" -j "$JOBS" --target "${targets[@]}"
+else
+  cmake --build "$build" -j "$JOBS"
+fi
 
 # Exclusions (each with its reason):
 # - deploy: kustomize/schema/alert/npm checks of configuration files and a Prometheus integration run; they run no
