@@ -277,6 +277,20 @@ TEST(LoadModelWeightsTest, MissingTensorIsNamed) {
               AllOf(HasSubstr("missing tensor 'model.layers.1.self_attn.k_proj.weight'"), HasSubstr("[8, 16]")));
 }
 
+// The safetensors twin of the GGUF block_count finding (fuzz/gguf_fuzzer): a config.json claiming 10^8 layers is
+// refused when the checkpoint opens, before any per-layer allocation.
+TEST(LoadModelWeightsTest, ImpossibleLayerCountIsRefusedAtOnce) {
+  const std::string dir = FreshDir("layers");
+  ASSERT_TRUE(SaveModel(MakeRandomWeights(SmallConfig(), 1), dir).ok());
+  ModelConfig huge = SmallConfig();
+  huge.num_hidden_layers = 100000000;
+  std::ofstream(dir + "/config.json") << ModelConfigToJson(huge);
+  auto loaded = LoadModelWeights(dir);
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(loaded.status().message(),
+              HasSubstr("config.json: num_hidden_layers 100000000 needs at least 900000000 tensors (9 per layer)"));
+}
+
 TEST(LoadModelWeightsTest, UntiedModelNeedsLmHead) {
   const std::string dir = FreshDir("no_lm_head");
   ASSERT_TRUE(SaveModel(MakeRandomWeights(SmallConfig(), 1), dir).ok());
