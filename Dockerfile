@@ -36,10 +36,10 @@ RUN bash scripts/install-deps.sh \
 COPY . .
 # Every build is portable (baseline x86-64; the CPU kernels pick AVX2 or AVX-512 at run time), no tests or benchmarks.
 RUN BUILD_DIR=build \
-    CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_BENCHMARKS=OFF -DLLAMA_CUDA=ON" \
+    CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_BENCHMARKS=OFF -DLLAMA_CUDA=ON -DLLAMA_SENTENCEPIECE_MODULE=OFF" \
     bash scripts/build.sh \
  && bash deploy/docker/runtime-packages.sh build/bin/llama-chat-server build/bin/llama-chat \
-      build/bin/libllama_sentencepiece.so build/bin/libllama_cuda.so > /src/runtime-packages.txt \
+      build/bin/libllama_cuda.so > /src/runtime-packages.txt \
  && cat /src/runtime-packages.txt
 
 FROM debian:12-slim AS runtime
@@ -64,13 +64,12 @@ RUN apt-get update \
 ENV NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     LD_LIBRARY_PATH=/usr/local/nvidia/lib64:/usr/local/cuda/lib64
-# libllama_sentencepiece.so and libllama_cuda.so are dlopen'ed from the executables' directory
-# (engine/text/sentencepiece_api.h, engine/cuda_plugin.h).
-COPY --from=build /src/build/bin/llama-chat-server /src/build/bin/llama-chat /src/build/bin/libllama_sentencepiece.so \
+# libllama_cuda.so is dlopen'ed from the executables' directory (engine/cuda_plugin.h). The tokenizer is our own
+# (engine/text/sentencepiece_bpe.h): no libsentencepiece at run time.
+COPY --from=build /src/build/bin/llama-chat-server /src/build/bin/llama-chat \
      /src/build/bin/libllama_cuda.so /usr/local/bin/
 # Fail the build if the runtime stage misses a library (libcuda comes from the host's driver at run time).
-RUN for f in /usr/local/bin/llama-chat-server /usr/local/bin/llama-chat /usr/local/bin/libllama_sentencepiece.so \
-             /usr/local/bin/libllama_cuda.so; do \
+RUN for f in /usr/local/bin/llama-chat-server /usr/local/bin/llama-chat /usr/local/bin/libllama_cuda.so; do \
       if ldd "$f" | grep "not found" | grep -Ev "libcuda\.so|libnvidia-"; then exit 1; fi; \
     done
 USER 10001:10001

@@ -10,7 +10,7 @@ namespace {
 
 // Protobuf wire types and the field numbers of sentencepiece_model.proto used here.
 enum WireType : uint32_t { kVarint = 0, kFixed64 = 1, kLengthDelimited = 2, kFixed32 = 5 };
-enum ModelField : uint32_t { kPieces = 1, kTrainerSpec = 2, kNormalizerSpec = 3 };
+enum ModelField : uint32_t { kPieces = 1, kTrainerSpec = 2, kNormalizerSpec = 3, kDenormalizerSpec = 5 };
 enum PieceField : uint32_t { kPiece = 1, kScore = 2, kType = 3 };
 enum TrainerField : uint32_t {
   kModelType = 3,
@@ -78,7 +78,7 @@ std::string TrainerSpec(const SentencePieceVocab& v) {
   Writer w;
   w.Int(kModelType, 2);  // BPE
   w.Int(kVocabSize, static_cast<int64_t>(v.pieces.size()));
-  w.Bool(kTreatWhitespaceAsSuffix, false);
+  w.Bool(kTreatWhitespaceAsSuffix, v.treat_whitespace_as_suffix);
   w.Bool(kSplitDigits, true);
   w.Bool(kAllowWhitespaceOnlyPieces, true);
   w.Bool(kByteFallback, v.byte_fallback);
@@ -86,7 +86,7 @@ std::string TrainerSpec(const SentencePieceVocab& v) {
   w.Int(kBosId, v.bos_id);
   w.Int(kEosId, v.eos_id);
   w.Int(kPadId, v.pad_id);
-  w.Bytes(kUnkSurface, " \xE2\x81\x87 ");  // " ⁇ ", SentencePiece's default
+  w.Bytes(kUnkSurface, v.unk_surface);
   // SentencePiece finds the special ids through these piece names.
   w.Bytes(kUnkPiece, PieceOrEmpty(v, v.unk_id));
   w.Bytes(kBosPiece, PieceOrEmpty(v, v.bos_id));
@@ -97,11 +97,11 @@ std::string TrainerSpec(const SentencePieceVocab& v) {
 
 std::string NormalizerSpec(const SentencePieceVocab& v) {
   Writer w;
-  w.Bytes(kName, "identity");
+  w.Bytes(kName, v.normalizer_name);
   w.Bytes(kPrecompiledCharsmap, "");
   w.Bool(kAddDummyPrefix, v.add_dummy_prefix);
   w.Bool(kRemoveExtraWhitespaces, v.remove_extra_whitespaces);
-  w.Bool(kEscapeWhitespaces, true);
+  w.Bool(kEscapeWhitespaces, v.escape_whitespaces);
   return w.str();
 }
 
@@ -180,10 +180,12 @@ absl::Status ParseTrainer(std::string_view bytes, SentencePieceVocab* v) {
     uint64_t varint = 0;
     std::string_view payload;
     RETURN_IF_ERROR(r.Field(&field, &type, &varint, &payload));
+    if (field == kUnkSurface && type == kLengthDelimited) v->unk_surface = std::string(payload);
     if (type != kVarint) continue;
     const int32_t value = static_cast<int32_t>(static_cast<int64_t>(varint));
     if (field == kModelType) v->model_type = value;
     if (field == kByteFallback) v->byte_fallback = varint != 0;
+    if (field == kTreatWhitespaceAsSuffix) v->treat_whitespace_as_suffix = varint != 0;
     if (field == kUnkId) v->unk_id = value;
     if (field == kBosId) v->bos_id = value;
     if (field == kEosId) v->eos_id = value;
@@ -199,6 +201,9 @@ absl::Status ParseNormalizer(std::string_view bytes, SentencePieceVocab* v) {
     uint64_t varint = 0;
     std::string_view payload;
     RETURN_IF_ERROR(r.Field(&field, &type, &varint, &payload));
+    if (field == kName && type == kLengthDelimited) v->normalizer_name = std::string(payload);
+    if (field == kPrecompiledCharsmap && type == kLengthDelimited) v->has_precompiled_charsmap = !payload.empty();
+    if (field == kEscapeWhitespaces && type == kVarint) v->escape_whitespaces = varint != 0;
     if (field == kAddDummyPrefix && type == kVarint) v->add_dummy_prefix = varint != 0;
     if (field == kRemoveExtraWhitespaces && type == kVarint) v->remove_extra_whitespaces = varint != 0;
   }
@@ -228,6 +233,7 @@ absl::StatusOr<SentencePieceVocab> ParseModelProto(std::string_view bytes) {
   v.byte_fallback = false;
   v.add_dummy_prefix = true;
   v.remove_extra_whitespaces = true;
+  v.normalizer_name.clear();  // proto default; an absent spec means SentencePiece's identity behavior
   Reader r(bytes);
   while (!r.done()) {
     uint32_t field = 0, type = 0;
@@ -242,6 +248,11 @@ absl::StatusOr<SentencePieceVocab> ParseModelProto(std::string_view bytes) {
       RETURN_IF_ERROR(ParseTrainer(payload, &v));
     } else if (field == kNormalizerSpec) {
       RETURN_IF_ERROR(ParseNormalizer(payload, &v));
+    } else if (field == kDenormalizerSpec) {
+      // Only whether it maps anything matters: the decoder applies its charsmap, which we do not implement.
+      SentencePieceVocab denormalizer;
+      RETURN_IF_ERROR(ParseNormalizer(payload, &denormalizer));
+      v.has_denormalizer_charsmap = denormalizer.has_precompiled_charsmap;
     }
   }
   return v;

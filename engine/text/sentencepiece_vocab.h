@@ -41,6 +41,14 @@ struct SentencePieceVocab {
   bool byte_fallback = true;
   // Only a BPE model is written; ParseModelProto reports what the file says (1 unigram, 2 BPE, 3 word, 4 char).
   int32_t model_type = 2;
+  // Read by ParseModelProto so the encoder (sentencepiece_bpe.h) can refuse what it does not implement; written
+  // as these defaults (the LLaMA 2 values).
+  std::string normalizer_name = "identity";
+  bool has_precompiled_charsmap = false;  // a non-empty normalizer_spec.precompiled_charsmap (NFKC etc.)
+  bool has_denormalizer_charsmap = false;  // a non-empty denormalizer_spec.precompiled_charsmap
+  bool escape_whitespaces = true;
+  bool treat_whitespace_as_suffix = false;
+  std::string unk_surface = " \xE2\x81\x87 ";  // what Decode prints for the unknown piece (" ⁇ ")
 };
 
 std::string SerializeModelProto(const SentencePieceVocab& vocab);

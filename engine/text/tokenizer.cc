@@ -12,7 +12,8 @@
 #include "base/check.h"
 #include "base/status_macros.h"
 #include "base/utf8.h"
-#include "engine/text/sentencepiece_model.h"
+#include "engine/text/sentencepiece_bpe.h"
+#include "engine/text/sentencepiece_vocab.h"
 
 namespace llama {
 namespace {
@@ -44,55 +45,72 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& mo
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromSerializedModel(const std::string& serialized_model,
                                                                           const std::string& name) {
-  std::string error;
-  std::unique_ptr<SentencePieceModel> sp = SentencePieceModel::FromSerializedProto(serialized_model, &error);
-  if (sp == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot load tokenizer '", name, "': ", error));
+  absl::StatusOr<SentencePieceVocab> vocab = ParseModelProto(serialized_model);
+  if (!vocab.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot load tokenizer '", name, "': ", vocab.status().message()));
+  }
+  return FromVocab(*vocab, name);
+}
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromVocab(const SentencePieceVocab& vocab,
+                                                                const std::string& name) {
+  absl::StatusOr<std::unique_ptr<SentencePieceBpe>> encoder = SentencePieceBpe::Create(vocab);
+  if (!encoder.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot load tokenizer '", name, "': ", encoder.status().message()));
   }
   std::unique_ptr<Tokenizer> tokenizer(new Tokenizer());
-  const int vocab_size = sp->piece_size();
+  const int vocab_size = static_cast<int>(vocab.pieces.size());
   tokenizer->piece_bytes_.resize(vocab_size);
   tokenizer->piece_kinds_.resize(vocab_size);
   for (int id = 0; id < vocab_size; ++id) {
     std::string& bytes = tokenizer->piece_bytes_[id];
     PieceKind& kind = tokenizer->piece_kinds_[id];
-    const std::string& piece = sp->IdToPiece(id);
-    if (sp->IsControl(id)) {
-      kind = PieceKind::kControl;
-    } else if (sp->IsUnknown(id)) {
-      kind = PieceKind::kUnknown;
-      // SentencePiece prints the model's unknown surface (" \u2047 " by default), never the piece text.
-      bytes = sp->DecodeIds({id});
-    } else if (sp->IsByte(id)) {
-      kind = PieceKind::kByte;
-      ASSIGN_OR_RETURN(bytes, BytePieceToByte(piece));
-    } else {
-      kind = PieceKind::kNormal;
-      bytes = absl::StrReplaceAll(piece, {{kSpaceSymbol, " "}});
+    const VocabPiece& piece = vocab.pieces[id];
+    switch (piece.type) {
+      case PieceType::kControl: kind = PieceKind::kControl; break;
+      case PieceType::kUnknown:
+        kind = PieceKind::kUnknown;
+        // SentencePiece prints the model's unknown surface, never the piece text.
+        bytes = vocab.unk_surface;
+        break;
+      case PieceType::kByte: {
+        kind = PieceKind::kByte;
+        ASSIGN_OR_RETURN(bytes, BytePieceToByte(piece.piece));
+        break;
+      }
+      default:  // normal, user-defined and unused pieces print their text
+        kind = PieceKind::kNormal;
+        bytes = absl::StrReplaceAll(piece.piece, {{kSpaceSymbol, " "}});
     }
   }
-  if (sp->bos_id() < 0 || sp->eos_id() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("tokenizer '", name, "' has no BOS or EOS piece"));
+  // SentencePiece's bos_id()/eos_id() are control pieces; a model without them cannot frame a prompt.
+  for (const auto& [what, id] : {std::pair<const char*, int32_t>{"BOS", vocab.bos_id}, {"EOS", vocab.eos_id}}) {
+    if (id < 0 || id >= vocab_size || vocab.pieces[id].type != PieceType::kControl) {
+      return absl::InvalidArgumentError(absl::StrCat("tokenizer '", name, "' has no ", what, " piece"));
+    }
   }
-  tokenizer->bos_id_ = sp->bos_id();
-  tokenizer->eos_id_ = sp->eos_id();
-  tokenizer->sp_ = std::move(sp);
+  tokenizer->bos_id_ = vocab.bos_id;
+  tokenizer->eos_id_ = vocab.eos_id;
+  tokenizer->strips_leading_space_ = vocab.add_dummy_prefix || vocab.remove_extra_whitespaces;
+  tokenizer->first_piece_must_print_ = vocab.remove_extra_whitespaces;
+  tokenizer->encoder_ = std::move(*encoder);
   return tokenizer;
 }
 
+Tokenizer::Tokenizer() = default;
 Tokenizer::~Tokenizer() = default;
 
 std::vector<int32_t> Tokenizer::Encode(std::string_view text) const {
-  std::vector<int> ids;
-  // Encoding only fails on an unloaded model, which Load rules out.
-  CHECK(sp_->Encode(text, &ids));
-  return std::vector<int32_t>(ids.begin(), ids.end());
+  return encoder_->Encode(absl::string_view(text.data(), text.size()));
 }
 
 std::string Tokenizer::Decode(absl::Span<const int32_t> ids) const {
-  std::vector<int> sp_ids(ids.begin(), ids.end());
-  for (int id : sp_ids) CHECK(id >= 0 && id < vocab_size());  // ids come from our own model and sampler
-  return sp_->DecodeIds(sp_ids);
+  IncrementalDetokenizer detokenizer(this);
+  std::string text;
+  for (int32_t id : ids) text += detokenizer.Push(id);  // Push CHECKs the range: ids come from our own model
+  text += detokenizer.Flush();
+  return text;
 }
 
 const std::string& Tokenizer::PieceBytes(int32_t id) const {
@@ -135,18 +153,21 @@ std::string IncrementalDetokenizer::Push(int32_t id) {
   const Kind kind = tokenizer_->piece_kind(id);
   const std::string& bytes = tokenizer_->PieceBytes(id);
   std::string out;
+  bool printed = true;  // byte pieces always print something: a character or U+FFFD
   if (kind == Kind::kByte) {
     pending_ += bytes;
     out = TakeCompleteChars(&pending_);
   } else {
     out = ReplaceHeldBack(&pending_);
     std::string_view piece_text = bytes;
-    if (first_piece_ && kind == Kind::kNormal && !piece_text.empty() && piece_text[0] == ' ') {
+    if (first_piece_ && kind == Kind::kNormal && tokenizer_->strips_leading_space() && !piece_text.empty() &&
+        piece_text[0] == ' ') {
       piece_text.remove_prefix(1);
     }
+    printed = !piece_text.empty();
     out += piece_text;
   }
-  if (kind != Kind::kControl) first_piece_ = false;
+  if (kind != Kind::kControl && (printed || !tokenizer_->first_piece_must_print())) first_piece_ = false;
   text_ += out;
   return out;
 }

@@ -15,6 +15,8 @@ done
 modules=()
 for so in "$bin_dir"/lib*.so; do
   [[ -e $so ]] || continue
+  # The libsentencepiece reference module is for the differential tokenizer test only; the image never has it.
+  [[ $(basename "$so") == libllama_sentencepiece.so ]] && continue
   modules+=("$so")
   grep -q "/src/build/bin/$(basename "$so")" "$src/Dockerfile" || fail "the Dockerfile does not copy $(basename "$so")"
   # The runtime-packages.sh call (continued over several lines) must name the module.
@@ -28,7 +30,9 @@ allow=()
 pkgs=$(bash "$src/deploy/docker/runtime-packages.sh" "${allow[@]}" "$bin_dir/llama-chat-server" "$bin_dir/llama-chat" "${modules[@]}") ||
   fail "runtime-packages.sh could not resolve every library"
 echo "runtime packages: $(echo $pkgs)"
-for want in 'libgrpc\+\+1' 'libprotobuf[0-9]' 'libabsl' 'libsentencepiece' 'libprometheus-cpp-pull' 'libstdc\+\+6'; do
+# The binaries never need libsentencepiece (the tokenizer is our own).
+! grep -Eq '^libsentencepiece' <<<"$pkgs" || fail "a binary pulls in libsentencepiece"
+for want in 'libgrpc\+\+1' 'libprotobuf[0-9]' 'libabsl' 'libprometheus-cpp-pull' 'libstdc\+\+6'; do
   grep -Eq "^$want" <<<"$pkgs" || fail "no runtime package matching $want"
 done
 grep -q 'runtime-packages.sh build/bin/llama-chat-server build/bin/llama-chat ' "$src/Dockerfile" ||
