@@ -84,7 +84,6 @@ void CheckVocab(const GgufFile& file) {
       parsed->pad_id != vocab->pad_id) {
     fuzz::Fail("special ids changed through the ModelProto");
   }
-#ifdef LLAMA_FUZZ_TOKENIZER_FROM_VOCAB
   auto tokenizer = Tokenizer::FromSerializedModel(proto, "fuzz (GGUF vocab)");
   if (!tokenizer.ok()) {
     ExpectRefusal(tokenizer.status(), "Tokenizer::FromSerializedModel");
@@ -95,7 +94,6 @@ void CheckVocab(const GgufFile& file) {
     if (id < 0 || id >= (*tokenizer)->vocab_size()) fuzz::Fail(absl::StrCat("Encode gave id ", id));
   }
   (void)(*tokenizer)->Decode(ids);
-#endif
 }
 
 }  // namespace
