@@ -43,6 +43,10 @@ fi
 #   more of our C++ than the server tests do, and need the npm tools fetched.
 # - gpu: CUDA is off in these builds.
 exclude_labels='deploy|gpu'
+# - server.cancel_storm_test (by name): 200 real generations, most run to max_tokens; under ASan on 2 cores some
+#   outlive the test's 300 s client deadline (2026-12-03: 37 of 200, no sanitizer report, KV blocks back to 0).
+#   SANITIZE_EXCLUDE='' runs it.
+exclude_names=${SANITIZE_EXCLUDE-'cancel_storm_test'}
 if [[ $kind == tsan ]]; then
   # - server, tools (TSan only): a gRPC server hands each call between its own threads through Debian's gRPC and
   #   Abseil, which are not built with TSan; base/tsan_absl_sync.cc covers our calls of Abseil, not gRPC's own, so
@@ -55,4 +59,5 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 args=(--test-dir "$build" --output-on-failure -j "$JOBS" -LE "$exclude_labels")
 [[ -n ${SANITIZE_LABELS:-} ]] && args+=(-L "$SANITIZE_LABELS")
+[[ -n $exclude_names ]] && args+=(-E "$exclude_names")
 ctest "${args[@]}" ${CTEST_ARGS:-}

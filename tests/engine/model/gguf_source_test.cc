@@ -26,6 +26,7 @@
 #include "engine/text/sentencepiece_vocab.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/compiler_half.h"
 #include "tests/support/tiny_models.h"
 
 namespace llama {
@@ -74,7 +75,7 @@ ModelWeights Materialize(const std::string& path) {
   return std::move(*w);
 }
 
-float CompilerHalfRound(float x) { return static_cast<float>(static_cast<_Float16>(x)); }
+float CompilerHalfRound(float x) { return testing::CompilerHalfToFloat(testing::CompilerHalfBits(x)); }
 
 float Bf16Round(float x) {
   uint32_t b;
