@@ -2,8 +2,8 @@
 // TSan. libabsl_synchronization.so is not built with TSan, so the happens-before edges its Lock/Unlock create are
 // invisible and every access guarded by an absl::Mutex would be reported as a race. The linker's --wrap routes our
 // calls of the functions this project uses (nm -u of the binaries lists them) through these wrappers, which tell
-// TSan what the real function does: Unlock and Notify release, Lock and the waits acquire, Await does both around
-// its wait. Nothing changes outside TSan builds: this file is not compiled there.
+// TSan what the real function does: Unlock and Notify release, Lock and the waits acquire; Await is reimplemented
+// on top of them (below). Nothing changes outside TSan builds: this file is not compiled there.
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
@@ -26,24 +26,31 @@ void __wrap__ZN4absl7debian35Mutex6UnlockEv(absl::Mutex* mu) {
   __tsan_release(mu);
   __real__ZN4absl7debian35Mutex6UnlockEv(mu);
 }
-// absl::Mutex::Await(const Condition&): unlocks while it waits.
-void __real__ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE(absl::Mutex* mu, const absl::Condition& cond);
+// absl::Mutex::Await(const Condition&) and AwaitWithTimeout. The real ones evaluate the condition inside the
+// library (in the waiter's lock loop and in other threads' Unlock), where no annotation can order it, so TSan saw
+// the condition's reads race with the writes that made it true. Here the waiting thread evaluates the condition
+// itself, holding the (annotated) lock, and between tries unlocks and sleeps: the same contract (returns holding
+// the lock once the condition is true), polled instead of woken, in TSan builds only.
+void __wrap__ZN4absl7debian35Mutex6UnlockEv(absl::Mutex* mu);
+void __wrap__ZN4absl7debian35Mutex4LockEv(absl::Mutex* mu);
 void __wrap__ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE(absl::Mutex* mu, const absl::Condition& cond) {
-  __tsan_release(mu);
-  __real__ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE(mu, cond);
-  __tsan_acquire(mu);
+  while (!cond.Eval()) {
+    __wrap__ZN4absl7debian35Mutex6UnlockEv(mu);
+    absl::SleepFor(absl::Microseconds(50));
+    __wrap__ZN4absl7debian35Mutex4LockEv(mu);
+  }
 }
-// absl::Mutex::AwaitWithTimeout(const Condition&, Duration)
-bool __real__ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE(absl::Mutex* mu,
-                                                                                     const absl::Condition& cond,
-                                                                                     absl::Duration timeout);
 bool __wrap__ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE(absl::Mutex* mu,
                                                                                      const absl::Condition& cond,
                                                                                      absl::Duration timeout) {
-  __tsan_release(mu);
-  const bool met = __real__ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE(mu, cond, timeout);
-  __tsan_acquire(mu);
-  return met;
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!cond.Eval()) {
+    if (absl::Now() >= deadline) return false;
+    __wrap__ZN4absl7debian35Mutex6UnlockEv(mu);
+    absl::SleepFor(absl::Microseconds(50));
+    __wrap__ZN4absl7debian35Mutex4LockEv(mu);
+  }
+  return true;
 }
 // absl::Notification::Notify()
 void __real__ZN4absl7debian312Notification6NotifyEv(absl::Notification* n);
