@@ -56,7 +56,7 @@ if [[ $kind == tsan ]]; then
 fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
-export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp}
 args=(--test-dir "$build" --output-on-failure -j "$JOBS" -LE "$exclude_labels")
 [[ -n ${SANITIZE_LABELS:-} ]] && args+=(-L "$SANITIZE_LABELS")
 [[ -n $exclude_names ]] && args+=(-E "$exclude_names")
