@@ -45,3 +45,5 @@ echo "   200-token system prompt, on vs off (issue 12)"
 "$B/prefix_cache_bench" --model_dir "$M" --turns 8 --turn_tokens 150 --requests 32 --system_tokens 200 --repeats 3
 echo "== peak RSS while loading a 2.2 GB bf16 checkpoint and its Q8_0 GGUF, against the file, fp32 and packed sizes (issue 11)"
 "$B/load_bench" --dir "${TMPDIR:-/tmp}/llama-load-bench"
+echo "== tokenizer encode throughput: ours vs libsentencepiece (issue 15; the reference only where the module is built)"
+"$B/tokenizer_bench" --tokenizer models/.cache/tokenizer.model --repeats 9

@@ -1,5 +1,5 @@
 // The llama tokenizer a GGUF file carries (ggml's docs/gguf.md, "Tokenizer"), as a SentencePiece vocab that
-// SerializeModelProto turns into a model libsentencepiece loads: tokenizer.ggml.model "llama" (SentencePiece);
+// SerializeModelProto turns into a SentencePiece model: tokenizer.ggml.model "llama" (SentencePiece);
 // tokenizer.ggml.tokens (strings, required), .scores (float32, default 0), .token_type (int32 1..6, SentencePiece's
 // piece types, default normal), each as long as the tokens; .bos_token_id / .eos_token_id / .unknown_token_id
 // (1, 2, 0) and .padding_token_id (none), all inside the vocab; .add_space_prefix (true) and

@@ -1,8 +1,10 @@
-// The interface between the engine and the SentencePiece module (engine/text/sentencepiece_module.cc).
+// The interface to the SentencePiece reference module (engine/text/sentencepiece_module.cc). Not on the serving
+// path: the runtime tokenizes with our own code (sentencepiece_bpe.h); this module is what the differential test
+// (tests/engine/text/reference/) and tokenizer_bench compare it with, built only with LLAMA_SENTENCEPIECE_MODULE.
 //
 // Why a separate module: Debian's libsentencepiece.so carries and exports its own copy of protobuf-lite 3.14. In a
 // process that also loads libprotobuf.so 3.21 (the server, the chat client) the two copies interpose each other's
-// symbols and the process aborts at start-up. So libsentencepiece is never linked into our binaries: the module
+// symbols and the process aborts at start-up. So libsentencepiece is never linked into any binary: the module
 // libllama_sentencepiece.so links it and is dlopen'ed with RTLD_LOCAL | RTLD_DEEPBIND, which binds sentencepiece
 // to its own protobuf copy and keeps it out of the global symbol scope. std-only, no Abseil (see
 // sentencepiece_model.h).

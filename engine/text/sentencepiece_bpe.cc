@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "base/utf8.h"
 
@@ -179,7 +180,10 @@ std::string SentencePieceBpe::Normalize(absl::string_view input) const {
     if (!remove_extra_whitespaces_) prev_space = false;
   }
   if (remove_extra_whitespaces_) {
-    while (absl::EndsWith(out, space)) out.resize(out.size() - space.size());
+    absl::string_view kept(out);
+    while (absl::ConsumeSuffix(&kept, space)) {
+    }
+    out.erase(kept.size());
   }
   return out;
 }

@@ -1,5 +1,6 @@
 // A std-only wrapper of sentencepiece::SentencePieceProcessor, which lives in a separately loaded module
-// (see sentencepiece_api.h: Debian's libsentencepiece clashes with libprotobuf in one process).
+// (see sentencepiece_api.h: Debian's libsentencepiece clashes with libprotobuf in one process). The reference our
+// tokenizer is tested against (library engine_text_reference, tests and benchmarks only); the runtime never uses it.
 // Why it exists: <sentencepiece_processor.h> declares `namespace absl { using std::string_view; }`, which clashes
 // with Debian's Abseil (there absl::string_view is its own class, ABSL_OPTION_USE_STD_STRING_VIEW 0). So only
 // sentencepiece_module.cc includes it, and neither that file nor this header includes any Abseil header.

@@ -1,5 +1,5 @@
 // libllama_sentencepiece.so: the only code that includes <sentencepiece_processor.h> and links libsentencepiece
-// (see sentencepiece_api.h for why it is a separate, deep-bound module). No Abseil header may be included here.
+// (see sentencepiece_api.h for why it is a separate, deep-bound module). The reference for tests and benchmarks. No Abseil header may be included here.
 #include <sentencepiece_processor.h>
 
 #include <memory>

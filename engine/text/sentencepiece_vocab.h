@@ -2,9 +2,10 @@
 // normalizer settings that matter for LLaMA), and its serialized ModelProto in both directions, written against
 // the protobuf wire format of sentencepiece_model.proto (field numbers there) without linking protobuf.
 //
-// Why: a GGUF file carries a llama tokenizer as arrays (tokens, scores, token types, special ids); assembling the
-// ModelProto from them lets libsentencepiece tokenize exactly as with the original tokenizer.model. The reverse
-// direction gives a GGUF writer the pieces of a tokenizer.model.
+// Why: the tokenizer (sentencepiece_bpe.h) is built from the parsed pieces and settings; a GGUF file carries a
+// llama tokenizer as arrays (tokens, scores, token types, special ids), and assembling the ModelProto from them
+// gives the same model as the original tokenizer.model (and one libsentencepiece, the test reference, loads). The
+// reverse direction gives a GGUF writer the pieces of a tokenizer.model.
 //
 // SerializeModelProto writes a BPE model with byte fallback and the trainer/normalizer settings of the LLaMA 2
 // tokenizer.model (checked against it in tests/engine/text/sentencepiece_vocab_test.cc): normalizer "identity"

@@ -33,6 +33,13 @@ TEST(SentencePieceVocabParseTest, ReadsTheLlama2Model) {
   EXPECT_EQ(vocab->pad_id, -1);
   EXPECT_TRUE(vocab->add_dummy_prefix);
   EXPECT_FALSE(vocab->remove_extra_whitespaces);
+  // What the encoder checks before accepting the model (sentencepiece_bpe.h).
+  EXPECT_EQ(vocab->normalizer_name, "identity");
+  EXPECT_FALSE(vocab->has_precompiled_charsmap);
+  EXPECT_FALSE(vocab->has_denormalizer_charsmap);
+  EXPECT_TRUE(vocab->escape_whitespaces);
+  EXPECT_FALSE(vocab->treat_whitespace_as_suffix);
+  EXPECT_EQ(vocab->unk_surface, " \xE2\x81\x87 ");
   EXPECT_EQ(vocab->pieces[0].piece, "<unk>");
   EXPECT_EQ(vocab->pieces[0].type, PieceType::kUnknown);
   EXPECT_EQ(vocab->pieces[1].piece, "<s>");
@@ -60,6 +67,8 @@ TEST(SentencePieceVocabParseTest, SerializeParseRoundTrip) {
   v.add_dummy_prefix = false;
   v.remove_extra_whitespaces = true;
   v.byte_fallback = false;
+  v.escape_whitespaces = false;
+  v.unk_surface = "<?>";
   auto parsed = ParseModelProto(SerializeModelProto(v));
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   ASSERT_EQ(parsed->pieces.size(), v.pieces.size());
@@ -73,6 +82,9 @@ TEST(SentencePieceVocabParseTest, SerializeParseRoundTrip) {
   EXPECT_FALSE(parsed->add_dummy_prefix);
   EXPECT_TRUE(parsed->remove_extra_whitespaces);
   EXPECT_FALSE(parsed->byte_fallback);
+  EXPECT_FALSE(parsed->escape_whitespaces);
+  EXPECT_EQ(parsed->unk_surface, "<?>");
+  EXPECT_EQ(parsed->normalizer_name, "identity");
 }
 
 TEST(SentencePieceVocabParseTest, MalformedBytesAreInvalidArgument) {

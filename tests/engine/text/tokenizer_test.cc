@@ -1,7 +1,8 @@
 // Tokenizer and IncrementalDetokenizer against the LLaMA 2 tokenizer.model.
 // Encode is checked against 46 cases from llama.cpp's test vectors (independently confirmed with Python
-// sentencepiece, see /work/shared/testdata/README.md); the detokenizer is checked against SentencePiece's own
-// DecodeIds, including randomized id streams full of broken byte-fallback sequences.
+// sentencepiece, see /work/shared/testdata/README.md); Decode against Python sentencepiece's decode on the leading-
+// space and broken byte-fallback rules, and the detokenizer against Decode on randomized id streams. The full
+// comparison with libsentencepiece is reference/tokenizer_differential_test.cc.
 #include "engine/text/tokenizer.h"
 
 #include <fstream>
@@ -119,7 +120,26 @@ TEST_F(TokenizerTest, LeadingSpaceOnlyDroppedFromFirstPrintedPiece) {
       {0, 29871, 15043},           // <unk> is the first printed piece
       {35, 15043},                 // <0x20> is the first printed piece
   };
-  for (const auto& ids : sequences) EXPECT_EQ(Stream(*tokenizer_, ids), tokenizer_->Decode(ids));
+  // What Python sentencepiece 0.1.97's decode prints for each (the reference, outside this project's code).
+  const std::vector<std::string> expected = {"  ", " Hello", "Hello Hello", " \xE2\x81\x87   Hello", "  Hello"};
+  for (size_t i = 0; i < sequences.size(); ++i) {
+    EXPECT_EQ(tokenizer_->Decode(sequences[i]), expected[i]) << i;
+    EXPECT_EQ(Stream(*tokenizer_, sequences[i]), tokenizer_->Decode(sequences[i])) << i;
+  }
+}
+
+// Invalid UTF-8 never fails: SentencePiece's normalizer turns each byte that does not start a valid character into
+// U+FFFD, which the LLaMA vocab has as a piece (30140), and "\uFFFD\uFFFD" as 26308. Ids from Python sentencepiece
+// 0.1.97 with the same tokenizer.model.
+TEST_F(TokenizerTest, InvalidUtf8EncodesAsReplacementCharacters) {
+  EXPECT_THAT(tokenizer_->Encode("\x80"), ::testing::ElementsAre(29871, 30140));
+  EXPECT_THAT(tokenizer_->Encode("\xC3"), ::testing::ElementsAre(29871, 30140));
+  EXPECT_THAT(tokenizer_->Encode("a\xFF" "b"), ::testing::ElementsAre(263, 30140, 29890));
+  EXPECT_THAT(tokenizer_->Encode("\xED\xA0\x80"), ::testing::ElementsAre(29871, 26308, 30140));  // a surrogate
+  EXPECT_THAT(tokenizer_->Encode("\xEF\xBF\xBD"), ::testing::ElementsAre(29871, 30140));  // a real U+FFFD
+  EXPECT_THAT(tokenizer_->Encode(std::string(1, '\0')), ::testing::ElementsAre(29871, 3));  // NUL: <0x00>
+  EXPECT_THAT(tokenizer_->Encode("\xC3\xA9"), ::testing::ElementsAre(904));                // valid "é"
+  EXPECT_EQ(tokenizer_->Decode({263, 30140, 29890}), "a\xEF\xBF\xBD" "b");
 }
 
 TEST_F(TokenizerTest, BrokenByteSequencesMatchSentencePiece) {
@@ -134,10 +154,14 @@ TEST_F(TokenizerTest, BrokenByteSequencesMatchSentencePiece) {
       {byte(0xF0), byte(0x9F), byte(0x98), byte(0x41)},  // cut short by an ASCII byte
       {byte(0xFF), byte(0xE2), byte(0x82), byte(0xAC)},  // stray byte then a valid euro sign
   };
-  for (const auto& ids : sequences) {
-    const std::string expected = tokenizer_->Decode(ids);
-    EXPECT_THAT(expected, ::testing::HasSubstr(std::string(utf8::kReplacementChar)));
-    EXPECT_EQ(Stream(*tokenizer_, ids), expected);
+  // Python sentencepiece 0.1.97's decode of each: one U+FFFD per byte that does not complete a character.
+  const std::string r(utf8::kReplacementChar);
+  const std::vector<std::string> expected = {r + r, r + r + " Hello", r + r + r + r, r + r + r, r + r,
+                                             r + r + r + r, r + r + r + "A", r + "\xE2\x82\xAC"};
+  ASSERT_EQ(expected.size(), sequences.size());
+  for (size_t i = 0; i < sequences.size(); ++i) {
+    EXPECT_EQ(tokenizer_->Decode(sequences[i]), expected[i]) << i;
+    EXPECT_EQ(Stream(*tokenizer_, sequences[i]), expected[i]) << i;
   }
 }
 

@@ -136,8 +136,8 @@ std::string Printable(const std::string& s) {
   return out;
 }
 
-// Compares one model in both implementations on all strings and on random id streams; returns the number of
-// strings compared.
+// Compares one model in both implementations: Encode on every string, Decode of the resulting ids, and Decode of
+// 3000 random id streams; reports the first differences.
 void CompareModel(const std::string& serialized, const std::string& name, const std::vector<std::string>& strings) {
   SCOPED_TRACE(name);
   std::string error;
