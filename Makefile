@@ -2,7 +2,7 @@
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: run test deps build model bench soak clean
+.PHONY: run test deps build model bench soak clean fuzz test-asan test-tsan
 SOAK_MINUTES ?= 10
 
 deps:
@@ -19,6 +19,19 @@ run: model
 
 test: model
 	@BUILD_DIR=$(BUILD_DIR) JOBS=$(JOBS) bash scripts/test.sh
+
+# libFuzzer targets (fuzz/README.md): FUZZ_SECONDS each, in build-fuzz. The tokenizer targets need models/.cache.
+FUZZ_SECONDS ?= 60
+fuzz: model
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) bash scripts/fuzz.sh
+
+# The CPU test suite under ASan+UBSan (build-asan) or TSan (build-tsan); SANITIZE_LABELS narrows it to some CTest
+# labels, e.g. SANITIZE_LABELS='scheduler|server'.
+test-asan: model
+	@JOBS=$(JOBS) SANITIZE_LABELS='$(SANITIZE_LABELS)' bash scripts/sanitize-test.sh asan
+
+test-tsan: model
+	@JOBS=$(JOBS) SANITIZE_LABELS='$(SANITIZE_LABELS)' bash scripts/sanitize-test.sh tsan
 
 bench: model
 	@BUILD_DIR=$(BUILD_DIR) bash scripts/bench.sh

@@ -11,6 +11,9 @@ PKGS=(
   python3 python3-numpy python3-sentencepiece python3-grpcio python3-yaml
   prometheus nodejs npm kubernetes-client
   chromium libpng-dev  # the load generator's plot test: headless Chromium screenshot, decoded with libpng
+  # make fuzz / test-asan / test-tsan: clang, its sanitizer and libFuzzer runtimes (libclang_rt.*), and
+  # llvm-symbolizer for the reports' stack traces.
+  clang libclang-rt-14-dev llvm
 )
 
 missing=()

@@ -14,7 +14,7 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(code), std::string(status.message()));
 }
 
-std::string GrpcCodeName(grpc::StatusCode code) {
+std::string GrpcCodeName(int code) {
   switch (code) {
     case grpc::StatusCode::OK: return "OK";
     case grpc::StatusCode::CANCELLED: return "CANCELLED";
@@ -33,7 +33,7 @@ std::string GrpcCodeName(grpc::StatusCode code) {
     case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
     case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
     case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    default: return absl::StrCat("CODE_", static_cast<int>(code));
+    default: return absl::StrCat("CODE_", code);
   }
 }
 

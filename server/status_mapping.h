@@ -12,6 +12,9 @@ namespace llama::server {
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
 // "OK", "INVALID_ARGUMENT", "RESOURCE_EXHAUSTED", … (the canonical upper-case names, as grpc-status documents).
-std::string GrpcCodeName(grpc::StatusCode code);
+// Takes the number: a grpc::StatusCode holding a value outside the enum's range (a code another peer sent, say 42)
+// is undefined behaviour in C++ (UBSan found the test doing it, docs/reliability.md); other codes are "CODE_<n>".
+std::string GrpcCodeName(int code);
+inline std::string GrpcCodeName(grpc::StatusCode code) { return GrpcCodeName(static_cast<int>(code)); }
 
 }  // namespace llama::server

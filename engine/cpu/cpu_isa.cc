@@ -1,5 +1,7 @@
 #include "engine/cpu/cpu_isa.h"
 
+#include <cpuid.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -27,13 +29,22 @@ absl::StatusOr<CpuIsa> ParseCpuIsa(const std::string& name) {
   return absl::InvalidArgumentError("unknown CPU ISA '" + name + "' (expected scalar, avx2 or avx512)");
 }
 
+// F16C from CPUID leaf 1 (ECX bit 29) directly: clang 14's __builtin_cpu_supports does not know "f16c" (the
+// sanitizer and fuzz builds use clang).
+namespace {
+bool HasF16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
+}
+}  // namespace
+
 bool CpuSupports(CpuIsa isa) {
   __builtin_cpu_init();
   switch (isa) {
     case CpuIsa::kScalar:
       return true;
     case CpuIsa::kAvx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && HasF16c();
     case CpuIsa::kAvx512:
       return CpuSupports(CpuIsa::kAvx2) && __builtin_cpu_supports("avx512f") &&
              __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&

@@ -211,7 +211,8 @@ inline const Elem<D>* CacheRow(const void* cache, int64_t block, int kv_head, co
 #if defined(__AVX512F__)
 // Prefetches a block's rows for one KV head (blocks are scattered and only bs · hd elements long, too short for the
 // hardware prefetcher to ramp up; at 64 sequences the cache is tens of MB and comes from DRAM).
-template <_mm_hint kHint>
+// auto: the hint is GCC's enum _mm_hint but a plain int macro in clang (the sanitizer and fuzz builds).
+template <auto kHint>
 inline void PrefetchBlock(const void* rows, int bytes) {
   for (int off = 0; off < bytes; off += 64) _mm_prefetch(static_cast<const char*>(rows) + off, kHint);
 }

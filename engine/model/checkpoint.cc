@@ -52,6 +52,8 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& 
     ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::Open(single));
     ckpt->files_.push_back(std::make_unique<SafetensorsFile>(std::move(file)));
     for (const auto& t : ckpt->files_.back()->tensors()) ckpt->owner_[t.name] = ckpt->files_.back().get();
+    RETURN_IF_ERROR(CheckLayerCount(ckpt->config_, ckpt->owner_.size(),
+                                     absl::StrCat(model_dir, ": config.json: num_hidden_layers")));
     return ckpt;
   }
   if (!std::filesystem::exists(index)) {
@@ -71,6 +73,8 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& 
     }
     ckpt->owner_[name] = shards[shard];
   }
+  RETURN_IF_ERROR(CheckLayerCount(ckpt->config_, ckpt->owner_.size(),
+                                   absl::StrCat(model_dir, ": config.json: num_hidden_layers")));
   return ckpt;
 }
 

@@ -37,6 +37,8 @@ absl::Status GgufWeightSource::Index() {
   auto error = [&](const std::string& what) {
     return absl::InvalidArgumentError(absl::StrCat(file_.path(), ": gguf: ", what));
   };
+  RETURN_IF_ERROR(
+      CheckLayerCount(config_, file_.tensors().size(), absl::StrCat(file_.path(), ": gguf: llama.block_count")));
   for (const TensorSpec& spec : ModelTensorSpecs(config_)) {
     const std::string gguf_name = GgufTensorName(spec.name);
     const GgufTensorInfo* t = gguf_name.empty() ? nullptr : file_.FindTensor(gguf_name);

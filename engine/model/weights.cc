@@ -99,6 +99,13 @@ std::string LayerTensorName(int layer, const std::string& suffix) {
   return absl::StrCat("model.layers.", layer, ".", suffix);
 }
 
+absl::Status CheckLayerCount(const ModelConfig& config, size_t num_tensors, const std::string& what) {
+  const int64_t needed = int64_t{9} * config.num_hidden_layers;
+  if (static_cast<int64_t>(num_tensors) >= needed) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(what, " ", config.num_hidden_layers, " needs at least ", needed,
+                                                 " tensors (9 per layer), the file has ", num_tensors));
+}
+
 std::vector<TensorSpec> ModelTensorSpecs(const ModelConfig& config) {
   ModelWeights shapes_only;
   shapes_only.layers.resize(config.num_hidden_layers);

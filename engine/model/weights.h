@@ -51,6 +51,11 @@ struct TensorSpec {
 // seven matrices, the final norm, then lm_head (untied causal LMs) or score.weight (reward models). The optional
 // score.bias is not listed.
 std::vector<TensorSpec> ModelTensorSpecs(const ModelConfig& config);
+// INVALID_ARGUMENT "<what> <layers> needs at least 9·layers tensors, the file has M" when a file of `num_tensors`
+// tensors cannot hold even the per-layer tensors of the config. Loaders check it before anything is sized by
+// num_hidden_layers: a config that claims 10^8 layers is refused at once instead of allocating gigabytes of specs
+// first (found by fuzz/gguf_fuzzer). A file a few tensors short passes, so the error names the missing tensor.
+absl::Status CheckLayerCount(const ModelConfig& config, size_t num_tensors, const std::string& what);
 
 // Host fp32 weights of the model at model_path: a model directory (config.json and model.safetensors, or the shards
 // named by model.safetensors.index.json) or a GGUF file (model_source.h). Read through the WeightSource one tensor

@@ -18,18 +18,14 @@
 #include "engine/model/safetensors.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/compiler_half.h"
 
 namespace llama {
 namespace {
 
 using ::testing::HasSubstr;
 
-uint16_t CompilerHalf(float f) {
-  const _Float16 h = static_cast<_Float16>(f);
-  uint16_t bits;
-  std::memcpy(&bits, &h, 2);
-  return bits;
-}
+uint16_t CompilerHalf(float f) { return testing::CompilerHalfBits(f); }
 
 float FromBits(uint32_t bits) {
   float f;

@@ -26,6 +26,7 @@
 #include "engine/text/sentencepiece_vocab.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/compiler_half.h"
 #include "tests/support/tiny_models.h"
 
 namespace llama {
@@ -74,7 +75,7 @@ ModelWeights Materialize(const std::string& path) {
   return std::move(*w);
 }
 
-float CompilerHalfRound(float x) { return static_cast<float>(static_cast<_Float16>(x)); }
+float CompilerHalfRound(float x) { return testing::CompilerHalfToFloat(testing::CompilerHalfBits(x)); }
 
 float Bf16Round(float x) {
   uint32_t b;
@@ -280,6 +281,10 @@ TEST(GgufSourceTest, LlamaLayoutRules) {
                    "general.architecture is 'gpt2'; only llama models are supported"});
   rules.push_back({[](GgufWriter* g) { g->Set("llama.block_count", GgufWriteValue::Str("2")); },
                    "'llama.block_count' has type string, expected an integer"});
+  // fuzz/gguf_fuzzer found this one: 10^8 layers made the loader allocate 3.5 GB of tensor specs before it
+  // looked for the first missing tensor.
+  rules.push_back({[](GgufWriter* g) { g->Set("llama.block_count", GgufWriteValue::U32(100000000)); },
+                   "llama.block_count 100000000 needs at least 900000000 tensors (9 per layer), the file has 21"});
   rules.push_back({[](GgufWriter* g) { g->Set("llama.attention.head_count_kv", GgufWriteValue::U32(3)); },
                    "llama metadata: "});
   rules.push_back({[](GgufWriter* g) { g->Set("llama.rope.dimension_count", GgufWriteValue::U32(4)); },
