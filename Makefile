@@ -20,7 +20,7 @@ run: model
 test: model
 	@BUILD_DIR=$(BUILD_DIR) JOBS=$(JOBS) bash scripts/test.sh
 
-# libFuzzer targets (fuzz/README.md): FUZZ_SECONDS each, in build-fuzz. The tokenizer targets need models/.cache.
+# libFuzzer targets (fuzz/README.md): FUZZ_SECONDS each, in build-asan. The tokenizer targets need models/.cache.
 FUZZ_SECONDS ?= 60
 fuzz: model
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) bash scripts/fuzz.sh

@@ -1,21 +1,15 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (clang, ASan+UBSan, build tree build-fuzz) and runs each for FUZZ_SECONDS, one after
+# Builds the libFuzzer targets (clang, ASan+UBSan, build tree build-asan, shared with `make test-asan`) and runs each for FUZZ_SECONDS, one after
 # the other, printing libFuzzer's final stats (executions, coverage) per target. Exits non-zero when a target
-# crashed or broke a property; the input that did it is kept in build-fuzz/artifacts/<target>/ (fuzz/README.md).
+# crashed or broke a property; the input that did it is kept in build-asan/artifacts/<target>/ (fuzz/README.md).
 # FUZZ_SECONDS (default 60); FUZZ_TARGETS (default: all); FUZZ_MAX_LEN (bytes per input, default per target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz}
+BUILD_DIR=${FUZZ_BUILD_DIR:-build-asan}
 JOBS=${JOBS:-$(nproc)}
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 TARGETS=(${FUZZ_TARGETS:-checkpoint_fuzzer gguf_fuzzer dialog_json_fuzzer tokenizer_fuzzer chat_request_fuzzer})
-command -v clang++ >/dev/null || { echo "fuzz: clang++ missing (make deps)" >&2; exit 1; }
-if [[ ! -f $BUILD_DIR/CMakeCache.txt ]]; then
-  CC=clang CXX=clang++ cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_C_FLAGS_RELEASE="-O1 -gline-tables-only" -DCMAKE_CXX_FLAGS_RELEASE="-O1 -gline-tables-only" \
-    -DLLAMA_FUZZ=ON -DLLAMA_CUDA=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_BENCHMARKS=OFF \
-    -DLLAMA_SENTENCEPIECE_MODULE=OFF
-fi
+bash scripts/configure-asan.sh "$BUILD_DIR"  # the tree `make test-asan` uses too
 cmake --build "$BUILD_DIR" -j "$JOBS" --target "${TARGETS[@]}"
 
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
