@@ -191,7 +191,7 @@ void HalfGroup(const TileArgs& a, int t_first, int h0) {
       }
       const size_t off = cb + (1 + g) * a.slab;
       for (int h = 0; h < H; ++h) {
-        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[h] + off));
+        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[h / 2] + off + 32 * (h % 2)));
         for (int t = 0; t < T; ++t) {
           const __m256i p = _mm256_maddubs_epi16(xa[t], _mm256_sign_epi8(wv, xb[t]));
           iacc[t][h] = _mm256_add_epi32(iacc[t][h], _mm256_madd_epi16(p, ones));
@@ -201,7 +201,7 @@ void HalfGroup(const TileArgs& a, int t_first, int h0) {
     __m256 dx[T];
     for (int t = 0; t < T; ++t) dx[t] = _mm256_broadcast_ss(reinterpret_cast<const float*>(xt[t] + a.in) + b);
     for (int h = 0; h < H; ++h) {
-      const __m256 dw = _mm256_loadu_ps(reinterpret_cast<const float*>(w[h] + cb));
+      const __m256 dw = _mm256_loadu_ps(reinterpret_cast<const float*>(w[h / 2] + cb + 32 * (h % 2)));
       for (int t = 0; t < T; ++t) {
         facc[t][h] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx[t]), _mm256_cvtepi32_ps(iacc[t][h]), facc[t][h]);
       }
@@ -227,12 +227,16 @@ template <int H>
 void HalfRow(const TileArgs& a, int t) {
   const uint8_t* xt = TokenRow(a, t);
   const float* dxs = reinterpret_cast<const float*>(xt + a.in);
-  const uint8_t* w[H];  // half h is the 32-byte half h % 2 of vector h / 2 (the tile may span two panels)
-  for (int h = 0; h < H; ++h) w[h] = a.w[h / 2] + 32 * (h % 2);
+  constexpr int V = H / 2;
+  const uint8_t* w[V];  // half h is the 32-byte half h % 2 of vector h / 2 (the tile may span two panels)
+  for (int v = 0; v < V; ++v) w[v] = a.w[v];
   const __m256i ones = _mm256_set1_epi16(1);
   alignas(32) float acc[H][8] = {};
   for (int b = 0; b < a.blocks; ++b) {
     const size_t cb = static_cast<size_t>(b) * a.chunk;
+#ifdef Q8_PREFETCH
+    for (size_t i = 0; i < a.chunk; i += 64) _mm_prefetch(reinterpret_cast<const char*>(w[0] + cb + Q8_PREFETCH * a.chunk + i), _MM_HINT_T0);
+#endif
     __m256i iacc[H];
 #pragma GCC unroll 8
     for (int h = 0; h < H; ++h) iacc[h] = _mm256_setzero_si256();
@@ -244,7 +248,7 @@ void HalfRow(const TileArgs& a, int t) {
       const size_t off = cb + (1 + g) * a.slab;
 #pragma GCC unroll 8
       for (int h = 0; h < H; ++h) {
-        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[h] + off));
+        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[h / 2] + off + 32 * (h % 2)));
         const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(xa, _mm256_sign_epi8(wv, xb)), ones);
         iacc[h] = _mm256_add_epi32(iacc[h], p);
         asm("" : "+x"(iacc[h]));
@@ -252,7 +256,7 @@ void HalfRow(const TileArgs& a, int t) {
     }
     const __m256 dx = _mm256_broadcast_ss(dxs + b);
     for (int h = 0; h < H; ++h) {
-      const __m256 dw = _mm256_loadu_ps(reinterpret_cast<const float*>(w[h] + cb));
+      const __m256 dw = _mm256_loadu_ps(reinterpret_cast<const float*>(w[h / 2] + cb + 32 * (h % 2)));
       _mm256_store_ps(acc[h], _mm256_fmadd_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(iacc[h]),
                                               _mm256_load_ps(acc[h])));
     }
