@@ -234,9 +234,6 @@ void HalfRow(const TileArgs& a, int t) {
   alignas(32) float acc[H][8] = {};
   for (int b = 0; b < a.blocks; ++b) {
     const size_t cb = static_cast<size_t>(b) * a.chunk;
-#ifdef Q8_PREFETCH
-    for (size_t i = 0; i < a.chunk; i += 64) _mm_prefetch(reinterpret_cast<const char*>(w[0] + cb + Q8_PREFETCH * a.chunk + i), _MM_HINT_T0);
-#endif
     __m256i iacc[H];
 #pragma GCC unroll 8
     for (int h = 0; h < H; ++h) iacc[h] = _mm256_setzero_si256();
