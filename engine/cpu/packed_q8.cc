@@ -191,7 +191,7 @@ void HalfGroup(const TileArgs& a, int t_first, int h0) {
       }
       const size_t off = cb + (1 + g) * a.slab;
       for (int h = 0; h < H; ++h) {
-        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[h] + off));
+        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[h / 2] + off + 32 * (h % 2)));
         for (int t = 0; t < T; ++t) {
           const __m256i p = _mm256_maddubs_epi16(xa[t], _mm256_sign_epi8(wv, xb[t]));
           iacc[t][h] = _mm256_add_epi32(iacc[t][h], _mm256_madd_epi16(p, ones));
@@ -201,7 +201,7 @@ void HalfGroup(const TileArgs& a, int t_first, int h0) {
     __m256 dx[T];
     for (int t = 0; t < T; ++t) dx[t] = _mm256_broadcast_ss(reinterpret_cast<const float*>(xt[t] + a.in) + b);
     for (int h = 0; h < H; ++h) {
-      const __m256 dw = _mm256_loadu_ps(reinterpret_cast<const float*>(w[h] + cb));
+      const __m256 dw = _mm256_loadu_ps(reinterpret_cast<const float*>(w[h / 2] + cb + 32 * (h % 2)));
       for (int t = 0; t < T; ++t) {
         facc[t][h] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx[t]), _mm256_cvtepi32_ps(iacc[t][h]), facc[t][h]);
       }
@@ -215,18 +215,64 @@ void HalfGroup(const TileArgs& a, int t_first, int h0) {
   }
 }
 
-// Token pairs over one vector (2 halves) at a time, a last single token over 2 vectors (4 halves) at a time.
+// One token over all the tile's H = 2 V halves in one pass over the blocks, so the weights stream through in
+// address order (a chunk is the V vectors' slabs back to back): at n = 1 the kernel is bound by memory, and
+// HalfGroup<4, 1>'s two passes over a panel, each reading every other 128 bytes, left the hardware prefetcher
+// fetching lines the pass skipped. The H int32 block sums stay in registers (H <= 8, + x, |x|, ones and a
+// temporary of the 16 ymm); the fp32 chains live in `acc` (L1), one load/fma/store per half and block, which
+// is cheap next to the block's 8 H slab steps and keeps the integer loop free of spills. The empty asm after
+// each add pins the per-half add chain in program order: without it GCC reassociates the 8 adds of a block into
+// a tree and spills the products to the stack.
+template <int H>
+void HalfRow(const TileArgs& a, int t) {
+  const uint8_t* xt = TokenRow(a, t);
+  const float* dxs = reinterpret_cast<const float*>(xt + a.in);
+  constexpr int V = H / 2;
+  const uint8_t* w[V];  // half h is the 32-byte half h % 2 of vector h / 2 (the tile may span two panels)
+  for (int v = 0; v < V; ++v) w[v] = a.w[v];
+  const __m256i ones = _mm256_set1_epi16(1);
+  alignas(32) float acc[H][8] = {};
+  for (int b = 0; b < a.blocks; ++b) {
+    const size_t cb = static_cast<size_t>(b) * a.chunk;
+    __m256i iacc[H];
+#pragma GCC unroll 8
+    for (int h = 0; h < H; ++h) iacc[h] = _mm256_setzero_si256();
+    // Unrolled so that iacc is registers, not an array on the stack.
+#pragma GCC unroll 8
+    for (int g = 0; g < kGroups; ++g) {
+      const __m256i xb = Broadcast4(xt + kQ8Block * b + 4 * g);
+      const __m256i xa = _mm256_abs_epi8(xb);
+      const size_t off = cb + (1 + g) * a.slab;
+#pragma GCC unroll 8
+      for (int h = 0; h < H; ++h) {
+        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[h / 2] + off + 32 * (h % 2)));
+        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(xa, _mm256_sign_epi8(wv, xb)), ones);
+        iacc[h] = _mm256_add_epi32(iacc[h], p);
+        asm("" : "+x"(iacc[h]));
+      }
+    }
+    const __m256 dx = _mm256_broadcast_ss(dxs + b);
+    for (int h = 0; h < H; ++h) {
+      const __m256 dw = _mm256_loadu_ps(reinterpret_cast<const float*>(w[h / 2] + cb + 32 * (h % 2)));
+      _mm256_store_ps(acc[h], _mm256_fmadd_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(iacc[h]),
+                                              _mm256_load_ps(acc[h])));
+    }
+  }
+  for (int h = 0; h < H; ++h) {
+    const int r = a.row0 + 8 * h;
+    const uint32_t m8 = LaneMask(a.row0 + (h / 2) * kPackLanes, a.lo, a.hi) >> (8 * (h % 2)) & 0xFF;
+    StoreHalf(OutRow(a, t, r), _mm256_load_ps(acc[h]), m8, a.accumulate);
+  }
+}
+
+// Token pairs over one vector (2 halves) at a time, a last single token over all the vectors in one pass.
 template <int V, int T>
 struct Avx2 {
   static void Run(const TileArgs& a) {
     int t = 0;
     for (; t + 2 <= T; t += 2)
       for (int h = 0; h < 2 * V; h += 2) HalfGroup<2, 2>(a, t, h);
-    if (t < T) {
-      int h = 0;
-      for (; h + 4 <= 2 * V; h += 4) HalfGroup<4, 1>(a, t, h);
-      if (h < 2 * V) HalfGroup<2, 1>(a, t, h);
-    }
+    if (t < T) HalfRow<2 * V>(a, t);
   }
 };
 

@@ -220,7 +220,8 @@ TEST(PackedQ8Test, EveryPathEqualsTheExactFormulaBitForBit) {
   std::mt19937 rng(3);
   const struct {
     int out, in;
-  } shapes[] = {{1, 32}, {16, 32}, {64, 32}, {37, 128}, {100, 64}, {130, 256}, {200, 96}, {288, 288}};
+  // {272, 1024}: 4 full panels + a 1-vector one, 32 blocks, the shape class of the single-token AVX2 pass.
+  } shapes[] = {{1, 32}, {16, 32}, {64, 32}, {37, 128}, {100, 64}, {130, 256}, {200, 96}, {288, 288}, {272, 1024}};
   for (const auto& s : shapes) {
     const auto w = Weights(s.out, s.in, &rng);
     const auto packed = Pack(w, s.out, s.in);
