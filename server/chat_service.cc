@@ -41,8 +41,8 @@ Reactor* NoRequestMessage() {
 
 ChatServiceImpl::ChatServiceImpl(ChatDeps deps, ServiceInfo info) : deps_(std::move(deps)), info_(std::move(info)) {
   RegisterRawChat();
-  RegisterRawTokenize();
-  RegisterRawScore();
+  RegisterRawUnary("Tokenize", &ChatServiceImpl::Tokenize);
+  RegisterRawUnary("Score", &ChatServiceImpl::Score);
 }
 
 void ChatServiceImpl::RegisterRawChat() {
@@ -54,37 +54,24 @@ void ChatServiceImpl::RegisterRawChat() {
           }));
 }
 
-void ChatServiceImpl::RegisterRawTokenize() {
+template <typename Request, typename Response>
+void ChatServiceImpl::RegisterRawUnary(
+    const char* method,
+    grpc::ServerUnaryReactor* (ChatServiceImpl::*handler)(grpc::CallbackServerContext*, const Request*, Response*)) {
   MarkMethodRawCallback(
-      MethodIndex("Tokenize"),
-      new grpc::internal::CallbackUnaryHandler<grpc::ByteBuffer, v1::TokenizeResponse>(
-          [this](grpc::CallbackServerContext* context, const grpc::ByteBuffer* bytes,
-                 v1::TokenizeResponse* response) -> grpc::ServerUnaryReactor* {
+      MethodIndex(method),
+      new grpc::internal::CallbackUnaryHandler<grpc::ByteBuffer, Response>(
+          [this, handler](grpc::CallbackServerContext* context, const grpc::ByteBuffer* bytes,
+                          Response* response) -> grpc::ServerUnaryReactor* {
             if (!bytes->Valid()) return NoRequestMessage<grpc::ServerUnaryReactor>();
-            v1::TokenizeRequest request;
+            Request request;
             if (absl::Status parsed = ParseRequest(*bytes, &request); !parsed.ok()) {
               grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
               reactor->Finish(ToGrpcStatus(parsed));
               return reactor;
             }
-            return Tokenize(context, &request, response);  // uses the request only before it returns
-          }));
-}
-
-void ChatServiceImpl::RegisterRawScore() {
-  MarkMethodRawCallback(
-      MethodIndex("Score"),
-      new grpc::internal::CallbackUnaryHandler<grpc::ByteBuffer, v1::ScoreResponse>(
-          [this](grpc::CallbackServerContext* context, const grpc::ByteBuffer* bytes,
-                 v1::ScoreResponse* response) -> grpc::ServerUnaryReactor* {
-            if (!bytes->Valid()) return NoRequestMessage<grpc::ServerUnaryReactor>();
-            v1::ScoreRequest request;
-            if (absl::Status parsed = ParseRequest(*bytes, &request); !parsed.ok()) {
-              grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-              reactor->Finish(ToGrpcStatus(parsed));
-              return reactor;
-            }
-            return Score(context, &request, response);  // tokenizes the request before it returns
+            // Tokenize and Score read the request only before they return (Score tokenizes it first).
+            return (this->*handler)(context, &request, response);
           }));
 }
 

@@ -48,8 +48,12 @@ class ChatServiceImpl final : public llamachat::v1::ChatService::CallbackService
   uint64_t NextSeed();
   // Replaces the generated handler of `method` (whose request would be parsed by gRPC) by a raw one.
   void RegisterRawChat();
-  void RegisterRawTokenize();
-  void RegisterRawScore();
+  // A unary method: the raw bytes are parsed (ParseRequest: invalid UTF-8 is INVALID_ARGUMENT naming the field),
+  // then `handler` runs on the parsed request, which must use the request only before it returns.
+  template <typename Request, typename Response>
+  void RegisterRawUnary(const char* method,
+                        grpc::ServerUnaryReactor* (ChatServiceImpl::*handler)(grpc::CallbackServerContext*,
+                                                                             const Request*, Response*));
   grpc::ServerWriteReactor<llamachat::v1::ChatResponse>* ChatFromBytes(grpc::CallbackServerContext* context,
                                                                         const grpc::ByteBuffer& bytes);
 
