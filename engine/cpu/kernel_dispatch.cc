@@ -23,8 +23,6 @@
                         int row_end, bool accumulate);                                                           \
   size_t PanelOffset(int in, int panel);                                                                         \
   void PackPanel(const float* rows, int num_rows, int in, float* dst);                                           \
-  uint16_t FloatToBf16(float value);                                                                             \
-  float Bf16ToFloat(uint16_t value);                                                                             \
   void PackPanelBf16(const float* rows, int num_rows, int in, uint16_t* dst);                                    \
   void UnpackRowBf16(const uint16_t* packed, int out, int in, int row, float* out_row);                          \
   void PackedMatMulRowsBf16(const float* x, const uint16_t* packed, float* y, int n, int in, int out,             \

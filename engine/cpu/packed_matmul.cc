@@ -5,6 +5,8 @@
 #include <cstring>
 #include <utility>
 
+#include "engine/cpu/kv_dtype.h"  // FloatToBf16: the one fp32 -> bf16 rounding (KV cache and weights)
+
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
@@ -293,17 +295,6 @@ size_t PanelOffset(int in, int panel) { return static_cast<size_t>(panel) * kPan
 void PackPanel(const float* rows, int num_rows, int in, float* dst) {
   PackPanelOf(rows, num_rows, in, dst, [](float v) { return v; });
 }
-
-uint16_t FloatToBf16(float value) {
-  uint32_t bits;
-  std::memcpy(&bits, &value, sizeof(bits));
-  if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((bits >> 16) | 0x0040u);  // quiet NaN
-  // Round to nearest, ties to even: add 0x7FFF plus the lowest kept bit, then truncate (overflow rounds to inf).
-  bits += 0x7FFFu + ((bits >> 16) & 1u);
-  return static_cast<uint16_t>(bits >> 16);
-}
-
-float Bf16ToFloat(uint16_t value) { return WidenScalar(value); }
 
 void PackPanelBf16(const float* rows, int num_rows, int in, uint16_t* dst) {
   PackPanelOf(rows, num_rows, in, dst, [](float v) { return FloatToBf16(v); });
