@@ -13,25 +13,11 @@
 #include "engine/cpu/cpu_isa.h"
 #include "engine/cpu/packed_matmul.h"
 #include "gtest/gtest.h"
+#include "tests/support/cpu_kernel_inputs.h"
 #include "tests/support/tiny_models.h"
 
 namespace llama {
 namespace {
-
-std::vector<float> Random(size_t n, std::mt19937* rng) {
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(*rng);
-  return v;
-}
-
-std::vector<CpuIsa> SupportedIsas() {
-  std::vector<CpuIsa> isas;
-  for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
-    if (CpuSupports(isa)) isas.push_back(isa);
-  }
-  return isas;
-}
 
 TEST(CpuIsaTest, NamesRoundTripAndUnknownNamesAreErrors) {
   for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512}) {

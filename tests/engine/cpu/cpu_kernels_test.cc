@@ -15,16 +15,10 @@
 #include "engine/cpu/paged_attention.h"
 #include "engine/cpu/thread_pool.h"
 #include "gtest/gtest.h"
+#include "tests/support/cpu_kernel_inputs.h"
 
 namespace llama {
 namespace {
-
-std::vector<float> Random(size_t n, std::mt19937* rng) {
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(*rng);
-  return v;
-}
 
 // Every (tokens, in, out) combination around the 4x4 register tile and the 16-lane vector width, with and without
 // accumulation. fp32 sums of <= 70 unit-variance products in a different order differ by ~1e-5 at most.

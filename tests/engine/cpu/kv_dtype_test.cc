@@ -20,6 +20,7 @@
 #include "engine/cpu/kv_dtype.h"
 #include "engine/cpu/paged_attention.h"
 #include "gtest/gtest.h"
+#include "tests/support/cpu_kernel_inputs.h"
 
 namespace llama {
 namespace {
@@ -34,14 +35,6 @@ float FromBits(uint32_t u) {
   float x;
   std::memcpy(&x, &u, sizeof(x));
   return x;
-}
-
-std::vector<CpuIsa> SupportedIsas() {
-  std::vector<CpuIsa> isas;
-  for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
-    if (CpuSupports(isa)) isas.push_back(isa);
-  }
-  return isas;
 }
 
 // The value of a non-NaN binary16 from its fields, by the format's definition (not by bit placement).

@@ -14,16 +14,10 @@
 
 #include "engine/cpu/cpu_isa.h"
 #include "gtest/gtest.h"
+#include "tests/support/cpu_kernel_inputs.h"
 
 namespace llama {
 namespace {
-
-std::vector<float> Random(size_t n, std::mt19937* rng) {
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(*rng);
-  return v;
-}
 
 // The Q8_0 rule, written again from the header: d = max|v| / 127, q = round(v · (1 / d)), d = 0 → q = 0.
 struct Quantized {
