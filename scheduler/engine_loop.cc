@@ -184,13 +184,19 @@ void EngineLoop::Impl::Step() {
 }
 
 void EngineLoop::Impl::MarkScheduled(const SchedulerPlan& plan, absl::Time now) {
+  int newly_scheduled = 0;
   for (const ScheduledSequence& s : plan.seqs) {
     RequestState& state = *requests_.at(s.seq->request_id());
     if (state.scheduled()) continue;
     state.MarkScheduled(now);
-    absl::MutexLock lock(&mu_);
-    --num_queued_;
+    ++newly_scheduled;
   }
+  if (newly_scheduled == 0) return;
+  // The requests leave "waiting" and enter "running" in one snapshot: were num_queued_ to drop while the published
+  // num_running still showed the previous step, a reader could see an idle engine while a request is in flight.
+  absl::MutexLock lock(&mu_);
+  num_queued_ -= newly_scheduled;
+  PublishSnapshotLocked();
 }
 
 void EngineLoop::Impl::ApplyTokens(const std::vector<Sequence*>& updated) {

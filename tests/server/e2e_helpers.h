@@ -261,4 +261,11 @@ bool WaitFor(Cond cond, absl::Duration timeout = absl::Seconds(10)) {
   return cond();
 }
 
+// No request running, waiting or holding a KV block. The engine publishes its snapshot when it admits requests and
+// after each step, so a stream whose Final the client has seen reads as running until its last step is published.
+inline bool EngineIdle(ChatServer& server) {
+  const EngineSnapshot s = server.engine().Snapshot();
+  return s.num_running == 0 && s.num_waiting == 0 && s.kv_blocks_used == 0;
+}
+
 }  // namespace llama::server::testing

@@ -184,8 +184,11 @@ TEST(EngineThreadAllocationsTest, NonePerStreamedToken) {
                   static_cast<long long>(medians[i].forward), medians[i].num_steps);
       ASSERT_GT(medians[i].num_steps, 20) << "too few steady decode steps to judge";
     }
-    // Six more tokens per step, not one more allocation.
-    EXPECT_EQ(medians[1].host, medians[0].host) << "host work allocates per token";
+    // Six more tokens per step, not one more allocation per token: one per token would add 6 to the median. The
+    // host count may differ by one or two with the gRPC threads' timing (a stream whose previous write is still in
+    // flight has its text coalesced and written from the gRPC thread, not started from the engine thread), so the
+    // host check allows 2; the CPU backend's Forward does not depend on timing and must be equal.
+    EXPECT_LE(medians[1].host, medians[0].host + 2) << "host work allocates per token";
     EXPECT_EQ(medians[1].forward, medians[0].forward) << "the CPU backend allocates per token";
   }
   (*server)->Drain(absl::Seconds(5));

@@ -64,6 +64,8 @@ TEST_F(ServingLimitTest, PromptBetweenTheLimitsIsRefusedByTokenizeAndChatAlike) 
   const int length = FullPromptLength(request);
   ASSERT_GT(length, kPoolTokens);  // too long for the pool ...
   ASSERT_LT(length, 256);          // ... but within the model's positions
+  // The previous test's last step may still be finishing: count steps from an idle engine.
+  ASSERT_TRUE(WaitFor([&] { return EngineIdle(*server_); }));
   const int64_t steps = server_->engine().Snapshot().num_steps;
 
   v1::TokenizeResponse tokenized;
