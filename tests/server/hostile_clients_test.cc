@@ -199,7 +199,10 @@ TEST_F(HostileClientsTest, StreamsBeyondMaxConcurrentStreamsAreResourceExhausted
   a.join();
   b.join();
   EXPECT_TRUE(first.status.ok() && second.status.ok());
-  EXPECT_TRUE(Chat(*stub, MakeRequest({{v1::ROLE_USER, "Hi"}}, 4)).status.ok()) << "a slot did not come back";
+  // A slot comes back in the call's OnDone, on a gRPC thread, which may run just after the client has read its
+  // status.
+  ASSERT_TRUE(WaitFor([&] { return server->serving().active_streams() == 0; })) << "a slot did not come back";
+  EXPECT_TRUE(Chat(*stub, MakeRequest({{v1::ROLE_USER, "Hi"}}, 4)).status.ok());
 }
 
 TEST_F(HostileClientsTest, OversizedRequestIsRefusedByGrpcBeforeParsing) {
