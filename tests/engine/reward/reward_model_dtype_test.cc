@@ -85,6 +85,8 @@ double Rms(const std::vector<float>& v) {
 // KV: each cached element is off by at most u relative (2^-11 f16, 2^-8 bf16); tests/engine/cpu/
 // half_kv_backend_test.cc measured at most 2.3 u · max |output| through 3 layers and allows 8 u · max |output|,
 // which is added here to both bounds (the two roundings are independent; their effects add at most linearly).
+// Measured over seeds 1-6 and 11 of this model (any KV type): bf16 RMS 0.47-0.63%, max 1.5-2.5%; q8_0 RMS
+// 2.1-3.1%, max 5.7-17.3% (the largest: seed 11, q8_0 with bf16 KV, the seed used here).
 struct WeightsTolerance {
   WeightsDtype dtype;
   double rms, max;
