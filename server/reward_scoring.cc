@@ -59,7 +59,10 @@ absl::StatusOr<std::unique_ptr<RewardModel>> LoadOne(const std::string& dir, con
   rm_options.name = name;
   rm_options.source = dir;
   rm_options.engine_kv_blocks = options.max_candidates * BlocksPerSequence(config);
-  RewardModelDescription described{name, dir, config};
+  RewardModelDescription described;
+  described.kind = name;
+  described.model_dir = dir;
+  described.config = config;
   absl::StatusOr<std::unique_ptr<RewardModel>> rm =
       RewardModel::Create(**source, MakeRewardBackendFactory(options, &described), rm_options);
   if (!rm.ok()) {
