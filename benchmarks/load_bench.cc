@@ -10,6 +10,10 @@
 //   cpu backend f32/bf16/q8_0  CpuBackend::Create from the mapped checkpoint (WeightSource), panel by panel into
 //                       the weights type: no fp32 copy exists, so the peak is the packed weights + a few panels
 //   gguf q8_0 → fp32    LoadModelWeights of the same model written as a Q8_0 GGUF (1.2 GB) by our writer
+//   rm ...              the same shape as a reward model (score head [1, dim] instead of lm_head, written to
+//                       --dir/rm): "rm f32 via fp32 copy" is the server's path before reward models took a
+//                       WeightSource (LoadModelWeights, then a CPU backend packed from it); "rm f32/q8_0" is
+//                       RewardModel::Load as the server does it now (packed panel by panel from the mapping)
 // The sizes to compare with: the file, the fp32 copy, the packed weights. Not part of `make test`.
 //   load_bench [--dir /tmp/llama-load-bench] [--layers 22] [--keep] [--threads 0]
 #include <sys/resource.h>
@@ -36,6 +40,7 @@
 #include "engine/model/model_source.h"
 #include "engine/model/weight_source.h"
 #include "engine/model/weights.h"
+#include "engine/reward/reward_model.h"
 #include "nlohmann/json.hpp"
 
 ABSL_FLAG(std::string, dir, "/tmp/llama-load-bench", "where the synthetic checkpoint is written (removed after)");
@@ -213,6 +218,32 @@ std::function<absl::Status(const std::string&)> CpuBackendVariant(int threads, W
   };
 }
 
+// A reward model of the checkpoint's shape in --dir/rm, with its backend stored as `dtype`; `via_fp32_copy`: loaded
+// as before reward models took a WeightSource (LoadModelWeights, then the backend from host weights).
+std::function<absl::Status(const std::string&)> RewardModelVariant(int threads, WeightsDtype dtype,
+                                                                   bool via_fp32_copy) {
+  return [threads, dtype, via_fp32_copy](const std::string& d) -> absl::Status {
+    CpuBackendOptions options;
+    options.num_threads = threads;
+    options.num_blocks = 16;
+    options.weights_dtype = dtype;
+    const RewardModel::BackendFactory factory =
+        [&options](const WeightSource& source) -> absl::StatusOr<std::unique_ptr<Backend>> {
+      ASSIGN_OR_RETURN(std::unique_ptr<CpuBackend> backend, CpuBackend::Create(source, options));
+      return std::unique_ptr<Backend>(std::move(backend));
+    };
+    std::unique_ptr<RewardModel> rm;
+    if (via_fp32_copy) {
+      ASSIGN_OR_RETURN(ModelWeights w, LoadModelWeights(d + "/rm"));
+      ASSIGN_OR_RETURN(rm, RewardModel::Create(std::move(w), factory, {}));
+    } else {
+      ASSIGN_OR_RETURN(rm, RewardModel::Load(d + "/rm", factory, {}));
+    }
+    g_rss_after = VmRssBytes();
+    return absl::OkStatus();
+  };
+}
+
 std::vector<Variant> Variants(int threads) {
   return {
       {"fp32, pages kept", [](const std::string& d) -> absl::Status {
@@ -235,6 +266,9 @@ std::vector<Variant> Variants(int threads) {
          g_rss_after = VmRssBytes();
          return absl::OkStatus();
        }},
+      {"rm f32 via fp32 copy", RewardModelVariant(threads, WeightsDtype::kF32, /*via_fp32_copy=*/true)},
+      {"rm f32", RewardModelVariant(threads, WeightsDtype::kF32, false)},
+      {"rm q8_0", RewardModelVariant(threads, WeightsDtype::kQ8_0, false)},
   };
 }
 
@@ -247,11 +281,18 @@ int Main() {
   const ModelConfig c = BenchConfig(absl::GetFlag(FLAGS_layers));
   int64_t params = 0;
   for (const TensorSpec& spec : ModelTensorSpecs(c)) params += NumElements(spec);
+  ModelConfig rm_config = c;  // score [1, dim] in place of lm_head
+  rm_config.num_labels = 1;
   const bool reuse = absl::GetFlag(FLAGS_keep) && std::filesystem::exists(dir + "/model.safetensors") &&
-                     std::filesystem::exists(dir + "/model-q8_0.gguf");
+                     std::filesystem::exists(dir + "/model-q8_0.gguf") &&
+                     std::filesystem::exists(dir + "/rm/model.safetensors");
   if (!reuse) {
     const auto t0 = std::chrono::steady_clock::now();
     if (absl::Status s = WriteBf16Checkpoint(dir, c); !s.ok()) {
+      std::fprintf(stderr, "load_bench: %s\n", s.ToString().c_str());
+      return 1;
+    }
+    if (absl::Status s = WriteBf16Checkpoint(dir + "/rm", rm_config); !s.ok()) {
       std::fprintf(stderr, "load_bench: %s\n", s.ToString().c_str());
       return 1;
     }

@@ -3,11 +3,13 @@
 // k = 4 requests, the reward model's share of the request time, and peak KV blocks (the k candidates share the
 // prompt's blocks). Everything runs in-process through the EngineLoop and the RewardSelector, as in the server:
 // scoring runs as the loop's reward steps (scheduler/reward_queue.h), and the reward share is the time spent inside
-// the reward model's Forward calls (a timing wrapper around its backend) over the wall time.
+// the reward model's Forward calls (a timing wrapper around its backend) over the wall time (rm_s: those seconds).
+// The reward model is loaded as the server loads it (RewardModel::Load: panel by panel into its storage type).
 //
 //   rejection_sampling_bench [--model_dir models/stories15M] [--rm_dir models/stories15M-safety-rm]
 //                            [--max_tokens 64] [--repeats 5] [--concurrency 4] [--threads 0]
 //                            [--max_num_batched_tokens 512]  (the policy's step budget, and the reward step's)
+//                            [--rm_weights_dtype f32|bf16|q8_0] [--rm_kv_dtype f32|f16|bf16]
 #include <algorithm>
 #include <cstdio>
 #include <memory>
@@ -23,6 +25,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "base/check.h"
+#include "base/status_macros.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/model/weights.h"
 #include "engine/reward/reward_model.h"
@@ -35,6 +38,8 @@
 
 ABSL_FLAG(std::string, model_dir, "models/stories15M", "the policy model: a directory or a GGUF file");
 ABSL_FLAG(std::string, rm_dir, "models/stories15M-safety-rm", "the safety reward model directory");
+ABSL_FLAG(std::string, rm_weights_dtype, "f32", "the reward model's CPU weight storage: f32, bf16 or q8_0");
+ABSL_FLAG(std::string, rm_kv_dtype, "f32", "the reward model's CPU KV cache element type: f32, f16 or bf16");
 ABSL_FLAG(int, max_tokens, 64, "tokens per candidate");
 ABSL_FLAG(int, repeats, 5, "runs per mode (the median is reported)");
 ABSL_FLAG(std::vector<std::string>, segment_tokens, {},
@@ -63,6 +68,8 @@ std::vector<int> ParseInts(const std::vector<std::string>& values) {
 struct Args {
   std::string model_dir = absl::GetFlag(FLAGS_model_dir);
   std::string rm_dir = absl::GetFlag(FLAGS_rm_dir);
+  std::string rm_weights_dtype = absl::GetFlag(FLAGS_rm_weights_dtype);
+  std::string rm_kv_dtype = absl::GetFlag(FLAGS_rm_kv_dtype);
   int max_tokens = absl::GetFlag(FLAGS_max_tokens);
   int repeats = absl::GetFlag(FLAGS_repeats);
   int concurrency = absl::GetFlag(FLAGS_concurrency);
@@ -220,14 +227,26 @@ int Main() {
   const int blocks_per_seq = (ctx + kDefaultBlockSize - 1) / kDefaultBlockSize;  // the CPU backends' block size
   RewardModelOptions rm_options;
   rm_options.engine_kv_blocks = 4 * a.concurrency * blocks_per_seq;
+  CpuBackendOptions rm_cpu;
+  rm_cpu.num_threads = a.num_threads;
+  rm_cpu.num_blocks = rm_options.engine_kv_blocks + blocks_per_seq;
+  auto rm_weights_dtype = ParseWeightsDtype(a.rm_weights_dtype);
+  auto rm_kv_dtype = ParseKvDtype(a.rm_kv_dtype);
+  CHECK_OK(rm_weights_dtype.status());
+  CHECK_OK(rm_kv_dtype.status());
+  rm_cpu.weights_dtype = *rm_weights_dtype;
+  rm_cpu.kv_dtype = *rm_kv_dtype;
+  const absl::Time rm_start = absl::Now();
   auto rm = RewardModel::Load(
       a.rm_dir,
-      [&](ModelWeights w) -> absl::StatusOr<std::unique_ptr<Backend>> {
-        return std::unique_ptr<Backend>(std::make_unique<TimedBackend>(
-            Cpu(std::move(w), a.num_threads, rm_options.engine_kv_blocks + blocks_per_seq), &probe));
+      [&](const WeightSource& source) -> absl::StatusOr<std::unique_ptr<Backend>> {
+        ASSIGN_OR_RETURN(std::unique_ptr<CpuBackend> b, CpuBackend::Create(source, rm_cpu));
+        return std::unique_ptr<Backend>(std::make_unique<TimedBackend>(std::move(b), &probe));
       },
       rm_options);
   CHECK_OK(rm.status());
+  std::printf("reward model: %s weights, %s KV, loaded in %.3f s\n", a.rm_weights_dtype.c_str(),
+              a.rm_kv_dtype.c_str(), absl::ToDoubleSeconds(absl::Now() - rm_start));
   RewardSelector selector(rm->get(), nullptr, tokenizer->get(), {});
   const std::vector<int32_t> prompt = PromptFor(**tokenizer, 0);
   int run = 0;
@@ -244,8 +263,8 @@ int Main() {
   }
   modes.push_back({"concurrent k=1 + RM", true, a.concurrency, 1});
   modes.push_back({"concurrent k=4 + RM", true, a.concurrency, 4});
-  std::printf("%-24s %-4s %-10s %-10s %-10s %-12s %-12s %-10s %-12s\n", "mode", "n", "ttft_s", "e2e_s", "wall_s",
-              "gen_tok/s", "reward_share", "peak_blocks", "rm_tok/gen");
+  std::printf("%-24s %-4s %-10s %-10s %-10s %-12s %-12s %-10s %-12s %-10s\n", "mode", "n", "ttft_s", "e2e_s",
+              "wall_s", "gen_tok/s", "reward_share", "peak_blocks", "rm_tok/gen", "rm_s");
   for (const Mode& m : modes) {
     FirstCandidateSelector first;
     EngineLoopOptions options;
@@ -265,9 +284,9 @@ int Main() {
     }
     loop.Stop();
     const RunStats s = Median(runs);
-    std::printf("%-24s %-4d %-10.3f %-10.3f %-10.3f %-12.1f %-12.3f %-10d %-12.2f\n", m.name.c_str(), m.n, s.ttft_s,
-                s.e2e_s, s.wall_s, s.tokens / s.wall_s, s.reward_s / s.wall_s, s.peak_blocks,
-                static_cast<double>(s.reward_tokens) / s.tokens);
+    std::printf("%-24s %-4d %-10.3f %-10.3f %-10.3f %-12.1f %-12.3f %-10d %-12.2f %-10.4f\n", m.name.c_str(), m.n,
+                s.ttft_s, s.e2e_s, s.wall_s, s.tokens / s.wall_s, s.reward_s / s.wall_s, s.peak_blocks,
+                static_cast<double>(s.reward_tokens) / s.tokens, s.reward_s);
     std::fflush(stdout);
   }
   return 0;

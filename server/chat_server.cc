@@ -80,6 +80,10 @@ absl::Status ChatServerOptions::Validate() const {
   if (num_threads < 0) return absl::InvalidArgumentError("--threads must be >= 0");
   if (num_kv_blocks < 0) return absl::InvalidArgumentError("--num_kv_blocks must be >= 0");
   RETURN_IF_ERROR(ParseKvDtype(kv_dtype).status());
+  ASSIGN_OR_RETURN(const WeightsDtype reward_dtype, RewardWeightsDtype());
+  if (backend != "cpu" && reward_dtype != WeightsDtype::kF32) {
+    return absl::InvalidArgumentError("--reward_weights_dtype is a CPU backend flag");
+  }
   if (max_queue < 1) return absl::InvalidArgumentError("--max_queue must be >= 1");
   if (max_candidates < 1) return absl::InvalidArgumentError("--max_candidates must be >= 1");
   if (default_max_tokens < 1) return absl::InvalidArgumentError("--default_max_tokens must be >= 1");
@@ -92,6 +96,16 @@ absl::Status ChatServerOptions::Validate() const {
     return absl::InvalidArgumentError("--keepalive_time_s must be >= 0 and --keepalive_timeout_s >= 1");
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<WeightsDtype> ChatServerOptions::RewardWeightsDtype() const {
+  if (reward_weights_dtype.empty()) return weights_dtype;
+  absl::StatusOr<WeightsDtype> dtype = ParseWeightsDtype(reward_weights_dtype);
+  if (!dtype.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--reward_weights_dtype: unknown '", reward_weights_dtype, "' (f32, bf16, q8_0)"));
+  }
+  return dtype;
 }
 
 absl::StatusOr<std::unique_ptr<ChatServer>> ChatServer::Start(const ChatServerOptions& options) {
@@ -163,6 +177,8 @@ absl::Status ChatServer::LoadRewards(const ChatServerOptions& options) {
   reward_options.selector.refusal_text = options.refusal_text;
   reward_options.backend = options.backend;
   reward_options.num_threads = options.num_threads;
+  ASSIGN_OR_RETURN(reward_options.weights_dtype, options.RewardWeightsDtype());
+  ASSIGN_OR_RETURN(reward_options.kv_dtype, ParseKvDtype(options.kv_dtype));
   reward_options.max_candidates = options.max_candidates;
   ASSIGN_OR_RETURN(rewards_, RewardScoring::Load(reward_options, tokenizer_.get(), metrics_->registry()));
   return absl::OkStatus();

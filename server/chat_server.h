@@ -49,9 +49,9 @@ struct ChatServerOptions {
   // then only supplies the tokenizer (every named shape has LLaMA 2's 32000-token vocabulary).
   std::string dummy_weights;
   int num_kv_blocks = 0;            // 0: sized by the backend
-  // The CPU policy backend's KV cache element type, f32, f16 or bf16 (--kv_dtype; engine/cpu/kv_dtype.h): f16/bf16
-  // halve the bytes per token, so the default pool holds twice the blocks. The reward models keep f32 (their
-  // prefill-only batches hold little KV, and their scores decide against a threshold). Ignored by CUDA (bf16 KV).
+  // The CPU backends' KV cache element type, f32, f16 or bf16 (--kv_dtype; engine/cpu/kv_dtype.h), the policy's and
+  // the reward models': f16/bf16 halve the bytes per token, so the default pool holds twice the blocks. Ignored by
+  // CUDA (bf16 KV).
   std::string kv_dtype = KvDtypeName(CpuBackendOptions{}.kv_dtype);
   // Waiting requests beyond which Chat answers RESOURCE_EXHAUSTED.
   int max_queue = EngineLoopOptions{}.max_queued_requests;
@@ -64,6 +64,8 @@ struct ChatServerOptions {
   // Co-hosted reward models (DESIGN §7); without a safety model every request is k = 1 and streamed unscored.
   std::string safety_model_dir;       // empty: no reward model
   std::string helpfulness_model_dir;  // optional second reward model
+  // The reward models' CPU weight storage, f32, bf16 or q8_0 (--reward_weights_dtype); empty: weights_dtype's.
+  std::string reward_weights_dtype;
   float safety_threshold = RewardSelectorOptions{}.safety_threshold;  // below it a candidate does not pass
   std::string refusal_text = RewardSelectorOptions{}.refusal_text;
   int default_candidates = 1;         // k when a request leaves num_candidates at 0
@@ -95,6 +97,8 @@ struct ChatServerOptions {
   int debug_leak_bytes_per_request = 0;
 
   absl::Status Validate() const;
+  // reward_weights_dtype parsed (INVALID_ARGUMENT naming --reward_weights_dtype), or weights_dtype when empty.
+  absl::StatusOr<WeightsDtype> RewardWeightsDtype() const;
 };
 
 class ChatServer {

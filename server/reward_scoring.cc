@@ -6,6 +6,7 @@
 #include "base/status_macros.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cuda_plugin.h"
+#include "engine/model/model_source.h"
 
 namespace llama::server {
 namespace {
@@ -18,11 +19,14 @@ int BlocksPerSequence(const ModelConfig& config) {
 
 // A reward model's backend: the policy's kind, with a KV pool for max_candidates full-context sequences lent to
 // the engine loop's reward steps (sequences in flight across steps) plus one for the Score RPC's direct calls.
-RewardModel::BackendFactory MakeRewardBackendFactory(const RewardScoringOptions& options) {
-  return [options](ModelWeights weights) -> absl::StatusOr<std::unique_ptr<Backend>> {
+// The CPU backend's storage types go into *described.
+RewardModel::BackendFactory MakeRewardBackendFactory(const RewardScoringOptions& options,
+                                                     RewardModelDescription* described) {
+  return [options, described](const WeightSource& source) -> absl::StatusOr<std::unique_ptr<Backend>> {
     constexpr int kBlockSize = kRewardBlockSize;
-    const int num_blocks = (options.max_candidates + 1) * BlocksPerSequence(weights.config);
+    const int num_blocks = (options.max_candidates + 1) * BlocksPerSequence(source.config());
     if (options.backend == "cuda") {
+      ASSIGN_OR_RETURN(const ModelWeights weights, MaterializeWeights(source));
       cuda::CudaBackendOptions cuda_options;
       cuda_options.block_size = kBlockSize;
       cuda_options.num_blocks = num_blocks;
@@ -32,23 +36,35 @@ RewardModel::BackendFactory MakeRewardBackendFactory(const RewardScoringOptions&
     cpu.num_threads = options.num_threads;
     cpu.block_size = kBlockSize;
     cpu.num_blocks = num_blocks;
-    ASSIGN_OR_RETURN(std::unique_ptr<CpuBackend> backend, CpuBackend::Create(std::move(weights), cpu));
+    cpu.weights_dtype = options.weights_dtype;
+    cpu.kv_dtype = options.kv_dtype;
+    ASSIGN_OR_RETURN(std::unique_ptr<CpuBackend> backend, CpuBackend::Create(source, cpu));
+    described->weights_dtype = WeightsDtypeName(backend->weights_dtype());
+    described->weight_bytes = backend->weight_bytes();
     return std::unique_ptr<Backend>(std::move(backend));
   };
 }
 
+// Loads the reward model `name` from dir and appends its description to *models.
 absl::StatusOr<std::unique_ptr<RewardModel>> LoadOne(const std::string& dir, const std::string& name,
-                                                     const RewardScoringOptions& options, const Tokenizer& policy) {
-  absl::StatusOr<ModelConfig> config = LoadModelConfig(dir);
-  if (!config.ok()) {
-    return absl::Status(config.status().code(), absl::StrCat(name, " reward model ", dir, ": ",
-                                                             config.status().message()));
+                                                     const RewardScoringOptions& options, const Tokenizer& policy,
+                                                     std::vector<RewardModelDescription>* models) {
+  absl::StatusOr<std::unique_ptr<WeightSource>> source = OpenWeightSource(dir);  // headers only
+  if (!source.ok()) {
+    return absl::Status(source.status().code(), absl::StrCat(name, " reward model ", dir, ": ",
+                                                             source.status().message()));
   }
+  const ModelConfig& config = (*source)->config();
   RewardModelOptions rm_options;
   rm_options.name = name;
-  rm_options.engine_kv_blocks = options.max_candidates * BlocksPerSequence(*config);
+  rm_options.source = dir;
+  rm_options.engine_kv_blocks = options.max_candidates * BlocksPerSequence(config);
+  RewardModelDescription described;
+  described.kind = name;
+  described.model_dir = dir;
+  described.config = config;
   absl::StatusOr<std::unique_ptr<RewardModel>> rm =
-      RewardModel::Load(dir, MakeRewardBackendFactory(options), rm_options);
+      RewardModel::Create(**source, MakeRewardBackendFactory(options, &described), rm_options);
   if (!rm.ok()) {
     return absl::Status(rm.status().code(), absl::StrCat(name, " reward model ", dir, ": ", rm.status().message()));
   }
@@ -57,6 +73,7 @@ absl::StatusOr<std::unique_ptr<RewardModel>> LoadOne(const std::string& dir, con
                                                    (*rm)->config().vocab_size, " tokens, the served model has ",
                                                    policy.vocab_size()));
   }
+  models->push_back(std::move(described));
   return rm;
 }
 
@@ -74,14 +91,13 @@ absl::StatusOr<std::unique_ptr<RewardScoring>> RewardScoring::Load(const RewardS
   RETURN_IF_ERROR(options.Validate());
   std::unique_ptr<RewardScoring> r(new RewardScoring());
   r->tokenizer_ = policy_tokenizer;
-  ASSIGN_OR_RETURN(r->safety_, LoadOne(options.safety_model_dir, "safety", options, *policy_tokenizer));
+  ASSIGN_OR_RETURN(r->safety_,
+                   LoadOne(options.safety_model_dir, "safety", options, *policy_tokenizer, &r->models_));
   std::vector<std::string> names = {"safety"};
-  r->models_.push_back({"safety", options.safety_model_dir, r->safety_->config()});
   if (!options.helpfulness_model_dir.empty()) {
     ASSIGN_OR_RETURN(r->helpfulness_,
-                     LoadOne(options.helpfulness_model_dir, "helpfulness", options, *policy_tokenizer));
+                     LoadOne(options.helpfulness_model_dir, "helpfulness", options, *policy_tokenizer, &r->models_));
     names.push_back("helpfulness");
-    r->models_.push_back({"helpfulness", options.helpfulness_model_dir, r->helpfulness_->config()});
   }
   r->metrics_ = std::make_unique<RewardMetrics>(registry, names);
   r->selector_ = std::make_unique<RewardSelector>(r->safety_.get(), r->helpfulness_.get(), policy_tokenizer,

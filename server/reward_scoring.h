@@ -1,6 +1,8 @@
 // RewardScoring: the server's co-hosted reward models (DESIGN §7): the safety model and the optional helpfulness
 // model, each on its own backend (same kind and device as the policy, its own KV pool sized for max_candidates
-// full-context sequences), the RewardSelector the engine loop calls, the reward metrics, and the Score RPC.
+// full-context sequences; on the CPU backend its own weights and KV storage types, loaded panel by panel from the
+// mapped checkpoint so no fp32 copy of it exists), the RewardSelector the engine loop calls, the reward metrics,
+// and the Score RPC.
 //
 // The Score RPC and candidate selection share one input format (engine/reward/reward_model.h), so Score on
 // (dialog, streamed answer) returns the safety score the selection used.
@@ -35,6 +37,10 @@ struct RewardScoringOptions {
   RewardSelectorOptions selector;     // threshold, refusal text
   std::string backend = "cpu";        // "cpu" or "cuda", as the policy
   int num_threads = CpuBackendOptions{}.num_threads;      // CPU backend threads
+  // The CPU backends' storage: matrices (--reward_weights_dtype, default --weights_dtype) and KV cache elements
+  // (--kv_dtype). Ignored by CUDA (bf16 weights and KV); the server refuses a non-f32 weights type there.
+  WeightsDtype weights_dtype = CpuBackendOptions{}.weights_dtype;
+  KvDtype kv_dtype = CpuBackendOptions{}.kv_dtype;
   int max_candidates = SchedulerConfig{}.max_num_candidates;  // sizes each reward model's KV pool
   absl::Status Validate() const;
 };
@@ -43,6 +49,8 @@ struct RewardModelDescription {
   std::string kind;       // "safety" or "helpfulness"
   std::string model_dir;
   ModelConfig config;
+  std::string weights_dtype;  // the CPU backend's weight storage type (empty for other backends)
+  int64_t weight_bytes = 0;   // bytes of its stored matrices (0: not known)
 };
 
 struct RewardScores {

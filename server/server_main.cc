@@ -29,7 +29,7 @@ ABSL_FLAG(int, max_num_seqs, Options().max_num_seqs, "sequences in one engine st
 ABSL_FLAG(int, max_num_batched_tokens, Options().max_num_batched_tokens, "tokens in one engine step at most");
 ABSL_FLAG(std::string, kv_dtype, Options().kv_dtype,
           "CPU backend KV cache element type: f32, f16 or bf16 (half types: half the bytes per token, twice the "
-          "blocks for the same memory; the reward models keep f32)");
+          "blocks for the same memory; the policy's and the reward models')");
 ABSL_FLAG(int, num_kv_blocks, Options().num_kv_blocks, "KV cache blocks (0: sized by the backend)");
 ABSL_FLAG(int, max_candidates, Options().max_candidates, "num_candidates cap per request");
 ABSL_FLAG(bool, enable_prefix_caching, Options().enable_prefix_caching,
@@ -44,6 +44,8 @@ ABSL_FLAG(std::string, safety_model_dir, Options().safety_model_dir,
           "safety reward model (LlamaForSequenceClassification) scoring every answer before it is streamed");
 ABSL_FLAG(std::string, helpfulness_model_dir, Options().helpfulness_model_dir,
           "optional helpfulness reward model (needs --safety_model_dir)");
+ABSL_FLAG(std::string, reward_weights_dtype, Options().reward_weights_dtype,
+          "CPU backend weight storage of the reward models: f32, bf16 or q8_0 (empty: --weights_dtype)");
 ABSL_FLAG(float, safety_threshold, Options().safety_threshold,
           "safety score below which a candidate is rejected (Llama 2: 0.15)");
 ABSL_FLAG(std::string, refusal_text, Options().refusal_text,
@@ -112,6 +114,7 @@ int main(int argc, char** argv) {
   options.segment_tokens = absl::GetFlag(FLAGS_segment_tokens);
   options.safety_model_dir = absl::GetFlag(FLAGS_safety_model_dir);
   options.helpfulness_model_dir = absl::GetFlag(FLAGS_helpfulness_model_dir);
+  options.reward_weights_dtype = absl::GetFlag(FLAGS_reward_weights_dtype);
   options.safety_threshold = absl::GetFlag(FLAGS_safety_threshold);
   options.refusal_text = absl::GetFlag(FLAGS_refusal_text);
   options.default_max_tokens = absl::GetFlag(FLAGS_default_max_tokens);

@@ -39,11 +39,11 @@ namespace llama::cli {
 namespace {
 
 RewardModel::BackendFactory CpuRewardBackend(int num_threads) {
-  return [num_threads](ModelWeights w) -> absl::StatusOr<std::unique_ptr<Backend>> {
+  return [num_threads](const WeightSource& source) -> absl::StatusOr<std::unique_ptr<Backend>> {
     CpuBackendOptions options;
     options.num_threads = num_threads;
     options.kv_cache_bytes = int64_t{64} << 20;  // prefill-only scoring batches are small
-    ASSIGN_OR_RETURN(std::unique_ptr<CpuBackend> backend, CpuBackend::Create(std::move(w), options));
+    ASSIGN_OR_RETURN(std::unique_ptr<CpuBackend> backend, CpuBackend::Create(source, options));
     return std::unique_ptr<Backend>(std::move(backend));
   };
 }

@@ -9,6 +9,7 @@
 #include "base/check.h"
 #include "base/status_macros.h"
 #include "engine/forward_batch.h"
+#include "engine/model/model_source.h"
 
 namespace llama {
 namespace {
@@ -67,19 +68,30 @@ RewardModel::RewardModel(std::unique_ptr<Backend> backend, ModelConfig config, s
       bias_(bias),
       options_(std::move(options)) {}
 
-absl::StatusOr<std::unique_ptr<RewardModel>> RewardModel::Create(ModelWeights weights,
+absl::StatusOr<std::unique_ptr<RewardModel>> RewardModel::Create(const WeightSource& source,
                                                                  const BackendFactory& factory,
                                                                  RewardModelOptions options) {
-  const ModelConfig config = weights.config;
-  if (config.num_labels != 1 || weights.score.size() != static_cast<size_t>(config.hidden_size)) {
+  const ModelConfig config = source.config();
+  if (!HasScoreHead(source)) {
+    return absl::InvalidArgumentError(absl::StrCat(options.source.empty() ? options.name : options.source,
+                                                   " is not a reward model (LlamaForSequenceClassification with "
+                                                   "score.weight)"));
+  }
+  const std::vector<int64_t> head_shape = {1, config.hidden_size};
+  absl::StatusOr<TensorInfo> score = source.Info("score.weight");
+  if (config.num_labels != 1 || !score.ok() || score->shape != head_shape) {
     return absl::InvalidArgumentError(absl::StrCat("reward model '", options.name,
                                                    "': expected a scalar score head (num_labels 1, score [1, ",
                                                    config.hidden_size, "]), got num_labels ", config.num_labels));
   }
   if (options.max_batch_tokens <= 0) return absl::InvalidArgumentError("max_batch_tokens must be > 0");
-  std::vector<float> head = weights.score;
-  const float bias = weights.score_bias.empty() ? 0.0f : weights.score_bias[0];
-  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, factory(std::move(weights)));
+  RETURN_IF_ERROR(CheckWeightShapes(source));  // headers only: a broken model is named before any backend work
+  // The head before the backend: a backend may Release each tensor once it has read it.
+  std::vector<float> head(config.hidden_size);  // [hidden]
+  RETURN_IF_ERROR(source.ReadRows("score.weight", 0, 1, head.data()));
+  float bias = 0.0f;
+  if (source.Info("score.bias").ok()) RETURN_IF_ERROR(source.ReadRows("score.bias", 0, 1, &bias));
+  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, factory(source));
   if (backend->kv_cache().num_blocks <= 0) return absl::InvalidArgumentError("reward model backend has no KV blocks");
   if (options.engine_kv_blocks < 0 || options.engine_kv_blocks >= backend->kv_cache().num_blocks) {
     return absl::InvalidArgumentError(absl::StrCat("reward model '", options.name, "': engine_kv_blocks ",
@@ -90,16 +102,19 @@ absl::StatusOr<std::unique_ptr<RewardModel>> RewardModel::Create(ModelWeights we
       new RewardModel(std::move(backend), config, std::move(head), bias, std::move(options)));
 }
 
-absl::StatusOr<std::unique_ptr<RewardModel>> RewardModel::Load(const std::string& model_dir,
+absl::StatusOr<std::unique_ptr<RewardModel>> RewardModel::Create(ModelWeights weights,
+                                                                 const BackendFactory& factory,
+                                                                 RewardModelOptions options) {
+  const InMemoryWeightSource source(std::move(weights));
+  return Create(source, factory, std::move(options));
+}
+
+absl::StatusOr<std::unique_ptr<RewardModel>> RewardModel::Load(const std::string& model_path,
                                                                const BackendFactory& factory,
                                                                RewardModelOptions options) {
-  ASSIGN_OR_RETURN(ModelWeights weights, LoadModelWeights(model_dir));
-  if (!weights.is_reward_model()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(model_dir, " is not a reward model (LlamaForSequenceClassification with score.weight)"));
-  }
-  if (options.source.empty()) options.source = model_dir;
-  return Create(std::move(weights), factory, std::move(options));
+  ASSIGN_OR_RETURN(std::unique_ptr<WeightSource> source, OpenWeightSource(model_path));
+  if (options.source.empty()) options.source = model_path;
+  return Create(*source, factory, std::move(options));
 }
 
 absl::Status RewardModel::ForwardChunk(const std::vector<std::vector<int32_t>>& sequences, size_t begin,

@@ -30,6 +30,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "engine/backend.h"
+#include "engine/model/weight_source.h"
 #include "engine/model/weights.h"
 #include "engine/text/chat_prompt.h"
 #include "engine/text/tokenizer.h"
@@ -62,13 +63,24 @@ struct RewardModelOptions {
 
 class RewardModel {
  public:
-  using BackendFactory = std::function<absl::StatusOr<std::unique_ptr<Backend>>(ModelWeights)>;
+  // Makes the reward model's backend from its weights. The source lives only during the call; a backend that keeps
+  // its own storage (the CPU backend's packed f32/bf16/q8_0 panels) reads it panel by panel, so no full fp32 copy
+  // of the model exists; one that takes host fp32 weights (CUDA today) materialises them (MaterializeWeights).
+  using BackendFactory = std::function<absl::StatusOr<std::unique_ptr<Backend>>(const WeightSource&)>;
 
-  // weights must be a reward model (num_labels == 1, score [1, hidden]); the backend is made from them by factory.
+  // source must be a reward model (score.weight present, num_labels == 1, score.weight [1, hidden], optional
+  // score.bias [1]: INVALID_ARGUMENT otherwise); the head is read from it (fp32, applied on the host), then the
+  // backend is made from it by factory.
+  static absl::StatusOr<std::unique_ptr<RewardModel>> Create(const WeightSource& source,
+                                                             const BackendFactory& factory,
+                                                             RewardModelOptions options);
+  // The same over host weights (tests, tools): an owning InMemoryWeightSource, each tensor freed once the backend
+  // has read it.
   static absl::StatusOr<std::unique_ptr<RewardModel>> Create(ModelWeights weights, const BackendFactory& factory,
                                                              RewardModelOptions options);
-  // LoadModelWeights(model_dir), checked to be a reward model, then Create.
-  static absl::StatusOr<std::unique_ptr<RewardModel>> Load(const std::string& model_dir,
+  // OpenWeightSource(model_path) (a model directory, or a GGUF file), checked to be a reward model, then Create:
+  // nothing but headers is read before the backend reads its rows.
+  static absl::StatusOr<std::unique_ptr<RewardModel>> Load(const std::string& model_path,
                                                            const BackendFactory& factory, RewardModelOptions options);
 
   // P(safe/helpful) of each sequence: [num_sequences] in [0, 1]. The direct path (the Score RPC, its warm-up,

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "engine/cpu/cpu_backend.h"
 #include "gtest/gtest.h"
 
 namespace llama::testing {
@@ -22,12 +21,16 @@ ModelConfig TinyConfig(const TinyShape& shape) {
 }
 
 RewardModel::BackendFactory CpuRewardBackends(int num_blocks, int block_size, WrapBackend wrap) {
-  return [num_blocks, block_size, wrap](ModelWeights weights) -> absl::StatusOr<std::unique_ptr<Backend>> {
-    CpuBackendOptions options;
-    options.num_threads = 1;
-    options.block_size = block_size;
-    options.num_blocks = num_blocks;
-    absl::StatusOr<std::unique_ptr<CpuBackend>> backend = CpuBackend::Create(std::move(weights), options);
+  CpuBackendOptions options;
+  options.num_threads = 1;
+  options.block_size = block_size;
+  options.num_blocks = num_blocks;
+  return CpuRewardBackends(options, std::move(wrap));
+}
+
+RewardModel::BackendFactory CpuRewardBackends(const CpuBackendOptions& options, WrapBackend wrap) {
+  return [options, wrap](const WeightSource& source) -> absl::StatusOr<std::unique_ptr<Backend>> {
+    absl::StatusOr<std::unique_ptr<CpuBackend>> backend = CpuBackend::Create(source, options);
     if (!backend.ok()) return backend.status();
     std::unique_ptr<Backend> b = std::move(*backend);
     return wrap ? wrap(std::move(b)) : std::move(b);

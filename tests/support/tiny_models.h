@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/cpu/cpu_backend.h"
 #include "engine/model/config.h"
 #include "engine/model/weights.h"
 #include "engine/reward/reward_model.h"
@@ -36,6 +37,8 @@ inline ModelConfig TinyRewardConfig() { return TinyConfig({.num_labels = 1}); }
 // `wrap` (when set) so a test can put an InterceptingBackend around it.
 using WrapBackend = std::function<std::unique_ptr<Backend>(std::unique_ptr<Backend>)>;
 RewardModel::BackendFactory CpuRewardBackends(int num_blocks, int block_size = 16, WrapBackend wrap = nullptr);
+// The same with every CPU backend option given (weights_dtype, kv_dtype, threads, ...).
+RewardModel::BackendFactory CpuRewardBackends(const CpuBackendOptions& options, WrapBackend wrap = nullptr);
 
 // A reward model whose score is a known function of the sequence's last token: every layer's output projections
 // are zero, so the final hidden state is RMSNorm(embed[last token]); embed[t] = (a_t, 1, 0, …) with a_t the value

@@ -36,7 +36,8 @@ std::vector<std::vector<int32_t>> TestSequences() {
 // The backend's own score head (return_logits on a reward model) for one sequence, as an independent oracle for
 // the head applied on the host.
 float BackendScore(const std::vector<int32_t>& seq) {
-  auto backend = CpuFactory(32)(TinyRewardWeights());
+  const InMemoryWeightSource source(TinyRewardWeights());
+  auto backend = CpuFactory(32)(source);
   EXPECT_TRUE(backend.ok());
   std::vector<int32_t> blocks((seq.size() + 3) / 4);  // blocks 0.. in order, block_size 4
   std::iota(blocks.begin(), blocks.end(), 0);
