@@ -34,6 +34,15 @@ v1::ScoreResponse Score(v1::ChatService::Stub& stub, const v1::ChatRequest& chat
   return out;
 }
 
+// The story request both k = 4 tests send: 4 candidates sampled at temperature 1 with a fixed seed.
+v1::ChatRequest FourCandidateStory() {
+  v1::ChatRequest request = MakeRequest({{v1::ROLE_USER, "Tell me a story about a dog."}}, 24);
+  request.set_num_candidates(4);
+  request.mutable_sampling()->set_temperature(1.0f);
+  request.mutable_sampling()->set_seed(42);
+  return request;
+}
+
 class RewardServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -49,10 +58,7 @@ TEST_F(RewardServerTest, ScoreRpcEqualsTheScoreTheSelectionUsed) {
   const double selections0 = MetricValue(server->metrics(), "llama_chat_candidates_per_request");
   const double scores0 = MetricValue(server->metrics(), "llama_chat_reward_score", "model", "safety");
   const double calls0 = MetricValue(server->metrics(), "llama_chat_reward_latency_seconds", "model", "safety");
-  v1::ChatRequest request = MakeRequest({{v1::ROLE_USER, "Tell me a story about a dog."}}, 24);
-  request.set_num_candidates(4);
-  request.mutable_sampling()->set_temperature(1.0f);
-  request.mutable_sampling()->set_seed(42);
+  const v1::ChatRequest request = FourCandidateStory();
   const StreamResult result = Chat(*stub, request);
   ASSERT_TRUE(result.status.ok()) << result.status.error_message();
   ASSERT_TRUE(result.has_final);
@@ -158,10 +164,7 @@ TEST_F(RewardServerTest, Q8RewardModelWithHalfKvServesFourCandidates) {
 
   auto stub = Connect(server->port());
   const double scores0 = MetricValue(server->metrics(), "llama_chat_reward_score", "model", "safety");
-  v1::ChatRequest request = MakeRequest({{v1::ROLE_USER, "Tell me a story about a dog."}}, 24);
-  request.set_num_candidates(4);
-  request.mutable_sampling()->set_temperature(1.0f);
-  request.mutable_sampling()->set_seed(42);
+  const v1::ChatRequest request = FourCandidateStory();
   const StreamResult result = Chat(*stub, request);
   ASSERT_TRUE(result.status.ok()) << result.status.error_message();
   ASSERT_TRUE(result.has_final);
