@@ -146,6 +146,8 @@ grpc::ServerUnaryReactor* ChatServiceImpl::GetModelInfo(grpc::CallbackServerCont
       info->set_kind(rm.kind);
       info->set_model_dir(rm.model_dir);
       FillShape(rm.config, rm.config.max_position_embeddings, info->mutable_shape());
+      info->set_weights_dtype(rm.weights_dtype);
+      info->set_weight_bytes(rm.weight_bytes);
     }
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();

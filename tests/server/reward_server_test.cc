@@ -139,6 +139,8 @@ TEST_F(RewardServerTest, SingleCandidateIsScoredToo) {
   ASSERT_TRUE(stub->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).ok());
   ASSERT_EQ(info.reward_models_size(), 1);
   EXPECT_EQ(info.reward_models(0).kind(), "safety");
+  EXPECT_EQ(info.reward_models(0).weights_dtype(), "f32");  // the default follows --weights_dtype
+  EXPECT_GE(info.reward_models(0).weight_bytes(), int64_t{4} * 32000 * 288);  // at least its f32 embedding
   EXPECT_EQ(info.reward_models(0).model_dir(), RewardModelDir());
   EXPECT_EQ(info.reward_models(0).shape().hidden_size(), 288);
 }
@@ -179,6 +181,8 @@ TEST_F(RewardServerTest, Q8RewardModelWithHalfKvServesFourCandidates) {
   EXPECT_EQ(info.kv_cache().dtype_bytes(), 2);
   ASSERT_EQ(info.reward_models_size(), 1);
   EXPECT_EQ(info.reward_models(0).kind(), "safety");
+  EXPECT_EQ(info.reward_models(0).weights_dtype(), "q8_0");
+  EXPECT_EQ(info.reward_models(0).weight_bytes(), rm.weight_bytes);
 
   // The same (dialog, answer) pairs scored by the f32 reward model: the chosen story, the two answers of
   // TrainedProbeRanksARefusalAboveCompliance and a few that score away from 0 and 1 (where sigmoid would hide any
