@@ -79,7 +79,10 @@ absl::Status ChatServerOptions::Validate() const {
   }
   if (num_threads < 0) return absl::InvalidArgumentError("--threads must be >= 0");
   if (num_kv_blocks < 0) return absl::InvalidArgumentError("--num_kv_blocks must be >= 0");
-  RETURN_IF_ERROR(ParseKvDtype(kv_dtype).status());
+  ASSIGN_OR_RETURN(const KvDtype kv, ParseKvDtype(kv_dtype));
+  if (backend != "cpu" && kv != KvDtype::kF32) {
+    return absl::InvalidArgumentError("--kv_dtype is a CPU backend flag (the CUDA backend's KV cache is bf16)");
+  }
   ASSIGN_OR_RETURN(const WeightsDtype reward_dtype, RewardWeightsDtype());
   if (backend != "cpu" && reward_dtype != WeightsDtype::kF32) {
     return absl::InvalidArgumentError("--reward_weights_dtype is a CPU backend flag");
@@ -196,6 +199,12 @@ absl::Status ChatServer::StartGrpc(const ChatServerOptions& options) {
   if (const auto* cpu = dynamic_cast<const CpuBackend*>(backend_.get()); cpu != nullptr) {
     info.weights_dtype = WeightsDtypeName(cpu->weights_dtype());
     info.weight_bytes = cpu->weight_bytes();
+  }
+  metrics_->SetWeightBytes("policy", info.weights_dtype, info.weight_bytes);
+  if (rewards_ != nullptr) {
+    for (const RewardModelDescription& rm : rewards_->models()) {
+      metrics_->SetWeightBytes(rm.kind, rm.weights_dtype, rm.weight_bytes);
+    }
   }
   info.max_queue = options.max_queue;
   info.max_num_seqs = options.max_num_seqs;

@@ -59,6 +59,11 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
   kv_cache_bytes_per_token_ = AddGauge(r, "llama_chat_kv_cache_bytes_per_token",
                                        "K + V bytes of one token over all layers in the policy's KV pool.");
   kv_cache_bytes_ = AddGauge(r, "llama_chat_kv_cache_bytes", "Bytes of the policy's KV pool (all blocks).");
+  weight_bytes_ = &prometheus::BuildGauge()
+                      .Name("llama_chat_weight_bytes")
+                      .Help("Bytes of a loaded model's stored matrices, by model (policy, reward models) and storage "
+                            "type.")
+                      .Register(r);
   kv_blocks_used_ = &prometheus::BuildGauge()
                          .Name("llama_chat_kv_cache_blocks_used")
                          .Help("KV blocks held by live requests, by pool: the policy's, and the reward models' "
@@ -106,6 +111,10 @@ void ServerMetrics::SetEngineGauges(int num_running, int num_waiting, int kv_blo
 void ServerMetrics::SetKvCacheShape(int64_t bytes_per_token, int64_t total_bytes) const {
   kv_cache_bytes_per_token_->Set(static_cast<double>(bytes_per_token));
   kv_cache_bytes_->Set(static_cast<double>(total_bytes));
+}
+
+void ServerMetrics::SetWeightBytes(const std::string& model, const std::string& dtype, int64_t bytes) const {
+  weight_bytes_->Add({{"model", model}, {"dtype", dtype}}).Set(static_cast<double>(bytes));
 }
 
 void ServerMetrics::OnStep(const StepStats& stats) {

@@ -8,6 +8,9 @@
 //               request_success_total{finished_reason}, request_failure_total{code},
 //               prefix_cache_queries_total{model}, prefix_cache_hits_total{model} (tokens)
 //   gauge       prefix_cache_blocks{model}
+//   gauge       weight_bytes{model,dtype}: bytes of each loaded model's stored matrices (model="policy" and each
+//               reward model's name; dtype = its storage type, "f32"/"bf16"/"q8_0", empty when the backend does
+//               not say), set once at start
 //   histogram   segments_per_request (scored streaming: segments chosen per request; whole-answer requests are not
 //               observed)
 // The prefix-cache families are labelled by KV pool: model="policy" and each reward model's name ("safety",
@@ -60,6 +63,8 @@ class ServerMetrics : public prometheus::Collectable, public StepObserver {
 
   // The policy KV pool's shape (KvCacheSpec::bytes_per_token, total_bytes), set once at start.
   void SetKvCacheShape(int64_t bytes_per_token, int64_t total_bytes) const;
+  // One loaded model's stored weights (weight_bytes{model,dtype}), set once at start per model.
+  void SetWeightBytes(const std::string& model, const std::string& dtype, int64_t bytes) const;
 
   // Collectable: refreshes the gauges from the snapshot source, then returns every family.
   std::vector<prometheus::MetricFamily> Collect() const override;
@@ -85,6 +90,7 @@ class ServerMetrics : public prometheus::Collectable, public StepObserver {
   prometheus::Gauge* kv_cache_usage_ratio_;
   prometheus::Gauge* kv_cache_bytes_per_token_;
   prometheus::Gauge* kv_cache_bytes_;
+  prometheus::Family<prometheus::Gauge>* weight_bytes_;
   prometheus::Family<prometheus::Gauge>* kv_blocks_used_;  // {pool}: set from the snapshot at scrape time
   prometheus::Counter* prompt_tokens_;
   prometheus::Counter* generation_tokens_;

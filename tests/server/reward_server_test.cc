@@ -183,6 +183,10 @@ TEST_F(RewardServerTest, Q8RewardModelWithHalfKvServesFourCandidates) {
   EXPECT_EQ(info.reward_models(0).kind(), "safety");
   EXPECT_EQ(info.reward_models(0).weights_dtype(), "q8_0");
   EXPECT_EQ(info.reward_models(0).weight_bytes(), rm.weight_bytes);
+  EXPECT_EQ(MetricValue(server->metrics(), "llama_chat_weight_bytes", "dtype", "q8_0"), rm.weight_bytes);
+  EXPECT_EQ(MetricValue(server->metrics(), "llama_chat_weight_bytes", "model", "safety"), rm.weight_bytes);
+  EXPECT_EQ(MetricValue(server->metrics(), "llama_chat_weight_bytes", "model", "policy"), info.weight_bytes());
+  EXPECT_GT(info.weight_bytes(), rm.weight_bytes);  // the same shape in f32
 
   // The same (dialog, answer) pairs scored by the f32 reward model: the chosen story, the two answers of
   // TrainedProbeRanksARefusalAboveCompliance and a few that score away from 0 and 1 (where sigmoid would hide any
@@ -249,6 +253,13 @@ TEST(RewardServerFlagsTest, BadRewardWeightsDtypeIsAClearError) {
   ASSERT_FALSE(server.ok());
   EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(server.status().message().find("--reward_weights_dtype"), absl::string_view::npos) << server.status();
+  options.reward_weights_dtype = "";
+  options.kv_dtype = "f16";  // likewise: CUDA's KV cache is bf16 whatever the flag says
+  server = ChatServer::Start(options);
+  ASSERT_FALSE(server.ok());
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(server.status().message().find("--kv_dtype"), absl::string_view::npos) << server.status();
+  options.kv_dtype = "f32";
 
   options.backend = "cpu";
   options.reward_weights_dtype = "";  // = --weights_dtype
