@@ -95,6 +95,12 @@ PANELS = [
                [(f"sum by (pod, model) (llama_chat_prefix_cache_blocks{SEL})", "{{model}} {{pod}}")],
                "short", "KV blocks held only by the prefix cache (kept after their request, evicted when blocks "
                "are needed), per pod and KV pool."),
+    timeseries("Model memory",
+               [(f"sum by (pod, model, dtype) (llama_chat_weight_bytes{SEL})", "{{model}} weights ({{dtype}}) {{pod}}"),
+                (f"sum by (pod) (llama_chat_kv_cache_bytes{SEL})", "policy KV pool {{pod}}")],
+               "bytes", "Bytes of each loaded model's stored weights (by storage type: --weights_dtype, "
+               "--reward_weights_dtype) and of the policy's KV pool (--kv_dtype), per pod: what the pod's memory "
+               "limit must hold besides the process."),
     row("Safety and candidates"),
     heatmap("Reward score distribution", "llama_chat_reward_score",
             "Scores (probabilities) the reward models gave to candidates, all models."),
