@@ -135,7 +135,9 @@ TEST(CancelStorm, TwoHundredStreamsCancelledAtRandomPointsLeaveNothingBehind) {
     EXPECT_EQ(s.num_statuses, 1);
     EXPECT_TRUE(s.status.ok() || s.status.error_code() == grpc::StatusCode::CANCELLED)
         << Name(s.point) << ": " << s.status.error_code() << " " << s.status.error_message();
-    if (s.status.ok()) EXPECT_TRUE(s.had_final);
+    if (s.status.ok()) {
+      EXPECT_TRUE(s.had_final);
+    }
     ++outcomes[Name(s.point)][s.status.ok() ? "OK" : "CANCELLED"];
     if (s.point == CancelPoint::kScoring && s.scoring_at_cancel && !s.status.ok()) ++scoring_cancels;
   }

@@ -47,7 +47,9 @@ TEST(RequestParsingTest, AgreesWithProtobufOnEveryPrefix) {
     // Cutting inside a multi-byte character leaves valid text truncated: protobuf refuses it as a parse failure
     // only when the length prefix runs past the end, which both detect; the UTF-8 check sees complete values only.
     EXPECT_EQ(status.ok(), theirs.ParseFromString(prefix)) << "prefix of " << n << " bytes: " << status;
-    if (!status.ok()) EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    if (!status.ok()) {
+      EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    }
   }
 }
 
