@@ -230,7 +230,7 @@ int Main() {
   CpuBackendOptions rm_cpu;
   rm_cpu.num_threads = a.num_threads;
   rm_cpu.num_blocks = rm_options.engine_kv_blocks + blocks_per_seq;
-  auto rm_weights_dtype = ParseWeightsDtype(a.rm_weights_dtype);
+  auto rm_weights_dtype = ParseWeightsDtype(a.rm_weights_dtype, "--rm_weights_dtype");
   auto rm_kv_dtype = ParseKvDtype(a.rm_kv_dtype);
   CHECK_OK(rm_weights_dtype.status());
   CHECK_OK(rm_kv_dtype.status());

@@ -103,12 +103,7 @@ absl::Status ChatServerOptions::Validate() const {
 
 absl::StatusOr<WeightsDtype> ChatServerOptions::RewardWeightsDtype() const {
   if (reward_weights_dtype.empty()) return weights_dtype;
-  absl::StatusOr<WeightsDtype> dtype = ParseWeightsDtype(reward_weights_dtype);
-  if (!dtype.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--reward_weights_dtype: unknown '", reward_weights_dtype, "' (f32, bf16, q8_0)"));
-  }
-  return dtype;
+  return ParseWeightsDtype(reward_weights_dtype, "--reward_weights_dtype");
 }
 
 absl::StatusOr<std::unique_ptr<ChatServer>> ChatServer::Start(const ChatServerOptions& options) {

@@ -14,11 +14,11 @@ const char* WeightsDtypeName(WeightsDtype dtype) {
   return "?";
 }
 
-absl::StatusOr<WeightsDtype> ParseWeightsDtype(const std::string& name) {
+absl::StatusOr<WeightsDtype> ParseWeightsDtype(const std::string& name, const char* flag) {
   for (WeightsDtype d : {WeightsDtype::kF32, WeightsDtype::kBF16, WeightsDtype::kQ8_0}) {
     if (name == WeightsDtypeName(d)) return d;
   }
-  return absl::InvalidArgumentError(absl::StrCat("--weights_dtype: unknown '", name, "' (f32, bf16, q8_0)"));
+  return absl::InvalidArgumentError(absl::StrCat(flag, ": unknown '", name, "' (f32, bf16, q8_0)"));
 }
 
 absl::Status CheckStorable(WeightsDtype dtype, const std::string& name, int rows, int cols) {

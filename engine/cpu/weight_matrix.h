@@ -25,8 +25,8 @@ enum class WeightsDtype { kF32, kBF16, kQ8_0 };
 
 // "f32", "bf16", "q8_0".
 const char* WeightsDtypeName(WeightsDtype dtype);
-// INVALID_ARGUMENT naming --weights_dtype and the allowed values for any other name.
-absl::StatusOr<WeightsDtype> ParseWeightsDtype(const std::string& name);
+// INVALID_ARGUMENT naming `flag` and the allowed values for any other name.
+absl::StatusOr<WeightsDtype> ParseWeightsDtype(const std::string& name, const char* flag = "--weights_dtype");
 
 // A packed [rows, cols] matrix y = x · Wᵀ reads (rows = outputs, cols = inputs).
 struct WeightMatrix {
