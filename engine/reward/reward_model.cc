@@ -77,15 +77,15 @@ absl::StatusOr<std::unique_ptr<RewardModel>> RewardModel::Create(const WeightSou
                                                    " is not a reward model (LlamaForSequenceClassification with "
                                                    "score.weight)"));
   }
-  const std::vector<int64_t> head_shape = {1, config.hidden_size};
-  absl::StatusOr<TensorInfo> score = source.Info("score.weight");
-  if (config.num_labels != 1 || !score.ok() || score->shape != head_shape) {
+  if (config.num_labels != 1) {
     return absl::InvalidArgumentError(absl::StrCat("reward model '", options.name,
                                                    "': expected a scalar score head (num_labels 1, score [1, ",
                                                    config.hidden_size, "]), got num_labels ", config.num_labels));
   }
   if (options.max_batch_tokens <= 0) return absl::InvalidArgumentError("max_batch_tokens must be > 0");
-  RETURN_IF_ERROR(CheckWeightShapes(source));  // headers only: a broken model is named before any backend work
+  // Headers only: a broken model is named before any backend work, and score.weight is [1, hidden] (the rule for
+  // num_labels 1), which the head's ReadRows below relies on.
+  RETURN_IF_ERROR(CheckWeightShapes(source));
   // The head before the backend: a backend may Release each tensor once it has read it.
   std::vector<float> head(config.hidden_size);  // [hidden]
   RETURN_IF_ERROR(source.ReadRows("score.weight", 0, 1, head.data()));
