@@ -9,6 +9,7 @@
 
 #include "gtest/gtest.h"
 #include "tests/server/e2e_helpers.h"
+#include "tests/support/cpu_kernel_inputs.h"
 
 namespace llama::server::testing {
 namespace {
@@ -158,9 +159,8 @@ TEST_F(RewardServerTest, Q8RewardModelWithHalfKvServesFourCandidates) {
   const RewardModelDescription& rm = server->rewards()->models()[0];
   EXPECT_EQ(rm.weights_dtype, "q8_0");
   // stories15M's reward model: 6 layers of 7 matrices (288 x 288 four times, 768 x 288 twice, 288 x 768),
-  // embed_tokens 32000 x 288 and the head 1 x 288 (rows padded to 16) at 36 bytes per 32 values (engine/cpu/
-  // packed_q8.h), each at a 64-byte offset: ~0.28x the fp32 bytes.
-  auto q8 = [](int64_t rows, int64_t cols) { return ((rows + 15) / 16 * 16 * (cols / 32) * 36 + 63) / 64 * 64; };
+  // embed_tokens 32000 x 288 and the head 1 x 288 in the q8_0 layout (Q8PackedBytes): ~0.28x the fp32 bytes.
+  auto q8 = Q8PackedBytes;
   EXPECT_EQ(rm.weight_bytes,
             6 * (4 * q8(288, 288) + 2 * q8(768, 288) + q8(288, 768)) + q8(32000, 288) + q8(1, 288));
 

@@ -22,6 +22,7 @@
 #include "engine/model/weights.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/cpu_kernel_inputs.h"
 #include "tests/support/tiny_models.h"
 
 namespace llama {
@@ -75,12 +76,6 @@ std::vector<float> Logits(CpuBackend* backend, const ForwardInput& in) {
   const absl::Status s = backend->Forward(in, &out);
   EXPECT_TRUE(s.ok()) << s;
   return out.logits;
-}
-
-double Rms(const std::vector<float>& v) {
-  double s = 0;
-  for (float x : v) s += static_cast<double>(x) * x;
-  return std::sqrt(s / v.size());
 }
 
 double MaxAbsDiff(const std::vector<float>& a, const std::vector<float>& b) {

@@ -15,6 +15,7 @@
 #include "engine/model/weights.h"
 #include "engine/reward/reward_model.h"
 #include "gtest/gtest.h"
+#include "tests/support/cpu_kernel_inputs.h"
 #include "tests/support/tiny_models.h"
 
 namespace llama {
@@ -65,12 +66,6 @@ class RewardModelDtypeTest : public ::testing::Test {
 
   std::string dir_;
 };
-
-double Rms(const std::vector<float>& v) {
-  double s = 0;
-  for (float x : v) s += static_cast<double>(x) * x;
-  return std::sqrt(s / v.size());
-}
 
 // Bounds on the features (final-norm hidden states [4 sequences, 64]) against the f32 model, relative to their RMS
 // (≈ 1: RMSNorm output times norm weights around 1), on the RMS of the difference and on its max.
@@ -178,20 +173,18 @@ TEST_F(RewardModelDtypeTest, LoadPacksTheMappedCheckpointIntoTheStorageType) {
   EXPECT_FALSE(from_host_weights);
   EXPECT_EQ(dtype, WeightsDtype::kQ8_0);
   EXPECT_EQ((*rm)->kv_cache().dtype_bytes, 2);  // bf16 KV
-  // From the layout (engine/cpu/packed_q8.h), not the backend's own sum: q8_0 stores 36 bytes (32 int8 + an fp32
-  // scale) per 32 values of a row, rows padded to a multiple of 16, each of the 16 matrices (7 per layer,
-  // embed_tokens, score) at a 64-byte offset in the arena.
+  // From the layout (Q8PackedBytes), not the backend's own sum: the 16 matrices (7 per layer, embed_tokens,
+  // score).
   const ModelConfig c = GqaRewardConfig();
   const int64_t hd = c.head_dim(), dim = c.hidden_size, ffn = c.intermediate_size;
   const std::vector<std::pair<int64_t, int64_t>> layer = {
       {c.num_attention_heads * hd, dim}, {c.num_key_value_heads * hd, dim}, {c.num_key_value_heads * hd, dim},
       {dim, c.num_attention_heads * hd}, {ffn, dim}, {ffn, dim}, {dim, ffn}};
-  auto q8_bytes = [](int64_t rows, int64_t cols) { return ((rows + 15) / 16 * 16 * (cols / 32) * 36 + 63) / 64 * 64; };
-  int64_t want = q8_bytes(c.vocab_size, dim) + q8_bytes(1, dim);
+  int64_t want = Q8PackedBytes(c.vocab_size, dim) + Q8PackedBytes(1, dim);
   int64_t f32_bytes = 4 * (c.vocab_size * dim + dim);
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     for (const auto& [rows, cols] : layer) {
-      want += q8_bytes(rows, cols);
+      want += Q8PackedBytes(rows, cols);
       f32_bytes += 4 * rows * cols;
     }
   }
