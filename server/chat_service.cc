@@ -160,7 +160,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::GetModelInfo(grpc::CallbackServerCont
 namespace {
 
 // One Score call between the engine loop's result and its Finish on the stream writer's thread; deletes itself.
-struct ScoreCall : StreamWriter::Stream {
+struct ScoreCall final : StreamWriter::Stream {
   ScoreCall(grpc::ServerUnaryReactor* r, v1::ScoreResponse* out) : reactor(r), response(out) {}
   void OnWriterTurn() override {
     if (result.ok()) {
