@@ -34,7 +34,7 @@ void AddBackendFlags(FlagSet* flags, std::string* backend, std::string* dtype, i
 
 void AddKvDtypeFlag(FlagSet* flags, std::string* kv_dtype) {
   flags->Add("kv_dtype", kv_dtype,
-             "CPU backend KV cache: f32, f16 or bf16 (half types: half the bytes per token; ignored on cuda)");
+             "CPU backend KV cache: f32, f16 or bf16 (half types: half the bytes per token; refused with --backend cuda, whose type is --dtype)");
 }
 
 absl::StatusOr<std::unique_ptr<WeightSource>> OpenModel(const std::string& model_path,
@@ -69,8 +69,9 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(const std::string& backen
   if (backend != "cuda") {
     return absl::InvalidArgumentError(absl::StrCat("--backend must be cpu or cuda, got '", backend, "'"));
   }
-  if (cpu_options.weights_dtype != WeightsDtype::kF32) {
-    return absl::InvalidArgumentError("--weights_dtype is a CPU backend flag; the CUDA backend's type is --dtype");
+  if (cpu_options.weights_dtype != WeightsDtype::kF32 || cpu_options.kv_dtype != KvDtype::kF32) {
+    return absl::InvalidArgumentError(
+        "--weights_dtype and --kv_dtype are CPU backend flags; the CUDA backend's type is --dtype");
   }
   ASSIGN_OR_RETURN(const ModelWeights weights, MaterializeWeights(source));
   cuda::CudaBackendOptions options;

@@ -167,6 +167,12 @@ TEST_F(LlamaChatCliTest, BenchRunsOnDummyWeightsOfEachStorageType) {
   EXPECT_EQ(unknown_shape.exit_code, 1);
   EXPECT_THAT(unknown_shape.err, HasSubstr("unknown shape 'llama-9'"));
   EXPECT_THAT(LlamaChat("generate --help").out, HasSubstr("--weights_dtype TEXT"));
+  // The CPU storage flags with --backend cuda are refused before any device work, as the server does.
+  for (const char* flag : {"--weights_dtype q8_0", "--kv_dtype f16"}) {
+    const Outcome cuda = LlamaChat(absl::StrCat("bench --dummy_weights tiny --backend cuda ", flag));
+    EXPECT_EQ(cuda.exit_code, 1) << flag;
+    EXPECT_THAT(cuda.err, HasSubstr("are CPU backend flags")) << flag;
+  }
 }
 
 // bench-serve runs both paths over requests of the same exact lengths: the direct rounds' prompt and output token
