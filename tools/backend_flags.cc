@@ -34,7 +34,8 @@ void AddBackendFlags(FlagSet* flags, std::string* backend, std::string* dtype, i
 
 void AddKvDtypeFlag(FlagSet* flags, std::string* kv_dtype) {
   flags->Add("kv_dtype", kv_dtype,
-             "CPU backend KV cache: f32, f16 or bf16 (half types: half the bytes per token; refused with --backend cuda, whose type is --dtype)");
+             "CPU backend KV cache: f32, f16 or bf16 (half types: half the bytes per token; refused with "
+             "--backend cuda, whose type is --dtype)");
 }
 
 absl::StatusOr<std::unique_ptr<WeightSource>> OpenModel(const std::string& model_path,
